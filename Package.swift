@@ -1,0 +1,116 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "edgecache",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "edgecache", targets: ["edgecache"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+    ],
+    targets: [
+        // System libraries, through small module maps.
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        .systemLibrary(name: "COpenSSLCrypto", path: "Sources/COpenSSLCrypto"),
+
+        // Pure core: FHIR rules, replication frames, state machines. No NIO, no GRDB.
+        .target(name: "EdgeCacheCore", swiftSettings: swiftSettings),
+
+        // Sealing (zlib + AES-256-GCM), keyed hashes, key wrapping.
+        .target(
+            name: "EdgeCacheCrypto",
+            dependencies: ["CZlib", "COpenSSLCrypto", "EdgeCacheCore"],
+            swiftSettings: swiftSettings
+        ),
+
+        // SQLite stores: origin (system of record) and edge (sealed cache).
+        .target(
+            name: "EdgeCacheStore",
+            dependencies: ["EdgeCacheCore", "EdgeCacheCrypto", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: swiftSettings
+        ),
+
+        // HTTP: FHIR API, peer API, mTLS identity.
+        .target(
+            name: "EdgeCacheHTTP",
+            dependencies: [
+                "EdgeCacheCore", "EdgeCacheStore", "EdgeCacheCrypto",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // Node assembly: config, origin client, stream follower, services, demo.
+        .target(
+            name: "EdgeCacheNode",
+            dependencies: [
+                "EdgeCacheCore", "EdgeCacheCrypto", "EdgeCacheStore", "EdgeCacheHTTP",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // Thin CLI.
+        .executableTarget(
+            name: "edgecache",
+            dependencies: [
+                "EdgeCacheNode", "EdgeCacheCore", "EdgeCacheCrypto",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        .testTarget(name: "EdgeCacheCoreTests", dependencies: ["EdgeCacheCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "EdgeCacheCryptoTests",
+            dependencies: ["EdgeCacheCrypto", "EdgeCacheCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EdgeCacheStoreTests",
+            dependencies: ["EdgeCacheStore", "EdgeCacheCrypto", "EdgeCacheCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EdgeCacheNodeTests",
+            dependencies: [
+                "EdgeCacheNode", "EdgeCacheCore", "EdgeCacheCrypto", "EdgeCacheStore", "EdgeCacheHTTP",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,60 @@
+/// A request that cannot be served, with the HTTP status and the FHIR issue to report.
+///
+/// Every error a client sees is rendered as an OperationOutcome (see ``OperationOutcome``).
+public struct FHIRError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// HTTP status code.
+    public var status: Int
+    /// FHIR IssueType code (`invalid`, `not-found`, `conflict`, ...).
+    public var code: String
+    /// Human-readable diagnostics. Never contains resource content.
+    public var diagnostics: String
+    /// Extra response headers (for example `Retry-After`).
+    public var headers: [(String, String)]
+
+    public init(status: Int, code: String, _ diagnostics: String, headers: [(String, String)] = []) {
+        self.status = status
+        self.code = code
+        self.diagnostics = diagnostics
+        self.headers = headers
+    }
+
+    public var description: String { "\(status) \(code): \(diagnostics)" }
+
+    public static func == (lhs: FHIRError, rhs: FHIRError) -> Bool {
+        lhs.status == rhs.status && lhs.code == rhs.code && lhs.diagnostics == rhs.diagnostics
+    }
+
+    public static func invalid(_ message: String) -> FHIRError { .init(status: 400, code: "invalid", message) }
+    public static func notFound(_ message: String) -> FHIRError { .init(status: 404, code: "not-found", message) }
+    public static func gone(_ message: String) -> FHIRError { .init(status: 410, code: "deleted", message) }
+    public static func forbidden(_ message: String) -> FHIRError { .init(status: 403, code: "forbidden", message) }
+    public static func conflict(_ message: String) -> FHIRError { .init(status: 409, code: "conflict", message) }
+    public static func preconditionFailed(_ message: String) -> FHIRError {
+        .init(status: 412, code: "conflict", message)
+    }
+    public static func unavailable(_ message: String, retryAfter: Int? = nil) -> FHIRError {
+        .init(status: 503, code: "transient", message, headers: retryAfter.map { [("Retry-After", String($0))] } ?? [])
+    }
+}
+
+/// Builds FHIR OperationOutcome resources.
+public enum OperationOutcome {
+    /// An OperationOutcome with one issue.
+    public static func json(severity: String = "error", code: String, diagnostics: String) -> [UInt8] {
+        let issue = JSONObject([
+            .init(key: "severity", value: .string(severity)),
+            .init(key: "code", value: .string(code)),
+            .init(key: "diagnostics", value: .string(diagnostics)),
+        ])
+        let outcome = JSONObject([
+            .init(key: "resourceType", value: .string("OperationOutcome")),
+            .init(key: "issue", value: .array([.object(issue)])),
+        ])
+        return JSONValue.object(outcome).serialized()
+    }
+
+    /// The OperationOutcome for an error.
+    public static func json(for error: FHIRError) -> [UInt8] {
+        json(code: error.code, diagnostics: error.diagnostics)
+    }
+}

@@ -1,0 +1,73 @@
+/// A JSON value that keeps object member order and number text exactly as received.
+///
+/// FHIR decimals carry precision (`1.50` is not `1.5`), so numbers stay as their original
+/// text; objects keep member order so a resource reads back the way it was written.
+public indirect enum JSONValue: Sendable, Equatable {
+    case null
+    case bool(Bool)
+    /// The number's JSON text, already validated against the JSON number grammar.
+    case number(String)
+    case string(String)
+    case array([JSONValue])
+    case object(JSONObject)
+
+    /// The string payload, if this is a string.
+    public var stringValue: String? {
+        if case .string(let s) = self { return s }
+        return nil
+    }
+
+    /// The object payload, if this is an object.
+    public var objectValue: JSONObject? {
+        if case .object(let o) = self { return o }
+        return nil
+    }
+
+    /// The array payload, if this is an array.
+    public var arrayValue: [JSONValue]? {
+        if case .array(let a) = self { return a }
+        return nil
+    }
+}
+
+/// An ordered JSON object. Duplicate member names are rejected by the parser.
+public struct JSONObject: Sendable, Equatable {
+    /// One member of an object.
+    public struct Member: Sendable, Equatable {
+        public var key: String
+        public var value: JSONValue
+        public init(key: String, value: JSONValue) {
+            self.key = key
+            self.value = value
+        }
+    }
+
+    public var members: [Member]
+
+    public init(_ members: [Member] = []) {
+        self.members = members
+    }
+
+    /// Reads or replaces a member; setting `nil` removes it. A new member is appended.
+    public subscript(key: String) -> JSONValue? {
+        get { members.first(where: { $0.key == key })?.value }
+        set {
+            if let index = members.firstIndex(where: { $0.key == key }) {
+                if let newValue { members[index].value = newValue } else { members.remove(at: index) }
+            } else if let newValue {
+                members.append(Member(key: key, value: newValue))
+            }
+        }
+    }
+
+    /// Moves the named members to the front, in the given order (those present).
+    public mutating func moveToFront(_ keys: [String]) {
+        var front: [Member] = []
+        for key in keys {
+            if let index = members.firstIndex(where: { $0.key == key }) {
+                front.append(members.remove(at: index))
+            }
+        }
+        members.insert(contentsOf: front, at: 0)
+    }
+}

@@ -1,0 +1,52 @@
+/// What an edge knows about its link to the origin, and the staleness that follows.
+///
+/// An edge that follows a live stream knows its staleness exactly: the time since it was last
+/// caught up with the origin's head (heartbeats carry the head LSN).
+public struct LinkState: Sendable, Equatable {
+    /// Whether the stream is connected and heartbeats are arriving.
+    public private(set) var connected = false
+    /// Head LSN from the last heartbeat.
+    public private(set) var originHead: Int64 = 0
+    /// Last applied LSN.
+    public private(set) var applied: Int64
+    /// When a heartbeat last arrived (local monotonic-ish epoch ms).
+    public private(set) var lastHeartbeatAt: Int64?
+    /// When the edge was last known to hold everything up to the origin's head.
+    public private(set) var caughtUpAt: Int64?
+    /// How long without a heartbeat before the link counts as down.
+    public let heartbeatTimeoutMilliseconds: Int64
+
+    public init(applied: Int64, heartbeatTimeoutMilliseconds: Int64 = 3000) {
+        self.applied = applied
+        self.heartbeatTimeoutMilliseconds = heartbeatTimeoutMilliseconds
+    }
+
+    public mutating func heartbeat(head: Int64, at now: Int64) {
+        connected = true
+        originHead = max(originHead, head)
+        lastHeartbeatAt = now
+        if applied >= head { caughtUpAt = now }
+    }
+
+    public mutating func applied(upTo lsn: Int64, at now: Int64) {
+        applied = max(applied, lsn)
+        if connected, applied >= originHead { caughtUpAt = now }
+    }
+
+    public mutating func disconnected() {
+        connected = false
+    }
+
+    /// Whether heartbeats are current and nothing is known to be missing.
+    public func isLive(at now: Int64) -> Bool {
+        guard connected, let last = lastHeartbeatAt, now - last <= heartbeatTimeoutMilliseconds else { return false }
+        return applied >= originHead
+    }
+
+    /// Milliseconds since the edge was last caught up: 0 while live; nil if it never was.
+    public func staleness(at now: Int64) -> Int64? {
+        if isLive(at: now) { return 0 }
+        guard let caughtUpAt else { return nil }
+        return max(0, now - caughtUpAt)
+    }
+}

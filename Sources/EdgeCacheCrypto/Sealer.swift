@@ -1,0 +1,35 @@
+/// Compresses then seals blobs under a tenant's data key.
+///
+/// Layout: `0x01 || key version (4, big endian) || AES-256-GCM(zlib(plaintext))`. The AAD the
+/// caller passes (lookup key and version) binds each blob to the row it belongs in, so a blob
+/// copied to another row does not open.
+public struct Sealer: Sendable {
+    public let keys: TenantKeys
+
+    public init(keys: TenantKeys) {
+        self.keys = keys
+    }
+
+    public func seal(_ plaintext: [UInt8], aad: [UInt8]) throws(CryptoError) -> [UInt8] {
+        let compressed = try Zlib.compress(plaintext)
+        let v = keys.version
+        var out: [UInt8] = [1, UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)]
+        out.append(contentsOf: try AESGCM.seal(compressed, key: keys.dataKey, aad: aad))
+        return out
+    }
+
+    public func open(_ sealed: [UInt8], aad: [UInt8]) throws(CryptoError) -> [UInt8] {
+        guard sealed.count > 5, sealed[0] == 1 else { throw CryptoError("unknown sealed blob format") }
+        let v = UInt32(sealed[1]) << 24 | UInt32(sealed[2]) << 16 | UInt32(sealed[3]) << 8 | UInt32(sealed[4])
+        guard v == keys.version else { throw CryptoError("blob sealed under data key v\(v), have v\(keys.version)") }
+        let compressed = try AESGCM.open(sealed[5...], key: keys.dataKey, aad: aad)
+        return try Zlib.decompress(compressed)
+    }
+
+    /// The AAD for a resource version: `lookupKey || version`.
+    public static func aad(lookupKey: [UInt8], version: Int64) -> [UInt8] {
+        var aad = lookupKey
+        for shift in stride(from: 56, through: 0, by: -8) { aad.append(UInt8(truncatingIfNeeded: version >> Int64(shift))) }
+        return aad
+    }
+}

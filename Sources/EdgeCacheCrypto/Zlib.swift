@@ -1,0 +1,133 @@
+import CZlib
+
+/// One-shot zlib compression with a 4-byte length prefix, bounded on decompression.
+public enum Zlib {
+    /// Largest plaintext ``decompress(_:)`` will produce (guards against zip bombs).
+    public static let maxDecompressedSize = 64 * 1024 * 1024
+
+    /// `uint32be(length) || zlib(data)`.
+    public static func compress(_ data: [UInt8], level: Int32 = 1) throws(CryptoError) -> [UInt8] {
+        var bound = compressBound(uLong(data.count))
+        var out = [UInt8](repeating: 0, count: Int(bound) + 4)
+        let n = UInt32(data.count)
+        out[0] = UInt8(n >> 24); out[1] = UInt8(n >> 16 & 0xFF); out[2] = UInt8(n >> 8 & 0xFF); out[3] = UInt8(n & 0xFF)
+        let rc = out.withUnsafeMutableBufferPointer { o in
+            data.withUnsafeBufferPointer { i in
+                compress2(o.baseAddress! + 4, &bound, i.baseAddress, uLong(data.count), level)
+            }
+        }
+        guard rc == Z_OK else { throw CryptoError("zlib compression failed (\(rc))") }
+        out.removeLast(out.count - 4 - Int(bound))
+        return out
+    }
+
+    /// Reverses ``compress(_:level:)``.
+    public static func decompress(_ data: [UInt8]) throws(CryptoError) -> [UInt8] {
+        guard data.count >= 4 else { throw CryptoError("compressed data too short") }
+        let n = Int(data[0]) << 24 | Int(data[1]) << 16 | Int(data[2]) << 8 | Int(data[3])
+        guard n <= maxDecompressedSize else { throw CryptoError("compressed data claims \(n) bytes") }
+        if n == 0 { return [] }
+        var out = [UInt8](repeating: 0, count: n)
+        var outLength = uLongf(n)
+        let rc = out.withUnsafeMutableBufferPointer { o in
+            data.withUnsafeBufferPointer { i in
+                uncompress(o.baseAddress, &outLength, i.baseAddress! + 4, uLong(data.count - 4))
+            }
+        }
+        guard rc == Z_OK, Int(outLength) == n else { throw CryptoError("zlib decompression failed (\(rc))") }
+        return out
+    }
+}
+
+/// A streaming zlib compressor; each ``compress(_:)`` output is decodable on its own arrival
+/// (sync flush), which is what a live change stream needs.
+public final class ZlibDeflater {
+    private let stream: UnsafeMutablePointer<z_stream>
+
+    public init(level: Int32 = 1) throws(CryptoError) {
+        stream = .allocate(capacity: 1)
+        stream.initialize(to: z_stream())
+        let rc = deflateInit_(stream, level, zlibVersion(), Int32(MemoryLayout<z_stream>.size))
+        guard rc == Z_OK else {
+            stream.deallocate()
+            throw CryptoError("deflateInit failed (\(rc))")
+        }
+    }
+
+    deinit {
+        deflateEnd(stream)
+        stream.deallocate()
+    }
+
+    /// Compresses `input` and flushes, returning all output produced.
+    public func compress(_ input: [UInt8]) -> [UInt8] {
+        var output: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: max(1024, input.count / 2 + 64))
+        var input = input
+        input.withUnsafeMutableBufferPointer { inBuf in
+            stream.pointee.next_in = inBuf.baseAddress
+            stream.pointee.avail_in = uInt(inBuf.count)
+            repeat {
+                chunk.withUnsafeMutableBufferPointer { outBuf in
+                    stream.pointee.next_out = outBuf.baseAddress
+                    stream.pointee.avail_out = uInt(outBuf.count)
+                    _ = deflate(stream, Z_SYNC_FLUSH)
+                }
+                output.append(contentsOf: chunk[0..<(chunk.count - Int(stream.pointee.avail_out))])
+            } while stream.pointee.avail_out == 0
+            stream.pointee.next_in = nil
+        }
+        return output
+    }
+}
+
+/// A streaming zlib decompressor with a bound on how much one call may produce.
+public final class ZlibInflater {
+    private let stream: UnsafeMutablePointer<z_stream>
+    private var finished = false
+
+    public init() throws(CryptoError) {
+        stream = .allocate(capacity: 1)
+        stream.initialize(to: z_stream())
+        let rc = inflateInit_(stream, zlibVersion(), Int32(MemoryLayout<z_stream>.size))
+        guard rc == Z_OK else {
+            stream.deallocate()
+            throw CryptoError("inflateInit failed (\(rc))")
+        }
+    }
+
+    deinit {
+        inflateEnd(stream)
+        stream.deallocate()
+    }
+
+    /// Decompresses the next piece of the stream.
+    /// - Throws: on corrupt data or when the output of this call would exceed `limit` bytes.
+    public func decompress(_ input: [UInt8], limit: Int = 64 * 1024 * 1024) throws(CryptoError) -> [UInt8] {
+        guard !finished else {
+            if input.isEmpty { return [] }
+            throw CryptoError("data after the end of the zlib stream")
+        }
+        var output: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        var input = input
+        var rc: Int32 = Z_OK
+        input.withUnsafeMutableBufferPointer { inBuf in
+            stream.pointee.next_in = inBuf.baseAddress
+            stream.pointee.avail_in = uInt(inBuf.count)
+            repeat {
+                chunk.withUnsafeMutableBufferPointer { outBuf in
+                    stream.pointee.next_out = outBuf.baseAddress
+                    stream.pointee.avail_out = uInt(outBuf.count)
+                    rc = inflate(stream, Z_NO_FLUSH)
+                }
+                output.append(contentsOf: chunk[0..<(chunk.count - Int(stream.pointee.avail_out))])
+                if output.count > limit { rc = Z_MEM_ERROR; break }
+            } while rc == Z_OK && (stream.pointee.avail_in > 0 || stream.pointee.avail_out == 0)
+            stream.pointee.next_in = nil
+        }
+        if rc == Z_STREAM_END { finished = true; return output }
+        guard rc == Z_OK || rc == Z_BUF_ERROR else { throw CryptoError("corrupt or oversized zlib stream (\(rc))") }
+        return output
+    }
+}

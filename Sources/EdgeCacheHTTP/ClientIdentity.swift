@@ -1,0 +1,46 @@
+import NIOSSL
+
+/// Who is calling, from the verified client certificate.
+///
+/// Certificates name their holder with URI subject alternative names:
+/// `urn:edgecache:tenant:<tenant>`, `urn:edgecache:role:<edge|client|origin>` and, for nodes,
+/// `urn:edgecache:node:<node-id>` (see docs/OPERATIONS.md, "Certificates").
+public struct ClientIdentity: Sendable, Equatable {
+    public enum Role: String, Sendable {
+        case edge, client, origin
+    }
+
+    public var tenant: String?
+    public var role: Role?
+    public var node: String?
+    public var commonName: String?
+
+    public init(tenant: String?, role: Role?, node: String? = nil, commonName: String? = nil) {
+        self.tenant = tenant
+        self.role = role
+        self.node = node
+        self.commonName = commonName
+    }
+
+    /// Reads the EdgeCache URIs of a certificate.
+    public init(certificate: NIOSSLCertificate) {
+        var tenant: String?
+        var role: Role?
+        var node: String?
+        for name in certificate._subjectAlternativeNames() where name.nameType == .uri {
+            let uri = String(decoding: name.contents, as: UTF8.self)
+            let prefix = "urn:edgecache:"
+            guard uri.hasPrefix(prefix) else { continue }
+            let rest = uri.dropFirst(prefix.count)
+            guard let colon = rest.firstIndex(of: ":") else { continue }
+            let value = String(rest[rest.index(after: colon)...])
+            switch rest[..<colon] {
+            case "tenant": tenant = value
+            case "role": role = Role(rawValue: value)
+            case "node": node = value
+            default: continue
+            }
+        }
+        self.init(tenant: tenant, role: role, node: node, commonName: nil)
+    }
+}

@@ -1,0 +1,74 @@
+import EdgeCacheCore
+
+/// Builds searchset and history Bundles, splicing stored resource JSON in without re-parsing it.
+public enum FHIRBundle {
+    private static func append(_ s: String, _ out: inout [UInt8]) { out.append(contentsOf: Array(s.utf8)) }
+
+    private static func link(_ relation: String, _ url: String, _ out: inout [UInt8]) {
+        append("{\"relation\":\"\(relation)\",\"url\":", &out)
+        JSONValue.writeString(url, into: &out)
+        append("}", &out)
+    }
+
+    /// A `searchset` Bundle with absolute `self`, `next` and `previous` links on `baseURL`.
+    public static func searchset(_ page: SearchPage, type: String, query: SearchQuery, baseURL: String, now: Int64) -> [UInt8] {
+        func url(offset: Int) -> String {
+            var parts = query.effectiveParameters.map { "\(QueryString.encode($0.0))=\(QueryString.encode($0.1))" }
+            parts.append("_count=\(query.count)")
+            if offset > 0 { parts.append("_offset=\(offset)") }
+            return "\(baseURL)/\(type)?" + parts.joined(separator: "&")
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(page.resources.reduce(512) { $0 + $1.json.count + 128 })
+        append("{\"resourceType\":\"Bundle\",\"meta\":{\"lastUpdated\":\"\(FHIRTime.instant(millis: now))\"},", &out)
+        append("\"type\":\"searchset\",", &out)
+        if let total = page.total { append("\"total\":\(total),", &out) }
+        append("\"link\":[", &out)
+        link("self", url(offset: query.offset), &out)
+        if page.hasMore {
+            append(",", &out)
+            link("next", url(offset: query.offset + query.count), &out)
+        }
+        if query.offset > 0 {
+            append(",", &out)
+            link("previous", url(offset: max(0, query.offset - query.count)), &out)
+        }
+        append("],\"entry\":[", &out)
+        for (i, r) in page.resources.enumerated() {
+            if i > 0 { append(",", &out) }
+            append("{\"fullUrl\":", &out)
+            JSONValue.writeString("\(baseURL)/\(r.type)/\(r.id)", into: &out)
+            append(",\"resource\":", &out)
+            out.append(contentsOf: r.json)
+            append(",\"search\":{\"mode\":\"match\"}}", &out)
+        }
+        append("]}", &out)
+        return out
+    }
+
+    /// A `history` Bundle, newest version first.
+    public static func history(_ versions: [ResourceVersion], baseURL: String, now: Int64) -> [UInt8] {
+        var out: [UInt8] = []
+        append("{\"resourceType\":\"Bundle\",\"meta\":{\"lastUpdated\":\"\(FHIRTime.instant(millis: now))\"},", &out)
+        append("\"type\":\"history\",\"total\":\(versions.count),\"entry\":[", &out)
+        for (i, r) in versions.enumerated() {
+            if i > 0 { append(",", &out) }
+            append("{\"fullUrl\":", &out)
+            JSONValue.writeString("\(baseURL)/\(r.type)/\(r.id)", into: &out)
+            if !r.deleted {
+                append(",\"resource\":", &out)
+                out.append(contentsOf: r.json)
+            }
+            let method = r.deleted ? "DELETE" : (r.version == 1 ? "POST" : "PUT")
+            let requestURL = method == "POST" ? r.type : "\(r.type)/\(r.id)"
+            append(",\"request\":{\"method\":\"\(method)\",\"url\":", &out)
+            JSONValue.writeString(requestURL, into: &out)
+            let status = r.deleted ? "204" : (r.version == 1 ? "201" : "200")
+            append("},\"response\":{\"status\":\"\(status)\",\"etag\":", &out)
+            JSONValue.writeString(r.etag, into: &out)
+            append(",\"lastModified\":\"\(FHIRTime.instant(millis: r.lastUpdated))\"}}", &out)
+        }
+        append("]}", &out)
+        return out
+    }
+}

@@ -1,0 +1,223 @@
+import EdgeCacheCore
+import EdgeCacheStore
+import HTTPTypes
+import Hummingbird
+import Logging
+
+/// Maps FHIR REST interactions under `/fhir` to a ``FHIRBackend``: routing, validation,
+/// conditional requests, `Prefer`, `_format`, Bundles, and OperationOutcome for every error.
+public struct FHIRResponder: Sendable {
+    public let backend: any FHIRBackend
+    public let role: String
+    public let limits: RequestLimits
+    public let clock: any WallClock
+
+    public init(backend: any FHIRBackend, role: String, limits: RequestLimits, clock: any WallClock = SystemWallClock()) {
+        self.backend = backend
+        self.role = role
+        self.limits = limits
+        self.clock = clock
+    }
+
+    /// Serves one request. `segments` are the path segments after `/fhir`.
+    public func respond(to request: Request, segments: [Substring], caller: FHIRCaller, logger: Logger) async -> Response {
+        do {
+            var response = try await dispatch(request, segments: segments, caller: caller)
+            response.headers[HTTPField.Name("X-Request-Id")!] = caller.requestID
+            return response
+        } catch let error as FHIRError {
+            return FHIRHTTP.error(error, requestID: caller.requestID)
+        } catch {
+            logger.error("request failed", metadata: ["error": "\(String(describing: type(of: error)))"])
+            return FHIRHTTP.error(FHIRError(status: 500, code: "exception", "Internal error"), requestID: caller.requestID)
+        }
+    }
+
+    private func dispatch(_ request: Request, segments: [Substring], caller: FHIRCaller) async throws -> Response {
+        let parameters = QueryString.parse(request.uri.query)
+        if let format = parameters.first(where: { $0.0 == "_format" })?.1,
+            !["json", "application/json", "application/fhir+json"].contains(format.split(separator: ";").first.map(String.init) ?? "")
+        {
+            throw FHIRError(status: 406, code: "not-supported", "Only JSON is supported (_format=json)")
+        }
+        if let accept = request.header("Accept"), accept.contains("xml"), !accept.contains("json"), !accept.contains("*/*") {
+            throw FHIRError(status: 406, code: "not-supported", "Only application/fhir+json is supported")
+        }
+        let method = request.method
+        if segments.isEmpty {
+            throw FHIRError(status: 400, code: "not-supported", "Batch and transaction Bundles are not supported")
+        }
+        if segments.count == 1, segments[0] == "metadata" {
+            guard method == .get else { throw methodNotAllowed() }
+            return FHIRHTTP.response(
+                status: 200, headers: [("Content-Type", FHIRHTTP.fhirJSON)],
+                body: CapabilityStatement.json(role: role, baseURL: caller.baseURL, date: clock.nowMillis()))
+        }
+        let type = String(segments[0])
+        guard ResourceTypes.isStorable(type) else {
+            throw FHIRError(status: 404, code: "not-supported", "Unknown resource type '\(type.prefix(64))'")
+        }
+        switch segments.count {
+        case 1:
+            switch method {
+            case .get: return try await search(type: type, parameters: parameters, rawQuery: request.uri.query, caller: caller)
+            case .post: return try await write(request, type: type, id: nil, caller: caller)
+            default: throw methodNotAllowed()
+            }
+        case 2 where segments[1] == "_search":
+            guard method == .post else { throw methodNotAllowed() }
+            var request = request
+            let body = try await request.collectBody(limits: limits)
+            let formParameters = QueryString.parse(String(decoding: body, as: UTF8.self))
+            return try await search(type: type, parameters: parameters + formParameters, rawQuery: nil, caller: caller)
+        case 2:
+            let id = try validID(segments[1])
+            switch method {
+            case .get, .head: return try await read(request, type: type, id: id, caller: caller)
+            case .put: return try await write(request, type: type, id: id, caller: caller)
+            case .delete: return try await delete(request, type: type, id: id, caller: caller)
+            default: throw methodNotAllowed()
+            }
+        case 3 where segments[2] == "_history":
+            guard method == .get else { throw methodNotAllowed() }
+            let id = try validID(segments[1])
+            let answer = try await backend.history(caller, type: type, id: id)
+            return bundleResponse(
+                FHIRBundle.history(answer.page.resources, baseURL: caller.baseURL, now: clock.nowMillis()),
+                cache: answer.cache)
+        case 4 where segments[2] == "_history":
+            guard method == .get else { throw methodNotAllowed() }
+            let id = try validID(segments[1])
+            guard let version = Int64(segments[3]), version > 0 else { throw FHIRError.invalid("Invalid version id") }
+            let answer = try await backend.vread(caller, type: type, id: id, version: version)
+            return resourceResponse(request, answer, status: 200)
+        default:
+            throw FHIRError.notFound("Unknown FHIR path")
+        }
+    }
+
+    private func methodNotAllowed() -> FHIRError {
+        FHIRError(status: 405, code: "not-supported", "Method not allowed on this path")
+    }
+
+    private func validID(_ segment: Substring) throws(FHIRError) -> String {
+        guard ResourceID.isValid(segment) else {
+            throw FHIRError.invalid("'\(segment.prefix(80))' is not a valid FHIR id ([A-Za-z0-9-.]{1,64})")
+        }
+        return String(segment)
+    }
+
+    // MARK: Read
+
+    private func read(_ request: Request, type: String, id: String, caller: FHIRCaller) async throws -> Response {
+        let answer = try await backend.read(caller, type: type, id: id)
+        if answer.resource.deleted {
+            var error = FHIRError.gone("\(type)/\(id) was deleted")
+            error.headers = [("ETag", answer.resource.etag)] + cacheHeaders(answer.cache)
+            throw error
+        }
+        return resourceResponse(request, answer, status: 200)
+    }
+
+    private func cacheHeaders(_ cache: CacheFacts?) -> [(String, String)] {
+        guard let cache else { return [] }
+        var headers = [("Cache-Status", cache.cacheStatus)]
+        if let age = cache.age { headers.append(("Age", String(age))) }
+        return headers
+    }
+
+    private func resourceHeaders(_ r: ResourceVersion, cache: CacheFacts?) -> [(String, String)] {
+        [
+            ("ETag", r.etag),
+            ("Last-Modified", FHIRTime.httpDate(millis: r.lastUpdated)),
+        ] + cacheHeaders(cache)
+    }
+
+    private func resourceResponse(_ request: Request, _ answer: ResourceAnswer, status: Int) -> Response {
+        let r = answer.resource
+        if let inm = request.header("If-None-Match") {
+            let list = ETag.versions(fromList: inm)
+            if list.any || list.versions.contains(r.version) {
+                return FHIRHTTP.response(status: 304, headers: resourceHeaders(r, cache: answer.cache))
+            }
+        }
+        if r.deleted {
+            return FHIRHTTP.error(FHIRError.gone("\(r.type)/\(r.id) version \(r.version) is a deletion"))
+        }
+        return FHIRHTTP.response(
+            status: status, headers: [("Content-Type", FHIRHTTP.fhirJSON)] + resourceHeaders(r, cache: answer.cache),
+            body: request.method == .head ? nil : r.json)
+    }
+
+    // MARK: Search
+
+    private func search(type: String, parameters: [(String, String)], rawQuery: String?, caller: FHIRCaller) async throws
+        -> Response
+    {
+        let query = try SearchQuery.parse(parameters)
+        let answer = try await backend.search(caller, type: type, query: query, rawQuery: rawQuery)
+        return bundleResponse(
+            FHIRBundle.searchset(answer.page, type: type, query: query, baseURL: caller.baseURL, now: clock.nowMillis()),
+            cache: answer.cache)
+    }
+
+    private func bundleResponse(_ body: [UInt8], cache: CacheFacts?) -> Response {
+        FHIRHTTP.response(status: 200, headers: [("Content-Type", FHIRHTTP.fhirJSON)] + cacheHeaders(cache), body: body)
+    }
+
+    // MARK: Writes
+
+    private func ifMatch(_ request: Request) throws(FHIRError) -> Int64? {
+        guard let value = request.header("If-Match") else { return nil }
+        guard let version = ETag.version(from: value) else {
+            throw FHIRError.invalid("If-Match must name a version, as W/\"3\" or 3")
+        }
+        return version
+    }
+
+    private func checkContentType(_ request: Request) throws(FHIRError) {
+        guard let contentType = request.header("Content-Type")?.lowercased() else { return }
+        let media = contentType.split(separator: ";").first.map { String($0).trimmingSpaces() } ?? ""
+        guard ["application/fhir+json", "application/json", "application/json+fhir", "text/json"].contains(media) else {
+            throw FHIRError(status: 415, code: "not-supported", "Content-Type must be application/fhir+json")
+        }
+    }
+
+    private func write(_ request: Request, type: String, id: String?, caller: FHIRCaller) async throws -> Response {
+        try checkContentType(request)
+        var request = request
+        let body = try await request.collectBody(limits: limits)
+        let object = try FHIRResource.parse(body: body, type: type, urlID: id)
+        let operation: WriteOperation =
+            if let id { .update(type: type, id: id, resource: object, ifMatch: try ifMatch(request)) } else {
+                .create(type: type, resource: object)
+            }
+        let answer = try await backend.write(caller, operation, idempotencyKey: request.header("Idempotency-Key"))
+        return writeResponse(request, answer, caller: caller)
+    }
+
+    private func delete(_ request: Request, type: String, id: String, caller: FHIRCaller) async throws -> Response {
+        let answer = try await backend.write(
+            caller, .delete(type: type, id: id, ifMatch: try ifMatch(request)),
+            idempotencyKey: request.header("Idempotency-Key"))
+        var headers = answer.extraHeaders
+        if let r = answer.resource { headers.append(("ETag", r.etag)) }
+        return FHIRHTTP.response(status: answer.status == 202 ? 202 : 204, headers: headers)
+    }
+
+    private func writeResponse(_ request: Request, _ answer: WriteAnswer, caller: FHIRCaller) -> Response {
+        guard let r = answer.resource else { return FHIRHTTP.response(status: answer.status, headers: answer.extraHeaders) }
+        var headers = answer.extraHeaders + resourceHeaders(r, cache: nil)
+        headers.append(("Location", "\(caller.baseURL)/\(r.type)/\(r.id)/_history/\(r.version)"))
+        let prefer = request.header("Prefer")?.lowercased() ?? ""
+        if prefer.contains("return=minimal") {
+            return FHIRHTTP.response(status: answer.status, headers: headers)
+        }
+        if prefer.contains("return=operationoutcome") {
+            return FHIRHTTP.response(
+                status: answer.status, headers: headers + [("Content-Type", FHIRHTTP.fhirJSON)],
+                body: OperationOutcome.json(severity: "information", code: "informational", diagnostics: "\(r.type)/\(r.id) version \(r.version) stored"))
+        }
+        return FHIRHTTP.response(status: answer.status, headers: headers + [("Content-Type", FHIRHTTP.fhirJSON)], body: r.json)
+    }
+}

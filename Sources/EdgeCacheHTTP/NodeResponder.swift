@@ -1,0 +1,74 @@
+import EdgeCacheCore
+import Hummingbird
+import Logging
+
+/// The top-level responder of one listener: limits, caller identity and tenant checks, then
+/// `/fhir`, `/replication/v1` (origin peer listener) and the operator endpoints.
+public struct NodeResponder: HTTPResponder {
+    public typealias Context = NodeRequestContext
+
+    /// Which roles of certificate may call this listener.
+    public var allowedRoles: Set<ClientIdentity.Role>
+    /// The only tenant this node serves (an edge); nil for the multi-tenant origin.
+    public var nodeTenant: String?
+    public var fhir: FHIRResponder
+    /// Present on the origin's peer listener.
+    public var replication: ReplicationResponder?
+    public var limits: RequestLimits
+    /// Serves `/healthz`, `/readyz`, `/status`; nil for other paths.
+    public var operatorEndpoints: @Sendable (String) async -> Response?
+    /// Replaces the TLS peer lookup (for tests without TLS).
+    public var identityOverride: (@Sendable () -> ClientIdentity?)?
+
+    public init(
+        allowedRoles: Set<ClientIdentity.Role>, nodeTenant: String?, fhir: FHIRResponder, replication: ReplicationResponder?,
+        limits: RequestLimits, operatorEndpoints: @escaping @Sendable (String) async -> Response?,
+        identityOverride: (@Sendable () -> ClientIdentity?)? = nil
+    ) {
+        self.allowedRoles = allowedRoles
+        self.nodeTenant = nodeTenant
+        self.fhir = fhir
+        self.replication = replication
+        self.limits = limits
+        self.operatorEndpoints = operatorEndpoints
+        self.identityOverride = identityOverride
+    }
+
+    public func respond(to request: Request, context: NodeRequestContext) async throws -> Response {
+        if request.headerBytes > limits.maxHeaderBytes {
+            return FHIRHTTP.error(
+                FHIRError(status: 431, code: "too-costly", "Request headers exceed the limit of \(limits.maxHeaderBytes) bytes"))
+        }
+        let path = request.uri.path
+        let segments = path.split(separator: "/", omittingEmptySubsequences: true)
+        let identity: ClientIdentity?
+        if let identityOverride { identity = identityOverride() } else { identity = await context.peerIdentity() }
+        guard let identity else {
+            return FHIRHTTP.error(FHIRError(status: 401, code: "login", "A client certificate is required"))
+        }
+        guard let role = identity.role, allowedRoles.contains(role) else {
+            return FHIRHTTP.error(.forbidden("This listener does not accept certificates of role '\(identity.role?.rawValue ?? "none")'"))
+        }
+        guard let tenant = identity.tenant else {
+            return FHIRHTTP.error(.forbidden("The client certificate names no tenant (urn:edgecache:tenant:...)"))
+        }
+        if let nodeTenant, tenant != nodeTenant {
+            return FHIRHTTP.error(.forbidden("This node serves another tenant than the certificate's"))
+        }
+        if let claimed = request.header("X-EdgeCache-Tenant"), claimed != tenant {
+            return FHIRHTTP.error(.forbidden("The certificate's tenant may not act for tenant '\(claimed.prefix(64))'"))
+        }
+        if let response = await operatorEndpoints(path) { return response }
+        if segments.first == "fhir" {
+            let authority = request.head.authority ?? "localhost"
+            let caller = FHIRCaller(
+                tenant: tenant, identity: identity, baseURL: "https://\(authority)/fhir", requestID: context.id)
+            return await fhir.respond(to: request, segments: Array(segments.dropFirst()), caller: caller, logger: context.logger)
+        }
+        if let replication, segments.count >= 2, segments[0] == "replication", segments[1] == "v1" {
+            return await replication.respond(
+                to: request, segments: Array(segments.dropFirst(2)), tenant: tenant, logger: context.logger)
+        }
+        return FHIRHTTP.error(.notFound("No such endpoint"))
+    }
+}

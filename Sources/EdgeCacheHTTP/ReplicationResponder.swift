@@ -1,0 +1,131 @@
+import EdgeCacheCore
+import EdgeCacheCrypto
+import EdgeCacheStore
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+/// Settings of the origin's change stream.
+public struct StreamSettings: Sendable {
+    /// Heartbeat interval (milliseconds); heartbeats carry the head LSN and the origin's time.
+    public var heartbeatMilliseconds: Int
+    /// Most changes read per query.
+    public var batchLimit: Int
+    /// How often an idle stream looks for new commits (milliseconds).
+    public var pollMilliseconds: Int
+
+    public init(heartbeatMilliseconds: Int = 1000, batchLimit: Int = 500, pollMilliseconds: Int = 10) {
+        self.heartbeatMilliseconds = heartbeatMilliseconds
+        self.batchLimit = batchLimit
+        self.pollMilliseconds = pollMilliseconds
+    }
+}
+
+/// The origin's peer API: `GET /replication/v1/changes?since=LSN` (a long-lived, zlib-compressed
+/// NDJSON stream with heartbeats) and `GET /replication/v1/snapshot`.
+public struct ReplicationResponder: Sendable {
+    public let store: any OriginStore
+    public let settings: StreamSettings
+    public let clock: any WallClock
+
+    public init(store: any OriginStore, settings: StreamSettings, clock: any WallClock = SystemWallClock()) {
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+    }
+
+    static let streamHeaders = [
+        ("Content-Type", "application/x-ndjson"), ("Content-Encoding", "deflate"), ("Cache-Control", "no-store"),
+    ]
+
+    /// Serves `segments` (after `/replication/v1`) for an edge of `tenant`.
+    public func respond(to request: Request, segments: [Substring], tenant: String, logger: Logger) async -> Response {
+        let parameters = QueryString.parse(request.uri.query)
+        if let requested = parameters.first(where: { $0.0 == "tenant" })?.1, requested != tenant {
+            return FHIRHTTP.error(.forbidden("This certificate's tenant may not replicate tenant '\(requested.prefix(64))'"))
+        }
+        guard request.method == .get, segments.count == 1 else {
+            return FHIRHTTP.error(.notFound("Unknown replication path"))
+        }
+        switch segments[0] {
+        case "changes":
+            guard let sinceText = parameters.first(where: { $0.0 == "since" })?.1, let since = Int64(sinceText), since >= 0
+            else { return FHIRHTTP.error(.invalid("since must be a non-negative LSN")) }
+            do {
+                // Fails fast with 410 when the log no longer reaches back to `since`.
+                _ = try await store.changes(tenant: tenant, after: since, limit: 1)
+            } catch let gone as LogGoneError {
+                return FHIRHTTP.error(
+                    FHIRError(
+                        status: 410, code: "not-found",
+                        "The change log no longer reaches back to LSN \(gone.requested) (retained from \(gone.floor), head \(gone.head)); bootstrap from /replication/v1/snapshot"
+                    ))
+            } catch {
+                return FHIRHTTP.error(FHIRError(status: 500, code: "exception", "Cannot read the change log"))
+            }
+            return Response(
+                status: .ok, headers: Self.fields(Self.streamHeaders),
+                body: ResponseBody { writer in try await streamChanges(tenant: tenant, since: since, writer: &writer) })
+        case "snapshot":
+            return Response(
+                status: .ok, headers: Self.fields(Self.streamHeaders),
+                body: ResponseBody { writer in try await streamSnapshot(tenant: tenant, writer: &writer) })
+        default:
+            return FHIRHTTP.error(.notFound("Unknown replication path"))
+        }
+    }
+
+    static func fields(_ pairs: [(String, String)]) -> HTTPFields {
+        var fields = HTTPFields()
+        for (name, value) in pairs { fields.append(HTTPField(name: HTTPField.Name(name)!, value: value)) }
+        return fields
+    }
+
+    private func streamChanges(tenant: String, since: Int64, writer: inout any ResponseBodyWriter) async throws {
+        let deflater = try ZlibDeflater()
+        let monotonic = MonotonicClock()
+        var cursor = since
+        var lastBeat: Int64 = 0
+        while !Task.isCancelled, !Task.isShuttingDownGracefully {
+            let head = store.headLSN
+            var out: [UInt8] = []
+            if head > cursor {
+                let changes = try await store.changes(tenant: tenant, after: cursor, limit: settings.batchLimit)
+                for change in changes { ReplicationFrame.change(lsn: change.lsn, change.resource).encode(into: &out) }
+                cursor = changes.count < settings.batchLimit ? max(cursor, head) : changes.last!.lsn
+            }
+            let now = monotonic.nowMillis()
+            if now - lastBeat >= Int64(settings.heartbeatMilliseconds) {
+                ReplicationFrame.heartbeat(head: head, sent: cursor, time: clock.nowMillis()).encode(into: &out)
+                lastBeat = now
+            }
+            if !out.isEmpty {
+                try await writer.write(ByteBuffer(bytes: deflater.compress(out)))
+            } else {
+                try await Task.sleep(for: .milliseconds(settings.pollMilliseconds))
+            }
+        }
+        try await writer.finish(nil)
+    }
+
+    private func streamSnapshot(tenant: String, writer: inout any ResponseBodyWriter) async throws {
+        let deflater = try ZlibDeflater()
+        let snapshot = try await store.snapshot(tenant: tenant)
+        var out: [UInt8] = []
+        ReplicationFrame.snapshotStart(lsn: snapshot.lsn).encode(into: &out)
+        var count: Int64 = 0
+        while true {
+            let page = try await snapshot.next(limit: 500)
+            if page.isEmpty { break }
+            for resource in page { ReplicationFrame.change(lsn: snapshot.lsn, resource).encode(into: &out) }
+            count += Int64(page.count)
+            try await writer.write(ByteBuffer(bytes: deflater.compress(out)))
+            out.removeAll(keepingCapacity: true)
+        }
+        ReplicationFrame.snapshotEnd(count: count).encode(into: &out)
+        try await writer.write(ByteBuffer(bytes: deflater.compress(out)))
+        try await writer.finish(nil)
+    }
+}

@@ -1,0 +1,25 @@
+import Foundation
+import GRDB
+
+/// Opens SQLite databases the way every EdgeCache store needs them.
+enum SQLiteFile {
+    /// A WAL `DatabasePool` with `synchronous=FULL` on the writer and temp storage in memory (so
+    /// no plaintext ever reaches a temp file).
+    static func openPool(path: String, readers: Int = 4) throws -> DatabasePool {
+        try FileManager.default.createDirectory(
+            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700])
+        var configuration = Configuration()
+        configuration.maximumReaderCount = readers
+        configuration.busyMode = .timeout(10)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA temp_store = MEMORY")
+        }
+        let pool = try DatabasePool(path: path, configuration: configuration)
+        try pool.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        chmod(path, 0o600)
+        return pool
+    }
+}

@@ -1,0 +1,287 @@
+import EdgeCacheCore
+import EdgeCacheCrypto
+import Foundation
+import GRDB
+import Synchronization
+
+/// Counters an edge keeps in its database, updated in the same transactions as what they count.
+public struct EdgeStoreCounters: Sendable, Equatable {
+    /// Last LSN applied (the stream checkpoint).
+    public var checkpoint: Int64
+    /// Stream events that changed the store.
+    public var eventsApplied: Int64
+    /// Stream events that were re-deliveries or older than what is stored (no-ops).
+    public var eventsSkipped: Int64
+    /// Times the store was replaced from a snapshot.
+    public var bootstraps: Int64
+}
+
+/// An entry served from the edge cache.
+public struct CachedEntry: Sendable {
+    public var resource: ResourceVersion
+    /// When the edge stored this version (local epoch ms).
+    public var storedAt: Int64
+}
+
+/// The edge's sealed cache on SQLite: one tenant, entries compressed and sealed, looked up by
+/// keyed hashes, and the stream checkpoint committed with every batch it covers.
+public final class EdgeStore: Sendable {
+    private let pool: DatabasePool
+    public let keys: TenantKeys
+    private let clock: any WallClock
+    private let countersCache: Mutex<EdgeStoreCounters>
+
+    /// Opens (creating if needed) the edge database at `path` for `tenant`.
+    public init(path: String, tenant: String, kek: KeyEncryptionKey, clock: any WallClock = SystemWallClock()) throws {
+        self.pool = try SQLiteFile.openPool(path: path)
+        self.clock = clock
+        let now = clock.nowMillis()
+        let (keys, counters) = try pool.write { db in
+            try db.execute(sql: DataKeys.schema)
+            for prefix in ["", "staged_"] {
+                try db.execute(
+                    sql: """
+                        CREATE TABLE IF NOT EXISTS \(prefix)entries(
+                            rkey BLOB PRIMARY KEY, tkey BLOB NOT NULL, version INTEGER NOT NULL,
+                            last_updated INTEGER NOT NULL, deleted INTEGER NOT NULL, stored_at INTEGER NOT NULL,
+                            blob BLOB NOT NULL) WITHOUT ROWID;
+                        CREATE INDEX IF NOT EXISTS \(prefix)entries_by_type ON \(prefix)entries(tkey, deleted, last_updated);
+                        CREATE TABLE IF NOT EXISTS \(prefix)terms(term BLOB NOT NULL, rkey BLOB NOT NULL,
+                            PRIMARY KEY(term, rkey)) WITHOUT ROWID;
+                        CREATE INDEX IF NOT EXISTS \(prefix)terms_by_resource ON \(prefix)terms(rkey);
+                        """)
+            }
+            try db.execute(
+                sql: """
+                    CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+                    INSERT OR IGNORE INTO meta(key, value) VALUES ('checkpoint', 0), ('events_applied', 0),
+                        ('events_skipped', 0), ('bootstraps', 0);
+                    """)
+            let keys = try DataKeys.loadOrCreate(db, tenant: tenant, kek: kek, now: now)
+            return (keys, try Self.readCounters(db))
+        }
+        self.keys = keys
+        self.countersCache = Mutex(counters)
+    }
+
+    private static func readCounters(_ db: Database) throws -> EdgeStoreCounters {
+        var values: [String: Int64] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT key, value FROM meta") { values[row[0]] = row[1] }
+        return EdgeStoreCounters(
+            checkpoint: values["checkpoint"] ?? 0, eventsApplied: values["events_applied"] ?? 0,
+            eventsSkipped: values["events_skipped"] ?? 0, bootstraps: values["bootstraps"] ?? 0)
+    }
+
+    /// The counters as last committed.
+    public var counters: EdgeStoreCounters { countersCache.withLock { $0 } }
+
+    // MARK: Reads
+
+    /// The stored version of a resource (possibly a tombstone), if cached.
+    public func get(type: String, id: String) async throws -> CachedEntry? {
+        let rkey = ResourceBlob.key(keys, type: type, id: id)
+        let row = try await pool.read { db in
+            try Row.fetchOne(
+                db, sql: "SELECT version, last_updated, deleted, blob, stored_at FROM entries WHERE rkey = ?",
+                arguments: [Data(rkey)])
+        }
+        guard let row else { return nil }
+        return CachedEntry(resource: try open(row, rkey: rkey), storedAt: row[4])
+    }
+
+    private func open(_ row: Row, rkey: [UInt8]) throws -> ResourceVersion {
+        let version: Int64 = row[0]
+        let plain = try Sealer(keys: keys).open(Array(row[3] as Data), aad: Sealer.aad(lookupKey: rkey, version: version))
+        return try ResourceBlob.decode(plain, version: version, lastUpdated: row[1], deleted: row[2])
+    }
+
+    /// Searches the cached, non-deleted resources of a type.
+    public func search(type: String, query: SearchQuery) async throws -> SearchPage {
+        let keys = self.keys
+        let tkey = ResourceBlob.typeKey(keys, type: type)
+        let result = try await pool.read { db -> (rows: [Row], total: Int) in
+            var candidates: Set<Data>? = query.ids.map { Set($0.map { Data(ResourceBlob.key(keys, type: type, id: $0)) }) }
+            for group in query.termGroups {
+                var matches = Set<Data>()
+                for term in group {
+                    let termKey = Data(ResourceBlob.termKey(keys, type: type, term: term))
+                    matches.formUnion(try Data.fetchAll(db, sql: "SELECT rkey FROM terms WHERE term = ?", arguments: [termKey]))
+                }
+                candidates = candidates.map { $0.intersection(matches) } ?? matches
+            }
+            var conditions = "tkey = ? AND deleted = 0"
+            var arguments: StatementArguments = [Data(tkey)]
+            if let from = query.updatedFrom {
+                conditions += " AND last_updated >= ?"
+                _ = arguments.append(contentsOf: [from])
+            }
+            if let before = query.updatedBefore {
+                conditions += " AND last_updated < ?"
+                _ = arguments.append(contentsOf: [before])
+            }
+            if let candidates {
+                if candidates.isEmpty { return ([], 0) }
+                conditions += " AND rkey IN (\(Array(repeating: "?", count: candidates.count).joined(separator: ",")))"
+                _ = arguments.append(contentsOf: StatementArguments(Array(candidates)))
+            }
+            let total = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM entries WHERE \(conditions)", arguments: arguments) ?? 0
+            var pageArguments = arguments
+            _ = pageArguments.append(contentsOf: [query.count + 1, query.offset])
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT version, last_updated, deleted, blob, rkey FROM entries WHERE \(conditions)
+                    ORDER BY last_updated, rkey LIMIT ? OFFSET ?
+                    """, arguments: pageArguments)
+            return (rows, total)
+        }
+        let resources = try result.rows.prefix(query.count).map { try open($0, rkey: Array($0[4] as Data)) }
+        return SearchPage(resources: resources, total: result.total, hasMore: result.rows.count > query.count)
+    }
+
+    /// Number of cached entries (including tombstones).
+    public func entryCount() async throws -> Int {
+        try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM entries") ?? 0 }
+    }
+
+    // MARK: Writes
+
+    /// Stores `resource` unless an equal or newer version is already cached. Used for misses and
+    /// write-through; does not move the checkpoint.
+    @discardableResult
+    public func put(_ resource: ResourceVersion) async throws -> Bool {
+        let sealed = try seal(resource)
+        let now = clock.nowMillis()
+        return try await pool.write { db in
+            try self.upsertIfNewer(db, resource, sealed: sealed, now: now, table: "")
+        }
+    }
+
+    private func seal(_ r: ResourceVersion) throws -> (rkey: [UInt8], blob: [UInt8], terms: [[UInt8]]) {
+        let rkey = ResourceBlob.key(keys, type: r.type, id: r.id)
+        let blob = try Sealer(keys: keys).seal(ResourceBlob.encode(r), aad: Sealer.aad(lookupKey: rkey, version: r.version))
+        var terms: [[UInt8]] = []
+        if !r.deleted, case .object(let object)? = try? JSONParser.parse(r.json) {
+            terms = SearchTerms.extract(from: object).map { ResourceBlob.termKey(keys, type: r.type, term: $0) }
+        }
+        return (rkey, blob, terms)
+    }
+
+    private func upsertIfNewer(
+        _ db: Database, _ r: ResourceVersion, sealed: (rkey: [UInt8], blob: [UInt8], terms: [[UInt8]]), now: Int64,
+        table prefix: String
+    ) throws -> Bool {
+        let rkey = Data(sealed.rkey)
+        if let existing = try Int64.fetchOne(
+            db.cachedStatement(sql: "SELECT version FROM \(prefix)entries WHERE rkey = ?"), arguments: [rkey]),
+            existing >= r.version
+        {
+            return false
+        }
+        try db.cachedStatement(
+            sql: """
+                INSERT OR REPLACE INTO \(prefix)entries(rkey, tkey, version, last_updated, deleted, stored_at, blob)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """
+        ).execute(arguments: [
+            rkey, Data(ResourceBlob.typeKey(keys, type: r.type)), r.version, r.lastUpdated, r.deleted, now,
+            Data(sealed.blob),
+        ])
+        try db.cachedStatement(sql: "DELETE FROM \(prefix)terms WHERE rkey = ?").execute(arguments: [rkey])
+        for term in sealed.terms {
+            try db.cachedStatement(sql: "INSERT OR IGNORE INTO \(prefix)terms(term, rkey) VALUES (?, ?)")
+                .execute(arguments: [Data(term), rkey])
+        }
+        return true
+    }
+
+    /// Whether a resource is cached (any version).
+    public func contains(type: String, id: String) async throws -> Bool {
+        let rkey = Data(ResourceBlob.key(keys, type: type, id: id))
+        return try await pool.read { db in
+            try Bool.fetchOne(db, sql: "SELECT 1 FROM entries WHERE rkey = ?", arguments: [rkey]) ?? false
+        }
+    }
+
+    /// Applies a batch of stream events and moves the checkpoint to `checkpoint`, in one transaction.
+    ///
+    /// Events at or below the current checkpoint, and versions not newer than the cached one, are
+    /// no-ops (counted as skipped). Events of resident classes for entries not cached are ignored.
+    /// - Returns: the counters after the commit.
+    @discardableResult
+    public func apply(_ changes: [Change], checkpoint: Int64, isResident: @Sendable (String) -> Bool) async throws
+        -> EdgeStoreCounters
+    {
+        let sealed = try changes.map { try seal($0.resource) }
+        let now = clock.nowMillis()
+        let counters = try await pool.write { db -> EdgeStoreCounters in
+            let current = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'checkpoint'") ?? 0
+            var applied: Int64 = 0
+            var skipped: Int64 = 0
+            for (change, s) in zip(changes, sealed) {
+                if change.lsn <= current {
+                    skipped += 1
+                    continue
+                }
+                if isResident(change.resource.type),
+                    try Bool.fetchOne(db, sql: "SELECT 1 FROM entries WHERE rkey = ?", arguments: [Data(s.rkey)]) == nil
+                {
+                    continue
+                }
+                if try self.upsertIfNewer(db, change.resource, sealed: s, now: now, table: "") {
+                    applied += 1
+                } else {
+                    skipped += 1
+                }
+            }
+            try db.execute(
+                sql: """
+                    UPDATE meta SET value = CASE key
+                        WHEN 'checkpoint' THEN max(value, ?)
+                        WHEN 'events_applied' THEN value + ?
+                        WHEN 'events_skipped' THEN value + ? ELSE value END
+                    """, arguments: [checkpoint, applied, skipped])
+            return try Self.readCounters(db)
+        }
+        countersCache.withLock { $0 = counters }
+        return counters
+    }
+
+    // MARK: Bootstrap from a snapshot
+
+    /// Empties the staging tables before a snapshot download.
+    public func beginSnapshot() async throws {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM staged_entries; DELETE FROM staged_terms;")
+        }
+    }
+
+    /// Adds a page of snapshot resources to the staging tables (not visible to reads).
+    public func stageSnapshot(_ resources: [ResourceVersion]) async throws {
+        let sealed = try resources.map { try seal($0) }
+        let now = clock.nowMillis()
+        try await pool.write { db in
+            for (r, s) in zip(resources, sealed) {
+                _ = try self.upsertIfNewer(db, r, sealed: s, now: now, table: "staged_")
+            }
+        }
+    }
+
+    /// Replaces the cache with the staged snapshot and sets the checkpoint to `lsn`, atomically:
+    /// readers see either the old cache or the new one, never a mix.
+    public func finishSnapshot(lsn: Int64) async throws {
+        let counters = try await pool.write { db -> EdgeStoreCounters in
+            try db.execute(
+                sql: """
+                    DELETE FROM entries; DELETE FROM terms;
+                    INSERT INTO entries SELECT * FROM staged_entries;
+                    INSERT INTO terms SELECT * FROM staged_terms;
+                    DELETE FROM staged_entries; DELETE FROM staged_terms;
+                    """)
+            try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'checkpoint'", arguments: [lsn])
+            try db.execute(sql: "UPDATE meta SET value = value + 1 WHERE key = 'bootstraps'")
+            return try Self.readCounters(db)
+        }
+        countersCache.withLock { $0 = counters }
+    }
+}

@@ -1,0 +1,316 @@
+import EdgeCacheCore
+import EdgeCacheCrypto
+import Foundation
+import GRDB
+import Synchronization
+
+/// The origin store on SQLite (WAL, `synchronous=FULL`, one writer).
+///
+/// Resource bodies are sealed per tenant; ids and index terms are stored only as keyed hashes.
+/// Every write commits the history row, the current-version row, the index terms and the
+/// change-log row (its LSN) in one transaction.
+public final class SQLiteOriginStore: OriginStore {
+    private let pool: DatabasePool
+    private let kek: KeyEncryptionKey
+    private let clock: any WallClock
+    private let tenantKeys = Mutex<[String: TenantKeys]>([:])
+    private let head = Mutex<Int64>(0)
+
+    /// Opens (creating if needed) the origin database at `path`.
+    public init(path: String, kek: KeyEncryptionKey, clock: any WallClock = SystemWallClock()) throws {
+        self.pool = try SQLiteFile.openPool(path: path)
+        self.kek = kek
+        self.clock = clock
+        try pool.write { db in
+            try db.execute(sql: DataKeys.schema)
+            try db.execute(
+                sql: """
+                    CREATE TABLE IF NOT EXISTS resources(
+                        tenant TEXT NOT NULL, rkey BLOB NOT NULL, tkey BLOB NOT NULL, version INTEGER NOT NULL,
+                        last_updated INTEGER NOT NULL, deleted INTEGER NOT NULL, PRIMARY KEY(tenant, rkey)) WITHOUT ROWID;
+                    CREATE INDEX IF NOT EXISTS resources_by_type ON resources(tenant, tkey, deleted, last_updated);
+                    CREATE TABLE IF NOT EXISTS history(
+                        tenant TEXT NOT NULL, rkey BLOB NOT NULL, version INTEGER NOT NULL, last_updated INTEGER NOT NULL,
+                        deleted INTEGER NOT NULL, blob BLOB NOT NULL, PRIMARY KEY(tenant, rkey, version)) WITHOUT ROWID;
+                    CREATE TABLE IF NOT EXISTS terms(
+                        tenant TEXT NOT NULL, term BLOB NOT NULL, rkey BLOB NOT NULL,
+                        PRIMARY KEY(tenant, term, rkey)) WITHOUT ROWID;
+                    CREATE INDEX IF NOT EXISTS terms_by_resource ON terms(tenant, rkey);
+                    CREATE TABLE IF NOT EXISTS changes(
+                        lsn INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, rkey BLOB NOT NULL,
+                        version INTEGER NOT NULL);
+                    CREATE INDEX IF NOT EXISTS changes_by_tenant ON changes(tenant, lsn);
+                    CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+                    INSERT OR IGNORE INTO meta(key, value) VALUES ('log_floor', 0);
+                    """)
+        }
+        let current = try pool.read { db in
+            try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'changes'") ?? 0
+        }
+        head.withLock { $0 = current }
+    }
+
+    public var headLSN: Int64 { head.withLock { $0 } }
+
+    private func keys(_ db: Database, tenant: String) throws -> TenantKeys {
+        if let cached = tenantKeys.withLock({ $0[tenant] }) { return cached }
+        let loaded = try DataKeys.loadOrCreate(db, tenant: tenant, kek: kek, now: clock.nowMillis())
+        tenantKeys.withLock { $0[tenant] = loaded }
+        return loaded
+    }
+
+    private func keysForRead(tenant: String) async throws -> TenantKeys {
+        if let cached = tenantKeys.withLock({ $0[tenant] }) { return cached }
+        return try await pool.write { db in try self.keys(db, tenant: tenant) }
+    }
+
+    // MARK: Reads
+
+    public func read(tenant: String, type: String, id: String) async throws -> ResourceVersion? {
+        let keys = try await keysForRead(tenant: tenant)
+        let rkey = ResourceBlob.key(keys, type: type, id: id)
+        let row = try await pool.read { db in
+            try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT h.version, h.last_updated, h.deleted, h.blob FROM resources r
+                    JOIN history h ON h.tenant = r.tenant AND h.rkey = r.rkey AND h.version = r.version
+                    WHERE r.tenant = ? AND r.rkey = ?
+                    """, arguments: [tenant, Data(rkey)])
+        }
+        guard let row else { return nil }
+        return try open(row, keys: keys, rkey: rkey)
+    }
+
+    public func vread(tenant: String, type: String, id: String, version: Int64) async throws -> ResourceVersion? {
+        let keys = try await keysForRead(tenant: tenant)
+        let rkey = ResourceBlob.key(keys, type: type, id: id)
+        let row = try await pool.read { db in
+            try Row.fetchOne(
+                db, sql: "SELECT version, last_updated, deleted, blob FROM history WHERE tenant = ? AND rkey = ? AND version = ?",
+                arguments: [tenant, Data(rkey), version])
+        }
+        guard let row else { return nil }
+        return try open(row, keys: keys, rkey: rkey)
+    }
+
+    public func history(tenant: String, type: String, id: String) async throws -> [ResourceVersion] {
+        let keys = try await keysForRead(tenant: tenant)
+        let rkey = ResourceBlob.key(keys, type: type, id: id)
+        let rows = try await pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: "SELECT version, last_updated, deleted, blob FROM history WHERE tenant = ? AND rkey = ? ORDER BY version DESC",
+                arguments: [tenant, Data(rkey)])
+        }
+        return try rows.map { try open($0, keys: keys, rkey: rkey) }
+    }
+
+    /// Opens a `(version, last_updated, deleted, blob)` row.
+    private func open(_ row: Row, keys: TenantKeys, rkey: [UInt8]) throws -> ResourceVersion {
+        let version: Int64 = row[0]
+        let sealed = Array(row[3] as Data)
+        let plain = try Sealer(keys: keys).open(sealed, aad: Sealer.aad(lookupKey: rkey, version: version))
+        return try ResourceBlob.decode(plain, version: version, lastUpdated: row[1], deleted: row[2])
+    }
+
+    public func search(tenant: String, type: String, query: SearchQuery) async throws -> SearchPage {
+        let keys = try await keysForRead(tenant: tenant)
+        let tkey = ResourceBlob.typeKey(keys, type: type)
+        let candidateKeys: [[UInt8]]? = try await pool.read { db in
+            var candidates: Set<Data>? = query.ids.map { Set($0.map { Data(ResourceBlob.key(keys, type: type, id: $0)) }) }
+            for group in query.termGroups {
+                var matches = Set<Data>()
+                for term in group {
+                    let termKey = Data(ResourceBlob.termKey(keys, type: type, term: term))
+                    let rkeys = try Data.fetchAll(
+                        db, sql: "SELECT rkey FROM terms WHERE tenant = ? AND term = ?", arguments: [tenant, termKey])
+                    matches.formUnion(rkeys)
+                }
+                candidates = candidates.map { $0.intersection(matches) } ?? matches
+            }
+            return candidates.map { $0.map { Array($0) } }
+        }
+        let page = try await pool.read { db -> (rows: [Row], total: Int) in
+            var conditions = "r.tenant = ? AND r.tkey = ? AND r.deleted = 0"
+            var arguments: StatementArguments = [tenant, Data(tkey)]
+            if let from = query.updatedFrom {
+                conditions += " AND r.last_updated >= ?"
+                _ = arguments.append(contentsOf: [from])
+            }
+            if let before = query.updatedBefore {
+                conditions += " AND r.last_updated < ?"
+                _ = arguments.append(contentsOf: [before])
+            }
+            if let candidateKeys {
+                if candidateKeys.isEmpty { return ([], 0) }
+                conditions += " AND r.rkey IN (\(Array(repeating: "?", count: candidateKeys.count).joined(separator: ",")))"
+                _ = arguments.append(contentsOf: StatementArguments(candidateKeys.map { Data($0) }))
+            }
+            let total = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM resources r WHERE \(conditions)", arguments: arguments) ?? 0
+            var pageArguments = arguments
+            _ = pageArguments.append(contentsOf: [query.count + 1, query.offset])
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT h.version, h.last_updated, h.deleted, h.blob, r.rkey FROM resources r
+                    JOIN history h ON h.tenant = r.tenant AND h.rkey = r.rkey AND h.version = r.version
+                    WHERE \(conditions) ORDER BY r.last_updated, r.rkey LIMIT ? OFFSET ?
+                    """, arguments: pageArguments)
+            return (rows, total)
+        }
+        let hasMore = page.rows.count > query.count
+        let resources = try page.rows.prefix(query.count).map { row in
+            try open(row, keys: keys, rkey: Array(row[4] as Data))
+        }
+        return SearchPage(resources: resources, total: page.total, hasMore: hasMore)
+    }
+
+    // MARK: Writes
+
+    public func write(tenant: String, _ operation: WriteOperation) async throws -> WriteResult {
+        let now = clock.nowMillis()
+        let result = try await pool.write { db -> WriteResult in
+            let keys = try self.keys(db, tenant: tenant)
+            let type: String
+            let id: String
+            let ifMatch: Int64?
+            var resource: JSONObject?
+            switch operation {
+            case .create(let t, let r):
+                type = t
+                id = UUID().uuidString.lowercased()
+                ifMatch = nil
+                resource = r
+            case .update(let t, let i, let r, let m):
+                (type, id, ifMatch, resource) = (t, i, m, r)
+            case .delete(let t, let i, let m):
+                (type, id, ifMatch, resource) = (t, i, m, nil)
+            }
+            let rkey = ResourceBlob.key(keys, type: type, id: id)
+            let current = try Row.fetchOne(
+                db, sql: "SELECT version, deleted FROM resources WHERE tenant = ? AND rkey = ?",
+                arguments: [tenant, Data(rkey)])
+            let currentVersion: Int64 = current?[0] ?? 0
+            let currentlyDeleted: Bool = current?[1] ?? true
+            if let ifMatch, ifMatch != currentVersion || currentlyDeleted {
+                throw FHIRError.preconditionFailed(
+                    "If-Match names version \(ifMatch) but the current version is \(currentlyDeleted ? "none" : String(currentVersion))")
+            }
+            if resource == nil, currentlyDeleted {
+                return WriteResult(version: nil, created: false, lsn: 0)
+            }
+            let version = currentVersion + 1
+            let json = resource.map { FHIRResource.stamp($0, id: id, version: version, lastUpdated: now) } ?? []
+            let stored = ResourceVersion(
+                type: type, id: id, version: version, lastUpdated: now, deleted: resource == nil, json: json)
+            let sealed = try Sealer(keys: keys).seal(
+                ResourceBlob.encode(stored), aad: Sealer.aad(lookupKey: rkey, version: version))
+            try db.execute(
+                sql: "INSERT INTO history(tenant, rkey, version, last_updated, deleted, blob) VALUES (?, ?, ?, ?, ?, ?)",
+                arguments: [tenant, Data(rkey), version, now, stored.deleted, Data(sealed)])
+            try db.execute(
+                sql: """
+                    INSERT INTO resources(tenant, rkey, tkey, version, last_updated, deleted) VALUES (?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(tenant, rkey) DO UPDATE SET version = excluded.version,
+                        last_updated = excluded.last_updated, deleted = excluded.deleted
+                    """,
+                arguments: [tenant, Data(rkey), Data(ResourceBlob.typeKey(keys, type: type)), version, now, stored.deleted])
+            try db.execute(sql: "DELETE FROM terms WHERE tenant = ? AND rkey = ?", arguments: [tenant, Data(rkey)])
+            if let resource {
+                for term in SearchTerms.extract(from: resource) {
+                    try db.execute(
+                        sql: "INSERT OR IGNORE INTO terms(tenant, term, rkey) VALUES (?, ?, ?)",
+                        arguments: [tenant, Data(ResourceBlob.termKey(keys, type: type, term: term)), Data(rkey)])
+                }
+            }
+            try db.execute(
+                sql: "INSERT INTO changes(tenant, rkey, version) VALUES (?, ?, ?)",
+                arguments: [tenant, Data(rkey), version])
+            let lsn = db.lastInsertedRowID
+            return WriteResult(version: stored, created: currentlyDeleted && resource != nil, lsn: lsn)
+        }
+        if result.lsn > 0 { head.withLock { $0 = max($0, result.lsn) } }
+        return result
+    }
+
+    // MARK: Change log
+
+    public func changes(tenant: String, after lsn: Int64, limit: Int) async throws -> [Change] {
+        let keys = try await keysForRead(tenant: tenant)
+        let headNow = headLSN
+        let rows = try await pool.read { db -> [Row] in
+            let floor = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'log_floor'") ?? 0
+            if lsn < floor || lsn > headNow { throw LogGoneError(requested: lsn, floor: floor, head: headNow) }
+            return try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT h.version, h.last_updated, h.deleted, h.blob, c.rkey, c.lsn FROM changes c
+                    JOIN history h ON h.tenant = c.tenant AND h.rkey = c.rkey AND h.version = c.version
+                    WHERE c.tenant = ? AND c.lsn > ? ORDER BY c.lsn LIMIT ?
+                    """, arguments: [tenant, lsn, limit])
+        }
+        return try rows.map { row in
+            Change(lsn: row[5], resource: try open(row, keys: keys, rkey: Array(row[4] as Data)))
+        }
+    }
+
+    public func compactLog(keep: Int) async throws -> Int64 {
+        try await pool.write { db in
+            let maxLSN = try Int64.fetchOne(db, sql: "SELECT MAX(lsn) FROM changes") ?? 0
+            let floor = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'log_floor'") ?? 0
+            let newFloor = max(floor, maxLSN - Int64(keep))
+            guard newFloor > floor else { return floor }
+            try db.execute(sql: "DELETE FROM changes WHERE lsn <= ?", arguments: [newFloor])
+            try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'log_floor'", arguments: [newFloor])
+            return newFloor
+        }
+    }
+
+    public func snapshot(tenant: String) async throws -> any OriginSnapshot {
+        let keys = try await keysForRead(tenant: tenant)
+        let snapshotPool = try pool.makeSnapshot()
+        let lsn = try await snapshotPool.read { db in
+            try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'changes'") ?? 0
+        }
+        return SQLiteOriginSnapshot(pool: snapshotPool, tenant: tenant, keys: keys, lsn: lsn, store: self)
+    }
+
+    fileprivate func openRow(_ row: Row, keys: TenantKeys, rkey: [UInt8]) throws -> ResourceVersion {
+        try open(row, keys: keys, rkey: rkey)
+    }
+}
+
+/// A WAL snapshot of one tenant, read in pages ordered by lookup key.
+final class SQLiteOriginSnapshot: OriginSnapshot {
+    let pool: DatabaseSnapshot
+    let tenant: String
+    let keys: TenantKeys
+    let lsn: Int64
+    let store: SQLiteOriginStore
+    private let cursor = Mutex<Data?>(nil)
+
+    init(pool: DatabaseSnapshot, tenant: String, keys: TenantKeys, lsn: Int64, store: SQLiteOriginStore) {
+        self.pool = pool
+        self.tenant = tenant
+        self.keys = keys
+        self.lsn = lsn
+        self.store = store
+    }
+
+    func next(limit: Int) async throws -> [ResourceVersion] {
+        let after = cursor.withLock { $0 } ?? Data()
+        let tenant = self.tenant
+        let rows = try await pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT h.version, h.last_updated, h.deleted, h.blob, r.rkey FROM resources r
+                    JOIN history h ON h.tenant = r.tenant AND h.rkey = r.rkey AND h.version = r.version
+                    WHERE r.tenant = ? AND r.deleted = 0 AND r.rkey > ? ORDER BY r.rkey LIMIT ?
+                    """, arguments: [tenant, after, limit])
+        }
+        if let last = rows.last { cursor.withLock { $0 = last[4] as Data } }
+        return try rows.map { try store.openRow($0, keys: keys, rkey: Array($0[4] as Data)) }
+    }
+}
