@@ -37,6 +37,7 @@ public enum ReplicationFrame: Sendable, Equatable {
 /// Why a stream line was refused. The stream is then abandoned and re-opened from the checkpoint.
 public struct FrameDecodingError: Error, Sendable, CustomStringConvertible {
     public let message: String
+    public init(message: String) { self.message = message }
     public var description: String { "invalid replication frame: \(message)" }
 }
 

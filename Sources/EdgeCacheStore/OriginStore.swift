@@ -30,6 +30,11 @@ public struct WriteResult: Sendable {
 public struct Change: Sendable {
     public var lsn: Int64
     public var resource: ResourceVersion
+
+    public init(lsn: Int64, resource: ResourceVersion) {
+        self.lsn = lsn
+        self.resource = resource
+    }
 }
 
 /// The origin's system of record: current resources per tenant, full history, and a change log

@@ -1,1 +1,115 @@
-print("edgecache")
+import ArgumentParser
+import EdgeCacheCrypto
+import EdgeCacheNode
+import Foundation
+import Logging
+
+@main
+struct EdgeCacheCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "edgecache",
+        abstract: "A FHIR R4 edge cache for hospitals and the cloud origin it follows.",
+        subcommands: [Serve.self, Demo.self, Keys.self, ConfigCommand.self])
+}
+
+/// Sets up logging to standard error at `level`.
+func bootstrapLogging(level: String) -> Logger {
+    let logLevel = Logger.Level(rawValue: level) ?? .info
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = logLevel
+        return handler
+    }
+    return Logger(label: "edgecache")
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the node described by a config file (origin or edge).")
+
+    @Option(name: .long, help: "The node's YAML config file.")
+    var config: String
+
+    func run() async throws {
+        let nodeConfig: NodeConfig
+        do {
+            nodeConfig = try NodeConfig.load(path: config)
+        } catch {
+            FileHandle.standardError.write(Data("edgecache: config error: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+        var logger = bootstrapLogging(level: nodeConfig.logLevel)
+        logger[metadataKey: "node"] = "\(nodeConfig.nodeID)"
+        let runtime: NodeRuntime
+        do {
+            runtime = try NodeRuntime(config: nodeConfig, logger: logger)
+        } catch {
+            FileHandle.standardError.write(Data("edgecache: cannot start: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        try await runtime.run()
+    }
+}
+
+struct Demo: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Start a throw-away origin and edge on loopback with sample data, and print curl commands.")
+
+    @Option(name: .long, help: "Work folder for the PKI, keys, configs and data (wiped first).")
+    var workDir: String = NSTemporaryDirectory() + "edgecache-demo"
+
+    func run() async throws {
+        let logger = bootstrapLogging(level: "warning")
+        let dir = workDir.hasPrefix("/") ? workDir : FileManager.default.currentDirectoryPath + "/" + workDir
+        do {
+            try await EdgeCacheNode.Demo.run(workDir: dir, logger: logger)
+        } catch {
+            FileHandle.standardError.write(Data("edgecache demo: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct Keys: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Key management.", subcommands: [Init.self])
+
+    struct Init: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write a new key-encryption key (32 random bytes, base64, mode 0600).")
+
+        @Option(name: .long, help: "Where to write the key; an existing file is never overwritten.")
+        var kekFile: String
+
+        func run() async throws {
+            do {
+                try KeyEncryptionKey.generate().write(toNewFile: kekFile)
+                print("wrote a new key-encryption key to \(kekFile) (mode 0600); back it up: without it the data is unreadable")
+            } catch {
+                FileHandle.standardError.write(Data("edgecache keys init: \(error)\n".utf8))
+                throw ExitCode(1)
+            }
+        }
+    }
+}
+
+struct ConfigCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "config", abstract: "Configuration tools.", subcommands: [Check.self])
+
+    struct Check: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Validate a config file and the files it names.")
+
+        @Option(name: .long, help: "The YAML config file to check.")
+        var config: String
+
+        func run() async throws {
+            do {
+                let nodeConfig = try NodeConfig.load(path: config)
+                try nodeConfig.checkFiles()
+                print("\(config): OK (\(nodeConfig.role.rawValue) \(nodeConfig.nodeID))")
+            } catch {
+                FileHandle.standardError.write(Data("\(error)\n".utf8))
+                throw ExitCode(2)
+            }
+        }
+    }
+}

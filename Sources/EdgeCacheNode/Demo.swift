@@ -1,0 +1,200 @@
+import EdgeCacheCore
+import EdgeCacheCrypto
+import EdgeCacheStore
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import UnixSignals
+
+/// `edgecache demo`: a throw-away PKI, keys and sample data, an origin and an edge on loopback,
+/// and curl commands that work when pasted.
+public enum Demo {
+    public static let tenant = "st-mary"
+
+    /// Finds `tools/gen-certs.sh` next to the working directory or the executable.
+    static func genCertsScript() -> String? {
+        var candidates = [FileManager.default.currentDirectoryPath + "/tools/gen-certs.sh"]
+        if let env = ProcessInfo.processInfo.environment["EDGECACHE_TOOLS"] { candidates.insert(env + "/gen-certs.sh", at: 0) }
+        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<5 {
+            candidates.append(dir.appendingPathComponent("tools/gen-certs.sh").path)
+            dir.deleteLastPathComponent()
+        }
+        return candidates.first { FileManager.default.fileExists(atPath: $0) }
+    }
+
+    /// Whether a TCP port on 127.0.0.1 can be bound now.
+    static func portIsFree(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+
+    /// A free port: `preferred` if it is free, otherwise one the kernel picks.
+    static func freePort(preferred: Int) -> Int {
+        if portIsFree(preferred) { return preferred }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    struct DemoError: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// Prepares `workDir` (certificates, keys, configs) and returns the two config files.
+    public static func prepare(workDir: String) throws -> (origin: String, edge: String, ports: [String: Int]) {
+        try? FileManager.default.removeItem(atPath: workDir)
+        try FileManager.default.createDirectory(atPath: workDir, withIntermediateDirectories: true)
+        guard let script = genCertsScript() else {
+            throw DemoError(description: "cannot find tools/gen-certs.sh; run the demo from the repository folder")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = [script, workDir + "/certs", tenant]
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw DemoError(description: "gen-certs.sh failed") }
+        try KeyEncryptionKey.generate().write(toNewFile: workDir + "/origin.kek")
+        try KeyEncryptionKey.generate().write(toNewFile: workDir + "/edge.kek")
+        let ports = ["origin_api": freePort(preferred: 8443), "origin_peer": freePort(preferred: 9443), "edge_api": freePort(preferred: 8444)]
+        let origin = """
+            role: origin
+            node_id: origin-1
+            listen: { api: "127.0.0.1:\(ports["origin_api"]!)", peer: "127.0.0.1:\(ports["origin_peer"]!)" }
+            tls: { cert: certs/origin.crt, key: certs/origin.key, ca: certs/ca.crt }
+            data_dir: origin-data
+            keys: { kek_file: origin.kek }
+            log: { level: warning }
+
+            """
+        let edge = """
+            role: edge
+            node_id: edge-stmary-1
+            tenant: \(tenant)
+            listen: { api: "127.0.0.1:\(ports["edge_api"]!)" }
+            origin: { url: "https://127.0.0.1:\(ports["origin_peer"]!)" }
+            tls: { cert: certs/edge-\(tenant).crt, key: certs/edge-\(tenant).key, ca: certs/ca.crt }
+            data_dir: edge-data
+            keys: { kek_file: edge.kek }
+            log: { level: warning }
+
+            """
+        try origin.write(toFile: workDir + "/origin.yaml", atomically: true, encoding: .utf8)
+        try edge.write(toFile: workDir + "/edge.yaml", atomically: true, encoding: .utf8)
+        return (workDir + "/origin.yaml", workDir + "/edge.yaml", ports)
+    }
+
+    /// Sample data: three patients with identifiers and a few observations each.
+    static func seed(_ store: any OriginStore) async throws {
+        let names = [("Okafor", "Ada"), ("Lindqvist", "Erik"), ("Moreau", "Camille")]
+        for (i, name) in names.enumerated() {
+            let patientID = "pat-\(i + 1)"
+            let patient = try FHIRResource.parse(
+                body: Array(
+                    """
+                    {"resourceType":"Patient","id":"\(patientID)","identifier":[{"system":"urn:demo:mrn","value":"MRN-\(1000 + i)"}],\
+                    "name":[{"family":"\(name.0)","given":["\(name.1)"]}],"gender":"\(i == 1 ? "male" : "female")","birthDate":"19\(60 + i * 7)-0\(i + 3)-1\(i)"}
+                    """.utf8), type: "Patient", urlID: patientID)
+            _ = try await store.write(tenant: tenant, .update(type: "Patient", id: patientID, resource: patient, ifMatch: nil))
+            for k in 0..<3 {
+                let observation = try FHIRResource.parse(
+                    body: Array(
+                        """
+                        {"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8867-4","display":"Heart rate"}]},\
+                        "subject":{"reference":"Patient/\(patientID)"},"valueQuantity":{"value":\(62 + i * 5 + k),"unit":"beats/minute","system":"http://unitsofmeasure.org","code":"/min"}}
+                        """.utf8), type: "Observation", urlID: nil)
+                _ = try await store.write(tenant: tenant, .create(type: "Observation", resource: observation))
+            }
+        }
+    }
+
+    /// The banner with URLs and ready-to-paste curl commands.
+    static func banner(workDir: String, ports: [String: Int]) -> String {
+        let certs = "\(workDir)/certs"
+        let auth = "--cacert \(certs)/ca.crt --cert \(certs)/client-\(tenant).crt --key \(certs)/client-\(tenant).key"
+        let edge = "https://127.0.0.1:\(ports["edge_api"]!)"
+        let origin = "https://127.0.0.1:\(ports["origin_api"]!)"
+        return """
+
+            EdgeCache demo is running (Ctrl-C stops it). Work folder: \(workDir)
+              origin FHIR API : \(origin)/fhir      (peer/replication listener: https://127.0.0.1:\(ports["origin_peer"]!))
+              edge FHIR API   : \(edge)/fhir      (tenant \(tenant))
+              configs         : \(workDir)/origin.yaml, \(workDir)/edge.yaml
+
+            Paste these in another terminal (each authenticates with the st-mary clinical app certificate):
+
+            # 1. Create a Patient through the edge (forwarded to the origin, cached at the edge):
+            curl -sS -i \(auth) -X PUT -H 'Content-Type: application/fhir+json' \\
+              -d '{"resourceType":"Patient","id":"demo-1","name":[{"family":"Nightingale","given":["Florence"]}]}' \\
+              \(edge)/fhir/Patient/demo-1
+
+            # 2. Read it back from the edge: look for "Cache-Status: edgecache; hit":
+            curl -sS -i \(auth) \(edge)/fhir/Patient/demo-1
+
+            # 3. Update it at the origin (version 2):
+            curl -sS -i \(auth) -X PUT -H 'Content-Type: application/fhir+json' \\
+              -d '{"resourceType":"Patient","id":"demo-1","name":[{"family":"Nightingale","given":["Florence"]}],"gender":"female"}' \\
+              \(origin)/fhir/Patient/demo-1
+
+            # 4. Within a second the edge serves version 2 as a hit (ETag: W/"2"), pushed by the change stream:
+            curl -sS -i \(auth) \(edge)/fhir/Patient/demo-1
+
+            # More: search the edge's local copy, and see the edge's replication status:
+            curl -sS \(auth) '\(edge)/fhir/Observation?patient=pat-1&_count=2'
+            curl -sS \(auth) \(edge)/status
+
+            """
+    }
+
+    /// Runs the demo until SIGINT/SIGTERM.
+    public static func run(workDir: String, logger: Logger) async throws {
+        let prepared = try prepare(workDir: workDir)
+        let originConfig = try NodeConfig.load(path: prepared.origin)
+        let edgeConfig = try NodeConfig.load(path: prepared.edge)
+        let origin = try NodeRuntime(config: originConfig, logger: logger)
+        try await seed(origin.originStore!)
+        let edge = try NodeRuntime(config: edgeConfig, logger: logger)
+        let announcer = DemoAnnouncer(edge: edge, text: banner(workDir: workDir, ports: prepared.ports))
+        var configuration = ServiceGroupConfiguration(
+            services: (origin.services + edge.services).map { .init(service: $0) }
+                + [.init(service: announcer, successTerminationBehavior: .ignore)],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        configuration.maximumGracefulShutdownDuration = .seconds(10)
+        try await ServiceGroup(configuration: configuration).run()
+        await edge.shutdown()
+    }
+}
+
+/// Prints the demo banner once the edge has caught up with the origin.
+struct DemoAnnouncer: Service {
+    let edge: NodeRuntime
+    let text: String
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            for _ in 0..<300 {
+                if edge.edgeLink?.isLive == true { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            FileHandle.standardOutput.write(Data(text.utf8))
+        }
+    }
+}

@@ -1,0 +1,50 @@
+import EdgeCacheCore
+import Synchronization
+
+/// The edge's shared view of its link to the origin (thread-safe wrapper of ``LinkState``),
+/// on the monotonic clock so staleness never depends on wall clocks agreeing.
+public final class EdgeLink: Sendable {
+    private let state: Mutex<LinkState>
+    private let bootstrapping = Mutex(false)
+    let clock = MonotonicClock()
+
+    public init(applied: Int64, heartbeatTimeoutMilliseconds: Int64) {
+        state = Mutex(LinkState(applied: applied, heartbeatTimeoutMilliseconds: heartbeatTimeoutMilliseconds))
+    }
+
+    public func heartbeat(head: Int64) {
+        let now = clock.nowMillis()
+        state.withLock { $0.heartbeat(head: head, at: now) }
+    }
+
+    public func applied(upTo lsn: Int64) {
+        let now = clock.nowMillis()
+        state.withLock { $0.applied(upTo: lsn, at: now) }
+    }
+
+    public func disconnected() { state.withLock { $0.disconnected() } }
+
+    public func setBootstrapping(_ value: Bool) { bootstrapping.withLock { $0 = value } }
+    public var isBootstrapping: Bool { bootstrapping.withLock { $0 } }
+
+    public var snapshot: LinkState { state.withLock { $0 } }
+
+    /// Whether the edge is live (heartbeats current and nothing missing).
+    public var isLive: Bool {
+        let now = clock.nowMillis()
+        return state.withLock { $0.isLive(at: now) }
+    }
+
+    /// Milliseconds since last caught up (0 while live; nil if never).
+    public var stalenessMilliseconds: Int64? {
+        let now = clock.nowMillis()
+        return state.withLock { $0.staleness(at: now) }
+    }
+
+    /// Why the edge is not live, for `Cache-Status` details.
+    public var notLiveReason: String {
+        if isBootstrapping { return "bootstrapping" }
+        let s = snapshot
+        return s.connected ? "catching-up" : "origin-unreachable"
+    }
+}

@@ -1,0 +1,186 @@
+import Foundation
+import Yams
+
+/// A node's configuration, read once from YAML at the edge of the program.
+///
+/// Keys (see edge-config/*.yaml and docs/OPERATIONS.md):
+/// - `role`: `origin` or `edge`
+/// - `node_id`: this node's name
+/// - `tenant`: (edge) the tenant it serves; must match its certificate
+/// - `listen.api`: `host:port` of the FHIR listener; `listen.peer`: (origin) the edges' listener
+/// - `origin.url`: (edge) the origin's peer URL; `origin.request_timeout_ms`, `origin.connect_timeout_ms`
+/// - `tls.cert`, `tls.key`, `tls.ca`: PEM files
+/// - `data_dir`: where the SQLite files live
+/// - `keys.kek_file`: the key-encryption key
+/// - `policy`: policy registry file (optional until the policy issue)
+/// - `limits.max_body_bytes`, `limits.max_header_bytes`, `limits.idle_timeout_s`, `limits.body_timeout_s`
+/// - `replication.heartbeat_ms`, `replication.log_retention_changes`, `replication.batch_limit`,
+///   `replication.heartbeat_timeout_ms`
+/// - `log.level`: `trace` … `critical`
+///
+/// Relative paths are resolved against the config file's folder.
+public struct NodeConfig: Sendable {
+    public enum Role: String, Sendable { case origin, edge }
+
+    public struct Address: Sendable, Equatable {
+        public var host: String
+        public var port: Int
+    }
+
+    public var role: Role
+    public var nodeID: String
+    public var tenant: String?
+    public var apiAddress: Address
+    public var peerAddress: Address?
+    public var originURL: String?
+    public var originRequestTimeoutMilliseconds = 3000
+    public var originConnectTimeoutMilliseconds = 1500
+    public var certFile: String
+    public var keyFile: String
+    public var caFile: String
+    public var dataDir: String
+    public var kekFile: String
+    public var policyFile: String?
+    public var maxBodyBytes = 4 * 1024 * 1024
+    public var maxHeaderBytes = 16 * 1024
+    public var idleTimeoutSeconds = 60
+    public var bodyTimeoutSeconds = 30
+    public var heartbeatMilliseconds = 1000
+    public var heartbeatTimeoutMilliseconds = 3500
+    public var logRetentionChanges = 1_000_000
+    public var batchLimit = 500
+    public var logLevel = "info"
+    /// The file this came from.
+    public var sourceFile: String
+
+    /// Reads and validates a config file.
+    public static func load(path: String) throws(ConfigError) -> NodeConfig {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw ConfigError(file: path, line: nil, "cannot read the file")
+        }
+        return try parse(text, file: path)
+    }
+
+    /// Parses YAML text; `file` names it in errors and anchors relative paths.
+    public static func parse(_ text: String, file: String) throws(ConfigError) -> NodeConfig {
+        let node: Node
+        do {
+            guard let composed = try Yams.compose(yaml: text) else { throw ConfigError(file: file, line: nil, "the file is empty") }
+            node = composed
+        } catch let error as ConfigError {
+            throw error
+        } catch let error as YamlError {
+            throw ConfigError(file: file, line: Self.line(of: error), "not valid YAML: \(error)")
+        } catch {
+            throw ConfigError(file: file, line: nil, "not valid YAML")
+        }
+        let base = (file as NSString).deletingLastPathComponent
+        func resolve(_ p: String) -> String {
+            p.hasPrefix("/") ? p : ((base.isEmpty ? "." : base) as NSString).appendingPathComponent(p)
+        }
+        var root = try YAMLMap(file: file, node: node, path: "")
+        let roleText = try root.requiredString("role", hint: "origin or edge")
+        guard let role = Role(rawValue: roleText) else {
+            throw ConfigError(file: file, line: node.mapping?["role"]?.mark?.line, "'role' must be origin or edge, got '\(roleText)'")
+        }
+        let nodeID = try root.requiredString("node_id", hint: "a name for this node, e.g. edge-stmary-1")
+        let tenant = try root.string("tenant")
+        var listen = try root.requiredMap("listen", hint: "e.g. listen: { api: \"127.0.0.1:8444\" }")
+        let api = try address(&listen, "api", file: file)
+        let peer = try listen.string("peer") != nil ? try address(&listen, "peer", file: file) : nil
+        try listen.rejectUnknownKeys()
+        var tls = try root.requiredMap("tls", hint: "tls: { cert: ..., key: ..., ca: ... }")
+        let cert = resolve(try tls.requiredString("cert", hint: "the node's certificate (PEM)"))
+        let key = resolve(try tls.requiredString("key", hint: "the node's private key (PEM)"))
+        let ca = resolve(try tls.requiredString("ca", hint: "the CA that signs every EdgeCache certificate (PEM)"))
+        try tls.rejectUnknownKeys()
+        let dataDir = resolve(try root.requiredString("data_dir", hint: "a folder for the node's SQLite files"))
+        var keys = try root.requiredMap("keys", hint: "keys: { kek_file: ... } (create one with edgecache keys init)")
+        let kek = resolve(try keys.requiredString("kek_file", hint: "create one with: edgecache keys init --kek-file PATH"))
+        try keys.rejectUnknownKeys()
+        var config = NodeConfig(
+            role: role, nodeID: nodeID, tenant: tenant, apiAddress: api, peerAddress: peer, originURL: nil,
+            certFile: cert, keyFile: key, caFile: ca, dataDir: dataDir, kekFile: kek,
+            policyFile: try root.string("policy").map(resolve), sourceFile: file)
+        if var origin = try root.map("origin") {
+            config.originURL = try origin.requiredString("url", hint: "the origin's peer URL, e.g. https://origin.example:9443")
+            if let url = config.originURL, URL(string: url)?.scheme != "https" {
+                throw ConfigError(file: file, line: origin.line, "'origin.url' must be an https:// URL, got '\(url)'")
+            }
+            config.originRequestTimeoutMilliseconds =
+                try origin.int("request_timeout_ms", range: 100...120_000) ?? config.originRequestTimeoutMilliseconds
+            config.originConnectTimeoutMilliseconds =
+                try origin.int("connect_timeout_ms", range: 100...60_000) ?? config.originConnectTimeoutMilliseconds
+            try origin.rejectUnknownKeys()
+        }
+        if var limits = try root.map("limits") {
+            config.maxBodyBytes = try limits.int("max_body_bytes", range: 1024...(256 << 20)) ?? config.maxBodyBytes
+            config.maxHeaderBytes = try limits.int("max_header_bytes", range: 1024...(64 << 10)) ?? config.maxHeaderBytes
+            config.idleTimeoutSeconds = try limits.int("idle_timeout_s", range: 1...3600) ?? config.idleTimeoutSeconds
+            config.bodyTimeoutSeconds = try limits.int("body_timeout_s", range: 1...3600) ?? config.bodyTimeoutSeconds
+            try limits.rejectUnknownKeys()
+        }
+        if var replication = try root.map("replication") {
+            config.heartbeatMilliseconds = try replication.int("heartbeat_ms", range: 50...10_000) ?? config.heartbeatMilliseconds
+            config.heartbeatTimeoutMilliseconds =
+                try replication.int("heartbeat_timeout_ms", range: 100...120_000) ?? max(3 * config.heartbeatMilliseconds + 500, 1000)
+            config.logRetentionChanges =
+                try replication.int("log_retention_changes", range: 10...1_000_000_000) ?? config.logRetentionChanges
+            config.batchLimit = try replication.int("batch_limit", range: 1...10_000) ?? config.batchLimit
+            try replication.rejectUnknownKeys()
+        }
+        if var log = try root.map("log") {
+            let level = try log.string("level") ?? "info"
+            guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(level) else {
+                throw ConfigError(file: file, line: log.line, "'log.level' must be one of trace, debug, info, notice, warning, error, critical")
+            }
+            config.logLevel = level
+            try log.rejectUnknownKeys()
+        }
+        try root.rejectUnknownKeys()
+        switch role {
+        case .origin:
+            guard config.peerAddress != nil else {
+                throw ConfigError(file: file, line: listen.line, "an origin needs 'listen.peer' (the edges' mTLS listener)")
+            }
+        case .edge:
+            guard let tenant = config.tenant, !tenant.isEmpty else {
+                throw ConfigError(file: file, line: root.line, "an edge needs 'tenant' (the tenant named in its certificate)")
+            }
+            guard config.originURL != nil else {
+                throw ConfigError(file: file, line: root.line, "an edge needs 'origin: { url: https://... }'")
+            }
+        }
+        return config
+    }
+
+    private static func address(_ map: inout YAMLMap, _ key: String, file: String) throws(ConfigError) -> Address {
+        let text = try map.requiredString(key, hint: "host:port")
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port)
+        else { throw ConfigError(file: file, line: map.line, "'listen.\(key)' must be host:port, got '\(text)'") }
+        return Address(host: String(text[..<colon]), port: port)
+    }
+
+    private static func line(of error: YamlError) -> Int? {
+        switch error {
+        case .scanner(_, _, let mark, _), .parser(_, _, let mark, _): return mark.line
+        default: return nil
+        }
+    }
+}
+
+extension NodeConfig {
+    /// Checks that the files the config names exist and are usable.
+    public func checkFiles() throws(ConfigError) {
+        for (key, path) in [("tls.cert", certFile), ("tls.key", keyFile), ("tls.ca", caFile)] {
+            guard FileManager.default.isReadableFile(atPath: path) else {
+                throw ConfigError(file: sourceFile, line: nil, "'\(key)' names \(path), which cannot be read")
+            }
+        }
+        guard FileManager.default.isReadableFile(atPath: kekFile) else {
+            throw ConfigError(
+                file: sourceFile, line: nil,
+                "'keys.kek_file' names \(kekFile), which cannot be read (create it with: edgecache keys init --kek-file \(kekFile))")
+        }
+    }
+}

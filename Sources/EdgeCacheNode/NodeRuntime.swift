@@ -1,0 +1,156 @@
+import EdgeCacheCore
+import EdgeCacheCrypto
+import EdgeCacheHTTP
+import EdgeCacheStore
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import Logging
+import NIOCore
+import NIOSSL
+import ServiceLifecycle
+import Synchronization
+import UnixSignals
+
+/// One node (origin or edge) assembled from its config: stores, listeners and background
+/// services, ready to run in a `ServiceGroup`.
+public final class NodeRuntime: Sendable {
+    public let config: NodeConfig
+    public let services: [any Service]
+    /// Bound ports, filled in as listeners start (`api`, `peer`).
+    public let ports = ListeningPorts()
+    let logger: Logger
+    let cleanup: @Sendable () async -> Void
+    /// The origin's store (origin role only), e.g. for loading demo data.
+    public let originStore: (any OriginStore)?
+    /// The edge's store and link (edge role only).
+    public let edgeStore: EdgeStore?
+    public let edgeLink: EdgeLink?
+
+    public init(config: NodeConfig, logger: Logger) throws {
+        self.config = config
+        self.logger = logger
+        let kek = try KeyEncryptionKey.load(path: config.kekFile)
+        let clock = SystemWallClock()
+        let limits = RequestLimits(
+            maxBodyBytes: config.maxBodyBytes, maxHeaderBytes: config.maxHeaderBytes,
+            bodyTimeoutSeconds: config.bodyTimeoutSeconds)
+        let portsRef = ports
+        var services: [any Service] = []
+        switch config.role {
+        case .origin:
+            let store = try SQLiteOriginStore(path: config.dataDir + "/origin.sqlite", kek: kek, clock: clock)
+            let fhir = FHIRResponder(backend: OriginBackend(store: store), role: "origin", limits: limits, clock: clock)
+            let status: @Sendable (String) async -> Response? = { path in
+                await OperatorEndpoints.origin(path: path, store: store, config: config)
+            }
+            let api = NodeResponder(
+                allowedRoles: [.client, .edge], nodeTenant: nil, fhir: fhir, replication: nil, limits: limits,
+                operatorEndpoints: status)
+            let replication = ReplicationResponder(
+                store: store,
+                settings: StreamSettings(heartbeatMilliseconds: config.heartbeatMilliseconds, batchLimit: config.batchLimit),
+                clock: clock)
+            let peer = NodeResponder(
+                allowedRoles: [.edge], nodeTenant: nil, fhir: fhir, replication: replication, limits: limits,
+                operatorEndpoints: status)
+            services.append(try Self.application(api, name: "api", address: config.apiAddress, tls13: false, config: config, logger: logger, ports: portsRef))
+            services.append(try Self.application(peer, name: "peer", address: config.peerAddress!, tls13: true, config: config, logger: logger, ports: portsRef))
+            services.append(LogCompactor(store: store, keep: config.logRetentionChanges, logger: logger))
+            originStore = store
+            edgeStore = nil
+            edgeLink = nil
+            cleanup = {}
+        case .edge:
+            let tenant = config.tenant!
+            let store = try EdgeStore(path: config.dataDir + "/edge.sqlite", tenant: tenant, kek: kek, clock: clock)
+            let origin = try OriginClient(config: config)
+            let link = EdgeLink(
+                applied: store.counters.checkpoint, heartbeatTimeoutMilliseconds: Int64(config.heartbeatTimeoutMilliseconds))
+            let backend = EdgeBackend(store: store, origin: origin, link: link, clock: clock, logger: logger)
+            let fhir = FHIRResponder(backend: backend, role: "edge", limits: limits, clock: clock)
+            let api = NodeResponder(
+                allowedRoles: [.client], nodeTenant: tenant, fhir: fhir, replication: nil, limits: limits,
+                operatorEndpoints: { path in
+                    await OperatorEndpoints.edge(path: path, store: store, link: link, config: config)
+                })
+            services.append(try Self.application(api, name: "api", address: config.apiAddress, tls13: false, config: config, logger: logger, ports: portsRef))
+            services.append(StreamFollower(store: store, origin: origin, link: link, logger: logger))
+            originStore = nil
+            edgeStore = store
+            edgeLink = link
+            cleanup = { await origin.shutdown() }
+        }
+        self.services = services
+    }
+
+    private static func application(
+        _ responder: NodeResponder, name: String, address: NodeConfig.Address, tls13: Bool, config: NodeConfig,
+        logger: Logger, ports: ListeningPorts
+    ) throws -> some Service {
+        let tls = try TLSSettings.server(
+            certFile: config.certFile, keyFile: config.keyFile, caFile: config.caFile, minimumTLS13: tls13)
+        let http1 = HTTP1Channel.Configuration(
+            idleTimeout: .seconds(Int64(config.idleTimeoutSeconds)),
+            httpDecoderConfiguration: .init(maxHeaderFieldSize: 64 * 1024, maxHeaderListSize: 256 * 1024, maxHeaderFieldCount: 1000))
+        let expected = config.role == .origin ? 2 : 1
+        let dataDir = config.dataDir
+        return Application(
+            responder: responder,
+            server: try .tls(.http1(configuration: http1), tlsConfiguration: tls),
+            configuration: .init(address: .hostname(address.host, port: address.port), serverName: nil, reuseAddress: true),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? 0
+                let all = ports.set(name, port)
+                logger.notice("listening", metadata: ["listener": "\(name)", "port": "\(port)"])
+                if all.count == expected { Self.writePortsFile(all, dataDir: dataDir) }
+            },
+            logger: logger)
+    }
+
+    /// Writes `<data_dir>/listening.json` atomically once every listener is up (scripts and
+    /// tests wait for it).
+    static func writePortsFile(_ ports: [String: Int], dataDir: String) {
+        let body = "{" + ports.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\($0.value)" }.joined(separator: ",") + "}\n"
+        let path = dataDir + "/listening.json"
+        try? body.write(toFile: path + ".tmp", atomically: false, encoding: .utf8)
+        rename(path + ".tmp", path)
+    }
+
+    /// Runs the node until SIGTERM/SIGINT, then drains in-flight requests.
+    public func run() async throws {
+        unlink(config.dataDir + "/listening.json")
+        var configuration = ServiceGroupConfiguration(
+            services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        configuration.maximumGracefulShutdownDuration = .seconds(10)
+        let group = ServiceGroup(configuration: configuration)
+        do {
+            try await group.run()
+        } catch {
+            await cleanup()
+            throw error
+        }
+        await cleanup()
+    }
+
+    /// Releases clients (for callers that run ``services`` in their own group).
+    public func shutdown() async { await cleanup() }
+}
+
+/// The ports a node's listeners are bound to, by listener name.
+public final class ListeningPorts: Sendable {
+    private let ports = Mutex<[String: Int]>([:])
+
+    public init() {}
+
+    /// Records a port and returns all known so far.
+    func set(_ name: String, _ port: Int) -> [String: Int] {
+        ports.withLock {
+            $0[name] = port
+            return $0
+        }
+    }
+
+    public subscript(name: String) -> Int? { ports.withLock { $0[name] } }
+}

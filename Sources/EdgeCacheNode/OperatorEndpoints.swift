@@ -1,0 +1,56 @@
+import EdgeCacheCore
+import EdgeCacheHTTP
+import EdgeCacheStore
+import Hummingbird
+
+/// `/healthz`, `/readyz` and `/status` for both roles.
+enum OperatorEndpoints {
+    static func json(_ status: Int, _ members: [(String, JSONValue)]) -> Response {
+        let body = JSONValue.object(JSONObject(members.map { .init(key: $0.0, value: $0.1) })).serialized()
+        return FHIRHTTP.response(status: status, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-store")], body: body + [0x0A])
+    }
+
+    static func number(_ n: Int64) -> JSONValue { .number(String(n)) }
+
+    static func origin(path: String, store: any OriginStore, config: NodeConfig) async -> Response? {
+        switch path {
+        case "/healthz": return json(200, [("status", .string("alive"))])
+        case "/readyz": return json(200, [("status", .string("ready"))])
+        case "/status":
+            return json(
+                200,
+                [
+                    ("role", .string("origin")), ("node_id", .string(config.nodeID)),
+                    ("head_lsn", number(store.headLSN)),
+                ])
+        default: return nil
+        }
+    }
+
+    static func edge(path: String, store: EdgeStore, link: EdgeLink, config: NodeConfig) async -> Response? {
+        switch path {
+        case "/healthz": return json(200, [("status", .string("alive"))])
+        case "/readyz": return json(200, [("status", .string("serving")), ("live", .bool(link.isLive))])
+        case "/status":
+            let counters = store.counters
+            let state = link.snapshot
+            let staleness: JSONValue = link.stalenessMilliseconds.map { number($0) } ?? .null
+            let entries = (try? await store.entryCount()).map { JSONValue.number(String($0)) } ?? .null
+            return json(
+                200,
+                [
+                    ("role", .string("edge")), ("node_id", .string(config.nodeID)), ("tenant", .string(config.tenant ?? "")),
+                    ("link", .string(link.isLive ? "live" : link.notLiveReason)),
+                    ("connected", .bool(state.connected)),
+                    ("origin_head_lsn", number(state.originHead)),
+                    ("applied_lsn", number(counters.checkpoint)),
+                    ("staleness_ms", staleness),
+                    ("events_applied", number(counters.eventsApplied)),
+                    ("events_skipped", number(counters.eventsSkipped)),
+                    ("bootstraps", number(counters.bootstraps)),
+                    ("cached_entries", entries),
+                ])
+        default: return nil
+        }
+    }
+}

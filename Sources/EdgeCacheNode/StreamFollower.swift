@@ -1,0 +1,174 @@
+import AsyncHTTPClient
+import EdgeCacheCore
+import EdgeCacheCrypto
+import EdgeCacheStore
+import Logging
+import NIOCore
+import NIOHTTP1
+import ServiceLifecycle
+
+/// Follows the origin's change stream: the I/O shell around ``StreamCursor``.
+///
+/// Each batch of events is applied together with its checkpoint in one SQLite transaction;
+/// a re-delivered event is a no-op. A 410 makes it re-bootstrap from a snapshot, staged aside
+/// and swapped in atomically.
+public final class StreamFollower: Service {
+    let store: EdgeStore
+    let origin: OriginClient
+    let link: EdgeLink
+    let logger: Logger
+    let maxBatch = 500
+    /// Heartbeat-only checkpoint moves are persisted at most this often (milliseconds).
+    let checkpointInterval: Int64 = 1000
+
+    public init(store: EdgeStore, origin: OriginClient, link: EdgeLink, logger: Logger) {
+        self.store = store
+        self.origin = origin
+        self.link = link
+        self.logger = logger
+    }
+
+    struct Gone: Error {}
+    struct BadStatus: Error { let status: Int }
+
+    static let isResident: @Sendable (String) -> Bool = { DefaultPolicy.policy(forType: $0).replication == .resident }
+
+    public func run() async throws {
+        try await cancelWhenGracefulShutdown { try await self.loop() }
+    }
+
+    private func loop() async throws {
+        var cursor = StreamCursor(checkpoint: store.counters.checkpoint)
+        var action = cursor.start()
+        do {
+            while !Task.isCancelled {
+                switch action {
+                case .connect(let since):
+                    do {
+                        try await self.follow(since: since, cursor: &cursor)
+                        self.link.disconnected()
+                        action = cursor.failed(random: Double.random(in: 0...1))
+                    } catch is Gone {
+                        self.link.disconnected()
+                        self.logger.notice("change log no longer reaches the checkpoint; bootstrapping from a snapshot")
+                        action = cursor.gone()
+                    } catch {
+                        self.link.disconnected()
+                        if Task.isCancelled { return }
+                        self.logger.warning("change stream interrupted", metadata: ["reason": "\(Self.describe(error))"])
+                        action = cursor.failed(random: Double.random(in: 0...1))
+                    }
+                case .wait(let ms):
+                    try await Task.sleep(for: .milliseconds(ms))
+                    action = cursor.retry()
+                case .bootstrap:
+                    do {
+                        self.link.setBootstrapping(true)
+                        let lsn = try await self.bootstrap()
+                        self.link.setBootstrapping(false)
+                        self.logger.notice("bootstrapped from snapshot", metadata: ["lsn": "\(lsn)"])
+                        action = cursor.bootstrapped(at: lsn)
+                    } catch {
+                        self.link.setBootstrapping(false)
+                        if Task.isCancelled { return }
+                        self.logger.warning("bootstrap failed", metadata: ["reason": "\(Self.describe(error))"])
+                        let wait = cursor.failed(random: Double.random(in: 0...1))
+                        if case .wait(let ms) = wait { try await Task.sleep(for: .milliseconds(ms)) }
+                        action = cursor.gone()
+                    }
+                }
+            }
+        }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let bad = error as? BadStatus { return "HTTP \(bad.status)" }
+        return String(describing: error).prefix(160).description
+    }
+
+    /// Streams from `since` until the stream ends or fails.
+    private func follow(since: Int64, cursor: inout StreamCursor) async throws {
+        let response = try await origin.openStream(path: "/replication/v1/changes?since=\(since)")
+        if response.status.code == 410 { throw Gone() }
+        guard response.status.code == 200 else { throw BadStatus(status: Int(response.status.code)) }
+        cursor.connected()
+        let inflater = try ZlibInflater()
+        var splitter = LineSplitter(maxLineLength: 64 << 20)
+        var decoder = FrameDecoder()
+        var pending: [Change] = []
+        var checkpoint = store.counters.checkpoint
+        var lastPersist = link.clock.nowMillis()
+        func flush(upTo lsn: Int64) async throws {
+            guard !pending.isEmpty || lsn > checkpoint else { return }
+            let counters = try await store.apply(pending, checkpoint: lsn, isResident: Self.isResident)
+            pending.removeAll(keepingCapacity: true)
+            checkpoint = counters.checkpoint
+            lastPersist = link.clock.nowMillis()
+            cursor.applied(upTo: checkpoint)
+            link.applied(upTo: checkpoint)
+        }
+        for try await chunk in response.body {
+            let bytes = try inflater.decompress(Array(chunk.readableBytesView))
+            for line in try splitter.feed(bytes) {
+                guard let frame = try decoder.decode(line: line) else { continue }
+                switch frame {
+                case .change(let lsn, let resource):
+                    pending.append(Change(lsn: lsn, resource: resource))
+                    if pending.count >= maxBatch { try await flush(upTo: lsn) }
+                case .heartbeat(let head, let sent, _):
+                    let due = link.clock.nowMillis() - lastPersist >= checkpointInterval
+                    if !pending.isEmpty || (sent > checkpoint && due) {
+                        try await flush(upTo: max(sent, pending.last?.lsn ?? 0))
+                    }
+                    cursor.heartbeat()
+                    link.applied(upTo: sent > checkpoint ? sent : checkpoint)
+                    link.heartbeat(head: head)
+                case .snapshotStart, .snapshotEnd:
+                    throw FrameDecodingError(message: "snapshot frame in a change stream")
+                }
+            }
+            if let last = pending.last, !decoder.expectsResourceLine { try await flush(upTo: last.lsn) }
+        }
+    }
+
+    /// Downloads a snapshot into staging tables and swaps it in; returns its LSN.
+    private func bootstrap() async throws -> Int64 {
+        let response = try await origin.openStream(path: "/replication/v1/snapshot")
+        guard response.status.code == 200 else { throw BadStatus(status: Int(response.status.code)) }
+        try await store.beginSnapshot()
+        let inflater = try ZlibInflater()
+        var splitter = LineSplitter(maxLineLength: 64 << 20)
+        var decoder = FrameDecoder()
+        var snapshotLSN: Int64?
+        var staged: [ResourceVersion] = []
+        var count: Int64 = 0
+        for try await chunk in response.body {
+            for line in try splitter.feed(try inflater.decompress(Array(chunk.readableBytesView))) {
+                guard let frame = try decoder.decode(line: line) else { continue }
+                switch frame {
+                case .snapshotStart(let lsn):
+                    snapshotLSN = lsn
+                case .change(_, let resource):
+                    guard snapshotLSN != nil else { throw FrameDecodingError(message: "snapshot without a start") }
+                    staged.append(resource)
+                    count += 1
+                    if staged.count >= maxBatch {
+                        try await store.stageSnapshot(staged)
+                        staged.removeAll(keepingCapacity: true)
+                    }
+                case .snapshotEnd(let total):
+                    guard let lsn = snapshotLSN, total == count else {
+                        throw FrameDecodingError(message: "snapshot ended with \(total) resources, received \(count)")
+                    }
+                    try await store.stageSnapshot(staged)
+                    try await store.finishSnapshot(lsn: lsn)
+                    link.applied(upTo: lsn)
+                    return lsn
+                case .heartbeat:
+                    continue
+                }
+            }
+        }
+        throw FrameDecodingError(message: "snapshot stream ended early")
+    }
+}
