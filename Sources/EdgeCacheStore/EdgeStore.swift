@@ -14,6 +14,13 @@ public struct EdgeStoreCounters: Sendable, Equatable {
     public var eventsSkipped: Int64
     /// Times the store was replaced from a snapshot.
     public var bootstraps: Int64
+
+    public init(checkpoint: Int64, eventsApplied: Int64, eventsSkipped: Int64, bootstraps: Int64) {
+        self.checkpoint = checkpoint
+        self.eventsApplied = eventsApplied
+        self.eventsSkipped = eventsSkipped
+        self.bootstraps = bootstraps
+    }
 }
 
 /// An entry served from the edge cache.

@@ -1,0 +1,73 @@
+import EdgeCacheCore
+import Testing
+
+@Suite struct SearchQueryTests {
+    @Test func parsesSupportedParameters() throws {
+        let q = try SearchQuery.parse([
+            ("_id", "a,b"), ("identifier", "urn:s|v"), ("patient", "p1"), ("_count", "5"), ("_offset", "10"), ("unknown", "x"),
+        ])
+        #expect(q.ids == ["a", "b"])
+        #expect(q.termGroups == [["identifier|urn:s|v"], ["patient|Patient/p1"]])
+        #expect(q.count == 5 && q.offset == 10)
+        #expect(q.effectiveParameters.map(\.0) == ["_id", "identifier", "patient"])
+    }
+
+    @Test func lastUpdatedPrefixesBecomeBounds() throws {
+        let day = FHIRTime.parseRange("2026-11-22")!
+        var q = try SearchQuery.parse([("_lastUpdated", "ge2026-11-22"), ("_lastUpdated", "lt2026-11-23")])
+        #expect(q.updatedFrom == day.start && q.updatedBefore == day.end)
+        q = try SearchQuery.parse([("_lastUpdated", "gt2026-11-22")])
+        #expect(q.updatedFrom == day.end)
+        q = try SearchQuery.parse([("_lastUpdated", "le2026-11-22")])
+        #expect(q.updatedBefore == day.end)
+        q = try SearchQuery.parse([("_lastUpdated", "2026-11-22")])
+        #expect(q.updatedFrom == day.start && q.updatedBefore == day.end)
+    }
+
+    @Test(arguments: [("_count", "-1"), ("_count", "x"), ("_id", "a b"), ("_lastUpdated", "yesterday"), ("patient", "Patient/a b")])
+    func rejectsMalformedValues(_ name: String, _ value: String) {
+        #expect(throws: FHIRError.self) { try SearchQuery.parse([(name, value)]) }
+    }
+
+    @Test func countIsCapped() throws {
+        #expect(try SearchQuery.parse([("_count", "100000")]).count == SearchQuery.maxCount)
+    }
+}
+
+@Suite struct FHIRTimeTests {
+    @Test func formatsInstantsAndHTTPDates() {
+        #expect(FHIRTime.instant(millis: 1_795_306_530_123) == "2026-11-22T00:15:30.123Z")
+        #expect(FHIRTime.httpDate(millis: 784_111_777_000) == "Sun, 06 Nov 1994 08:49:37 GMT")
+        #expect(FHIRTime.instant(millis: 0) == "1970-01-01T00:00:00.000Z")
+    }
+
+    @Test func parsesRangesAtTheirPrecision() {
+        #expect(FHIRTime.parseRange("2026")!.end - FHIRTime.parseRange("2026")!.start == 365 * 86_400_000)
+        #expect(FHIRTime.parseRange("2024-02")!.end - FHIRTime.parseRange("2024-02")!.start == 29 * 86_400_000)
+        let t = FHIRTime.parseRange("2026-11-22T00:15:30.123Z")!
+        #expect(t.start == 1_795_306_530_123 && t.end == t.start + 1)
+        #expect(FHIRTime.parseRange("2026-11-22T02:15:30+02:00")!.start == 1_795_306_530_000)
+        for bad in ["", "26", "2026-13", "2026-11-32", "2026-11-22T25:00", "2026-11-22X", "2026-11-22T10:00:00.Z"] {
+            #expect(FHIRTime.parseRange(bad) == nil, "\(bad)")
+        }
+    }
+
+    @Test func roundTripsInstants() {
+        var rng = SeededRandom(seed: 3)
+        for _ in 0..<1000 {
+            let millis = Int64(rng.next() % 4_000_000_000_000)
+            #expect(FHIRTime.parseRange(FHIRTime.instant(millis: millis))?.start == millis)
+        }
+    }
+}
+
+@Suite struct ETagTests {
+    @Test func acceptsWeakQuotedAndBareForms() {
+        #expect(ETag.version(from: "W/\"3\"") == 3)
+        #expect(ETag.version(from: "\"3\"") == 3)
+        #expect(ETag.version(from: " 3 ") == 3)
+        #expect(ETag.version(from: "W/\"x\"") == nil)
+        #expect(ETag.versions(fromList: "W/\"1\", 2").versions == [1, 2])
+        #expect(ETag.versions(fromList: "*").any)
+    }
+}

@@ -1,0 +1,107 @@
+import EdgeCacheCore
+import EdgeCacheCrypto
+import EdgeCacheStore
+import Foundation
+import Testing
+
+func version(_ type: String, _ id: String, _ v: Int64, deleted: Bool = false, extra: String = "") -> ResourceVersion {
+    ResourceVersion(
+        type: type, id: id, version: v, lastUpdated: 1000 * v, deleted: deleted,
+        json: deleted ? [] : Array(#"{"resourceType":"\#(type)","id":"\#(id)","meta":{"versionId":"\#(v)"}\#(extra)}"#.utf8))
+}
+
+@Suite struct EdgeStoreTests {
+    let dir = TempDir()
+    let kek: KeyEncryptionKey
+    let store: EdgeStore
+    static let full: @Sendable (String) -> Bool = { _ in false }
+
+    init() throws {
+        kek = try KeyEncryptionKey.generate()
+        store = try EdgeStore(path: dir.path + "/edge.sqlite", tenant: "a", kek: kek)
+    }
+
+    @Test func appliesBatchWithCheckpointAndSkipsRedelivery() async throws {
+        let batch = [Change(lsn: 1, resource: version("Patient", "p1", 1)), Change(lsn: 2, resource: version("Patient", "p1", 2))]
+        var counters = try await store.apply(batch, checkpoint: 2, isResident: Self.full)
+        #expect(counters.checkpoint == 2 && counters.eventsApplied == 2 && counters.eventsSkipped == 0)
+        counters = try await store.apply(batch, checkpoint: 2, isResident: Self.full)
+        #expect(counters.eventsApplied == 2 && counters.eventsSkipped == 2)
+        #expect(try await store.get(type: "Patient", id: "p1")?.resource.version == 2)
+        // An older version arriving later never overwrites a newer one.
+        counters = try await store.apply([Change(lsn: 3, resource: version("Patient", "p1", 1))], checkpoint: 3, isResident: Self.full)
+        #expect(counters.eventsSkipped == 3 && counters.checkpoint == 3)
+        #expect(try await store.get(type: "Patient", id: "p1")?.resource.version == 2)
+    }
+
+    @Test func countersSurviveReopen() async throws {
+        try await store.apply([Change(lsn: 4, resource: version("Patient", "p1", 1))], checkpoint: 9, isResident: Self.full)
+        let reopened = try EdgeStore(path: dir.path + "/edge.sqlite", tenant: "a", kek: kek)
+        #expect(reopened.counters == EdgeStoreCounters(checkpoint: 9, eventsApplied: 1, eventsSkipped: 0, bootstraps: 0))
+        #expect(try await reopened.get(type: "Patient", id: "p1")?.resource.json == version("Patient", "p1", 1).json)
+    }
+
+    @Test func residentClassesOnlyRefreshCachedEntries() async throws {
+        let resident: @Sendable (String) -> Bool = { $0 == "Basic" }
+        try await store.apply([Change(lsn: 1, resource: version("Basic", "b1", 1))], checkpoint: 1, isResident: resident)
+        #expect(try await store.get(type: "Basic", id: "b1") == nil)
+        try await store.put(version("Basic", "b1", 1))
+        try await store.apply([Change(lsn: 2, resource: version("Basic", "b1", 2))], checkpoint: 2, isResident: resident)
+        #expect(try await store.get(type: "Basic", id: "b1")?.resource.version == 2)
+    }
+
+    @Test func snapshotReplacesEverythingAtOnce() async throws {
+        try await store.apply([Change(lsn: 1, resource: version("Patient", "old", 1))], checkpoint: 1, isResident: Self.full)
+        try await store.beginSnapshot()
+        try await store.stageSnapshot([version("Patient", "new", 3)])
+        #expect(try await store.get(type: "Patient", id: "old") != nil)
+        #expect(try await store.get(type: "Patient", id: "new") == nil)
+        try await store.finishSnapshot(lsn: 50)
+        #expect(try await store.get(type: "Patient", id: "old") == nil)
+        #expect(try await store.get(type: "Patient", id: "new")?.resource.version == 3)
+        #expect(store.counters.checkpoint == 50 && store.counters.bootstraps == 1)
+    }
+
+    @Test func searchesLocally() async throws {
+        try await store.apply(
+            [
+                Change(lsn: 1, resource: version("Observation", "o1", 1, extra: #","subject":{"reference":"Patient/p1"}"#)),
+                Change(lsn: 2, resource: version("Observation", "o2", 1, extra: #","subject":{"reference":"Patient/p2"}"#)),
+                Change(lsn: 3, resource: version("Observation", "o3", 2, deleted: true)),
+            ], checkpoint: 3, isResident: Self.full)
+        let page = try await store.search(type: "Observation", query: try SearchQuery.parse([("patient", "p1")]))
+        #expect(page.resources.map(\.id) == ["o1"])
+        #expect(try await store.search(type: "Observation", query: SearchQuery()).total == 2)
+    }
+}
+
+/// Known data written through both stores must not appear in clear text in any SQLite file.
+@Suite struct PlaintextAtRestTests {
+    @Test func sqliteFilesHoldNoIdentifiersNamesOrIDs() async throws {
+        let dir = TempDir()
+        let secrets = ["pat-zq7x91", "Quixoticfamily", "Zebedeegiven", "MRN-55501234", "urn:oid:9.9.9.9.77"]
+        let json = #"{"resourceType":"Patient","identifier":[{"system":"urn:oid:9.9.9.9.77","value":"MRN-55501234"}],"name":[{"family":"Quixoticfamily","given":["Zebedeegiven"]}]}"#
+        let origin = try SQLiteOriginStore(path: dir.path + "/origin.sqlite", kek: try KeyEncryptionKey.generate())
+        let edge = try EdgeStore(path: dir.path + "/edge.sqlite", tenant: "a", kek: try KeyEncryptionKey.generate())
+        for v in 0..<3 {
+            let result = try await origin.write(
+                tenant: "a", .update(type: "Patient", id: "pat-zq7x91", resource: try resource(json, id: "pat-zq7x91"), ifMatch: nil))
+            try await edge.apply([Change(lsn: result.lsn, resource: result.version!)], checkpoint: result.lsn, isResident: { _ in false })
+            #expect(result.version?.version == Int64(v + 1))
+        }
+        try await edge.beginSnapshot()
+        try await edge.stageSnapshot([try #require(try await origin.read(tenant: "a", type: "Patient", id: "pat-zq7x91"))])
+        // The data is really there (readable through the stores)...
+        #expect(try await edge.get(type: "Patient", id: "pat-zq7x91")?.resource.json.count ?? 0 > 100)
+        #expect(try await edge.search(type: "Patient", query: try SearchQuery.parse([("identifier", "MRN-55501234")])).resources.count == 1)
+        // ...but no file holds it in the clear.
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.contains(".sqlite") }
+        #expect(files.contains("edge.sqlite-wal") && files.contains("origin.sqlite-wal"))
+        for file in files {
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: dir.path + "/" + file))
+            for secret in secrets {
+                #expect(bytes.range(of: Data(secret.utf8)) == nil, "\(secret) found in \(file)")
+            }
+        }
+    }
+}
