@@ -108,10 +108,15 @@ let package = Package(
         .testTarget(
             name: "EdgeCacheNodeTests",
             dependencies: [
-                "EdgeCacheNode", "EdgeCacheCore", "EdgeCacheCrypto", "EdgeCacheStore", "EdgeCacheHTTP",
+                "edgecache", "EdgeCacheNode", "EdgeCacheCore", "EdgeCacheCrypto", "EdgeCacheStore", "EdgeCacheHTTP",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
