@@ -16,9 +16,12 @@ public struct LinkState: Sendable, Equatable {
     /// How long without a heartbeat before the link counts as down.
     public let heartbeatTimeoutMilliseconds: Int64
 
-    public init(applied: Int64, heartbeatTimeoutMilliseconds: Int64 = 3000) {
+    /// - Parameter caughtUpAt: when the edge was last caught up (same clock as `now` later),
+    ///   restored from disk after a restart; nil if never.
+    public init(applied: Int64, heartbeatTimeoutMilliseconds: Int64 = 3000, caughtUpAt: Int64? = nil) {
         self.applied = applied
         self.heartbeatTimeoutMilliseconds = heartbeatTimeoutMilliseconds
+        self.caughtUpAt = caughtUpAt
     }
 
     public mutating func heartbeat(head: Int64, at now: Int64) {

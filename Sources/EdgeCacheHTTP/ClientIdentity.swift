@@ -8,6 +8,8 @@ import NIOSSL
 public struct ClientIdentity: Sendable, Equatable {
     public enum Role: String, Sendable {
         case edge, client, origin
+        /// A role value this version does not know (treated as no role).
+        case unknown
     }
 
     public var tenant: String?
@@ -27,6 +29,11 @@ public struct ClientIdentity: Sendable, Equatable {
         var tenant: String?
         var role: Role?
         var node: String?
+        var conflicting = false
+        func set<T: Equatable>(_ slot: inout T?, _ value: T?) {
+            if let existing = slot, existing != value { conflicting = true }
+            slot = value
+        }
         for name in certificate._subjectAlternativeNames() where name.nameType == .uri {
             let uri = String(decoding: name.contents, as: UTF8.self)
             let prefix = "urn:edgecache:"
@@ -35,12 +42,17 @@ public struct ClientIdentity: Sendable, Equatable {
             guard let colon = rest.firstIndex(of: ":") else { continue }
             let value = String(rest[rest.index(after: colon)...])
             switch rest[..<colon] {
-            case "tenant": tenant = value
-            case "role": role = Role(rawValue: value)
-            case "node": node = value
+            case "tenant": set(&tenant, value)
+            case "role": set(&role, Role(rawValue: value) ?? .unknown)
+            case "node": set(&node, value)
             default: continue
             }
         }
-        self.init(tenant: tenant, role: role, node: node, commonName: nil)
+        // A certificate naming two tenants or two roles names none: it is refused (403).
+        if conflicting || role == .unknown {
+            self.init(tenant: nil, role: nil, node: nil, commonName: nil)
+        } else {
+            self.init(tenant: tenant, role: role, node: node, commonName: nil)
+        }
     }
 }

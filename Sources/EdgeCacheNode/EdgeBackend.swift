@@ -93,7 +93,7 @@ public struct EdgeBackend: FHIRBackend {
 
     public func search(_ caller: FHIRCaller, type: String, query: SearchQuery, rawQuery: String?) async throws -> ListAnswer {
         let policy = DefaultPolicy.policy(forType: type)
-        let local = policy.replication == .full && link.snapshot.caughtUpAt != nil
+        let local = policy.replication == .full && link.everCaughtUp
         if local {
             let page = try await store.search(type: type, query: query)
             return ListAnswer(page: page, cache: try hitFacts(type: type, storedAt: clock.nowMillis()))

@@ -8,9 +8,19 @@ public final class EdgeLink: Sendable {
     private let bootstrapping = Mutex(false)
     let clock = MonotonicClock()
 
-    public init(applied: Int64, heartbeatTimeoutMilliseconds: Int64) {
-        state = Mutex(LinkState(applied: applied, heartbeatTimeoutMilliseconds: heartbeatTimeoutMilliseconds))
+    /// - Parameter caughtUpWallClock: the persisted wall-clock time the edge was last caught up
+    ///   (0 if never), converted once to the monotonic clock.
+    public init(applied: Int64, heartbeatTimeoutMilliseconds: Int64, caughtUpWallClock: Int64 = 0, wallNow: Int64 = 0) {
+        var restored: Int64?
+        if caughtUpWallClock > 0 {
+            restored = MonotonicClock().nowMillis() - max(0, wallNow - caughtUpWallClock)
+        }
+        state = Mutex(
+            LinkState(applied: applied, heartbeatTimeoutMilliseconds: heartbeatTimeoutMilliseconds, caughtUpAt: restored))
     }
+
+    /// Whether the edge was caught up at least once (in this run or a previous one).
+    public var everCaughtUp: Bool { snapshot.caughtUpAt != nil }
 
     public func heartbeat(head: Int64) {
         let now = clock.nowMillis()

@@ -18,9 +18,11 @@ public struct LogCompactor: Service {
     }
 
     public func run() async throws {
-        try await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
-                try await Task.sleep(for: interval)
+                // Ends quietly on shutdown: a thrown CancellationError would cancel the listeners
+                // instead of letting them drain.
+                do { try await Task.sleep(for: interval) } catch { return }
                 do {
                     _ = try await store.compactLog(keep: keep)
                 } catch {

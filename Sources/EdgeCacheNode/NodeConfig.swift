@@ -140,10 +140,18 @@ public struct NodeConfig: Sendable {
         try root.rejectUnknownKeys()
         switch role {
         case .origin:
+            if config.tenant != nil || config.originURL != nil {
+                throw ConfigError(
+                    file: file, line: root.line,
+                    "an origin serves every tenant and follows nobody: remove 'tenant' and 'origin' (they are edge keys)")
+            }
             guard config.peerAddress != nil else {
                 throw ConfigError(file: file, line: listen.line, "an origin needs 'listen.peer' (the edges' mTLS listener)")
             }
         case .edge:
+            if config.peerAddress != nil {
+                throw ConfigError(file: file, line: listen.line, "'listen.peer' is an origin key; an edge listens on 'listen.api' only")
+            }
             guard let tenant = config.tenant, !tenant.isEmpty else {
                 throw ConfigError(file: file, line: root.line, "an edge needs 'tenant' (the tenant named in its certificate)")
             }

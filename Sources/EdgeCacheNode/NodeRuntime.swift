@@ -67,7 +67,8 @@ public final class NodeRuntime: Sendable {
             let store = try EdgeStore(path: config.dataDir + "/edge.sqlite", tenant: tenant, kek: kek, clock: clock)
             let origin = try OriginClient(config: config)
             let link = EdgeLink(
-                applied: store.counters.checkpoint, heartbeatTimeoutMilliseconds: Int64(config.heartbeatTimeoutMilliseconds))
+                applied: store.counters.checkpoint, heartbeatTimeoutMilliseconds: Int64(config.heartbeatTimeoutMilliseconds),
+                caughtUpWallClock: store.counters.caughtUpAt, wallNow: clock.nowMillis())
             let backend = EdgeBackend(store: store, origin: origin, link: link, clock: clock, logger: logger)
             let fhir = FHIRResponder(backend: backend, role: "edge", limits: limits, clock: clock)
             let api = NodeResponder(

@@ -34,7 +34,12 @@ public final class StreamFollower: Service {
     static let isResident: @Sendable (String) -> Bool = { DefaultPolicy.policy(forType: $0).replication == .resident }
 
     public func run() async throws {
-        try await cancelWhenGracefulShutdown { try await self.loop() }
+        do {
+            try await cancelWhenGracefulShutdown { try await self.loop() }
+        } catch is CancellationError {
+            // Graceful shutdown: every applied batch is already committed with its checkpoint.
+        }
+        link.disconnected()
     }
 
     private func loop() async throws {
@@ -98,9 +103,10 @@ public final class StreamFollower: Service {
         var pending: [Change] = []
         var checkpoint = store.counters.checkpoint
         var lastPersist = link.clock.nowMillis()
-        func flush(upTo lsn: Int64) async throws {
-            guard !pending.isEmpty || lsn > checkpoint else { return }
-            let counters = try await store.apply(pending, checkpoint: lsn, isResident: Self.isResident)
+        let wallClock = SystemWallClock()
+        func flush(upTo lsn: Int64, caughtUp: Bool = false) async throws {
+            let counters = try await store.apply(
+                pending, checkpoint: lsn, isResident: Self.isResident, caughtUpAt: caughtUp ? wallClock.nowMillis() : nil)
             pending.removeAll(keepingCapacity: true)
             checkpoint = counters.checkpoint
             lastPersist = link.clock.nowMillis()
@@ -117,8 +123,8 @@ public final class StreamFollower: Service {
                     if pending.count >= maxBatch { try await flush(upTo: lsn) }
                 case .heartbeat(let head, let sent, _):
                     let due = link.clock.nowMillis() - lastPersist >= checkpointInterval
-                    if !pending.isEmpty || (sent > checkpoint && due) {
-                        try await flush(upTo: max(sent, pending.last?.lsn ?? 0))
+                    if !pending.isEmpty || due {
+                        try await flush(upTo: max(sent, pending.last?.lsn ?? 0, checkpoint), caughtUp: sent >= head)
                     }
                     cursor.heartbeat()
                     link.applied(upTo: sent > checkpoint ? sent : checkpoint)
@@ -150,8 +156,9 @@ public final class StreamFollower: Service {
                     snapshotLSN = lsn
                 case .change(_, let resource):
                     guard snapshotLSN != nil else { throw FrameDecodingError(message: "snapshot without a start") }
-                    staged.append(resource)
                     count += 1
+                    // Resident classes are fetched on demand, as the stream treats them.
+                    if !Self.isResident(resource.type) { staged.append(resource) }
                     if staged.count >= maxBatch {
                         try await store.stageSnapshot(staged)
                         staged.removeAll(keepingCapacity: true)

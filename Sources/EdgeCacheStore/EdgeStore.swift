@@ -14,12 +14,16 @@ public struct EdgeStoreCounters: Sendable, Equatable {
     public var eventsSkipped: Int64
     /// Times the store was replaced from a snapshot.
     public var bootstraps: Int64
+    /// When the edge last knew it held everything up to the origin's head (wall-clock epoch
+    /// ms, 0 if never): restores honest staleness across a restart while the origin is away.
+    public var caughtUpAt: Int64
 
-    public init(checkpoint: Int64, eventsApplied: Int64, eventsSkipped: Int64, bootstraps: Int64) {
+    public init(checkpoint: Int64, eventsApplied: Int64, eventsSkipped: Int64, bootstraps: Int64, caughtUpAt: Int64 = 0) {
         self.checkpoint = checkpoint
         self.eventsApplied = eventsApplied
         self.eventsSkipped = eventsSkipped
         self.bootstraps = bootstraps
+        self.caughtUpAt = caughtUpAt
     }
 }
 
@@ -62,8 +66,13 @@ public final class EdgeStore: Sendable {
                 sql: """
                     CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
                     INSERT OR IGNORE INTO meta(key, value) VALUES ('checkpoint', 0), ('events_applied', 0),
-                        ('events_skipped', 0), ('bootstraps', 0);
+                        ('events_skipped', 0), ('bootstraps', 0), ('caught_up_at', 0);
                     """)
+            let tenants = try String.fetchAll(db, sql: "SELECT DISTINCT tenant FROM data_keys")
+            if let other = tenants.first(where: { $0 != tenant }) {
+                throw StoreError(
+                    "this data_dir holds the cache of tenant '\(other)', not '\(tenant)'; give each tenant its own data_dir")
+            }
             let keys = try DataKeys.loadOrCreate(db, tenant: tenant, kek: kek, now: now)
             return (keys, try Self.readCounters(db))
         }
@@ -76,7 +85,8 @@ public final class EdgeStore: Sendable {
         for row in try Row.fetchAll(db, sql: "SELECT key, value FROM meta") { values[row[0]] = row[1] }
         return EdgeStoreCounters(
             checkpoint: values["checkpoint"] ?? 0, eventsApplied: values["events_applied"] ?? 0,
-            eventsSkipped: values["events_skipped"] ?? 0, bootstraps: values["bootstraps"] ?? 0)
+            eventsSkipped: values["events_skipped"] ?? 0, bootstraps: values["bootstraps"] ?? 0,
+            caughtUpAt: values["caught_up_at"] ?? 0)
     }
 
     /// The counters as last committed.
@@ -214,11 +224,12 @@ public final class EdgeStore: Sendable {
     ///
     /// Events at or below the current checkpoint, and versions not newer than the cached one, are
     /// no-ops (counted as skipped). Events of resident classes for entries not cached are ignored.
+    /// - Parameter caughtUpAt: when given, records that the edge was caught up at that time.
     /// - Returns: the counters after the commit.
     @discardableResult
-    public func apply(_ changes: [Change], checkpoint: Int64, isResident: @Sendable (String) -> Bool) async throws
-        -> EdgeStoreCounters
-    {
+    public func apply(
+        _ changes: [Change], checkpoint: Int64, isResident: @Sendable (String) -> Bool, caughtUpAt: Int64? = nil
+    ) async throws -> EdgeStoreCounters {
         let sealed = try changes.map { try seal($0.resource) }
         let now = clock.nowMillis()
         let counters = try await pool.write { db -> EdgeStoreCounters in
@@ -246,8 +257,9 @@ public final class EdgeStore: Sendable {
                     UPDATE meta SET value = CASE key
                         WHEN 'checkpoint' THEN max(value, ?)
                         WHEN 'events_applied' THEN value + ?
-                        WHEN 'events_skipped' THEN value + ? ELSE value END
-                    """, arguments: [checkpoint, applied, skipped])
+                        WHEN 'events_skipped' THEN value + ?
+                        WHEN 'caught_up_at' THEN max(value, ?) ELSE value END
+                    """, arguments: [checkpoint, applied, skipped, caughtUpAt ?? 0])
             return try Self.readCounters(db)
         }
         countersCache.withLock { $0 = counters }

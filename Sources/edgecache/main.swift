@@ -30,6 +30,7 @@ struct Serve: AsyncParsableCommand {
     var config: String
 
     func run() async throws {
+        umask(0o077)  // SQLite -wal/-shm files and everything else a node writes: owner only.
         let nodeConfig: NodeConfig
         do {
             nodeConfig = try NodeConfig.load(path: config)
@@ -58,6 +59,7 @@ struct Demo: AsyncParsableCommand {
     var workDir: String = NSTemporaryDirectory() + "edgecache-demo"
 
     func run() async throws {
+        umask(0o077)
         let logger = bootstrapLogging(level: "warning")
         let dir = workDir.hasPrefix("/") ? workDir : FileManager.default.currentDirectoryPath + "/" + workDir
         do {
