@@ -52,6 +52,8 @@ public final class StreamFollower: Service {
                     do {
                         try await self.follow(since: since, cursor: &cursor)
                         self.link.disconnected()
+                        if Task.isCancelled { return }
+                        self.logger.warning("change stream interrupted", metadata: ["reason": "closed by the peer"])
                         action = cursor.failed(random: Double.random(in: 0...1))
                     } catch is Gone {
                         self.link.disconnected()
