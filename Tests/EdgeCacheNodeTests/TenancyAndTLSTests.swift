@@ -24,7 +24,6 @@ import Testing
         let clientB = try TestClient(pki: SharedPKI.main, identity: "client-b")
         let edgeA = try TestClient(pki: SharedPKI.main, identity: "edge-a")
         let clientA = try TestClient(pki: SharedPKI.main, identity: "client-a")
-        defer { Task { await clientB.shutdown(); await edgeA.shutdown(); await clientA.shutdown() } }
 
         #expect(try await clientB.put("\(api)/fhir/Patient/secret-b", #"{"resourceType":"Patient","name":[{"family":"Bee"}]}"#).status == 201)
 
@@ -50,6 +49,7 @@ import Testing
         // A since beyond the head (or below the retained log) answers 410.
         #expect(try await edgeA.get("\(peer)/replication/v1/changes?since=999").status == 410)
         #expect(try await edgeA.get("\(peer)/replication/v1/changes?since=x").status == 400)
+        for client in [clientA, clientB, edgeA] { await client.shutdown() }
         await origin.stop()
     }
 
