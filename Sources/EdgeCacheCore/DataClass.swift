@@ -15,7 +15,15 @@ public enum ReplicationMode: String, Sendable, Codable {
     case resident
 }
 
-/// The per-class rules an edge applies to reads. Issue-2 subset of the policy registry.
+/// How a queued write whose base version is no longer current at the origin is settled.
+public enum ConflictRule: String, Sendable, Codable {
+    /// Set aside in the review queue with both versions (the default for anything clinical).
+    case reject
+    /// The edge's write is applied over the origin's version.
+    case lastWriterWins = "last-writer-wins"
+}
+
+/// The per-class rules an edge applies to reads and queued writes (subset of the policy registry).
 public struct ClassPolicy: Sendable, Equatable {
     public var dataClass: DataClass
     /// Seconds an entry is fresh without a live stream confirming it.
@@ -24,6 +32,7 @@ public struct ClassPolicy: Sendable, Equatable {
     /// unreachable; nil means no limit.
     public var staleIfErrorSeconds: Int?
     public var replication: ReplicationMode
+    public var conflictRule: ConflictRule = .reject
 }
 
 /// The default policy table (DESIGN.md, "Data classes").
@@ -55,13 +64,20 @@ public enum DefaultPolicy {
             ClassPolicy(dataClass: .clinicalCritical, ttlSeconds: 300, staleIfErrorSeconds: 12 * 3600, replication: .full)
         case .clinical: ClassPolicy(dataClass: .clinical, ttlSeconds: 600, staleIfErrorSeconds: nil, replication: .full)
         case .operational:
-            ClassPolicy(dataClass: .operational, ttlSeconds: 900, staleIfErrorSeconds: nil, replication: .full)
+            ClassPolicy(
+                dataClass: .operational, ttlSeconds: 900, staleIfErrorSeconds: nil, replication: .full, conflictRule: .lastWriterWins)
         case .commercial:
-            ClassPolicy(dataClass: .commercial, ttlSeconds: 3600, staleIfErrorSeconds: nil, replication: .resident)
+            ClassPolicy(
+                dataClass: .commercial, ttlSeconds: 3600, staleIfErrorSeconds: nil, replication: .resident,
+                conflictRule: .lastWriterWins)
         case .predictive:
-            ClassPolicy(dataClass: .predictive, ttlSeconds: 300, staleIfErrorSeconds: 300, replication: .resident)
+            ClassPolicy(
+                dataClass: .predictive, ttlSeconds: 300, staleIfErrorSeconds: 300, replication: .resident,
+                conflictRule: .lastWriterWins)
         case .reference:
-            ClassPolicy(dataClass: .reference, ttlSeconds: 86400, staleIfErrorSeconds: nil, replication: .full)
+            ClassPolicy(
+                dataClass: .reference, ttlSeconds: 86400, staleIfErrorSeconds: nil, replication: .full,
+                conflictRule: .lastWriterWins)
         }
     }
 

@@ -40,6 +40,12 @@ public struct LinkState: Sendable, Equatable {
         connected = false
     }
 
+    /// Whether the stream is connected and its last heartbeat is within the timeout.
+    public func heartbeatsCurrent(at now: Int64) -> Bool {
+        guard connected, let last = lastHeartbeatAt else { return false }
+        return now - last <= heartbeatTimeoutMilliseconds
+    }
+
     /// Whether heartbeats are current and nothing is known to be missing.
     public func isLive(at now: Int64) -> Bool {
         guard connected, let last = lastHeartbeatAt, now - last <= heartbeatTimeoutMilliseconds else { return false }

@@ -35,9 +35,11 @@ public struct CacheFacts: Sendable, Equatable {
 public struct ResourceAnswer: Sendable {
     public var resource: ResourceVersion
     public var cache: CacheFacts?
-    public init(resource: ResourceVersion, cache: CacheFacts? = nil) {
+    public var extraHeaders: [(String, String)]
+    public init(resource: ResourceVersion, cache: CacheFacts? = nil, extraHeaders: [(String, String)] = []) {
         self.resource = resource
         self.cache = cache
+        self.extraHeaders = extraHeaders
     }
 }
 
@@ -58,10 +60,13 @@ public struct WriteAnswer: Sendable {
     /// The resulting version; nil when a delete changed nothing.
     public var resource: ResourceVersion?
     public var extraHeaders: [(String, String)]
-    public init(status: Int, resource: ResourceVersion?, extraHeaders: [(String, String)] = []) {
+    /// Accepted into the edge's outbox, not yet committed at the origin (202).
+    public var queued: Bool
+    public init(status: Int, resource: ResourceVersion?, extraHeaders: [(String, String)] = [], queued: Bool = false) {
         self.status = status
         self.resource = resource
         self.extraHeaders = extraHeaders
+        self.queued = queued
     }
 }
 

@@ -113,7 +113,7 @@ public struct FHIRResponder: Sendable {
         let answer = try await backend.read(caller, type: type, id: id)
         if answer.resource.deleted {
             var error = FHIRError.gone("\(type)/\(id) was deleted")
-            error.headers = [("ETag", answer.resource.etag)] + cacheHeaders(answer.cache)
+            error.headers = [("ETag", answer.resource.etag)] + cacheHeaders(answer.cache) + answer.extraHeaders
             throw error
         }
         return resourceResponse(request, answer, status: 200)
@@ -145,7 +145,8 @@ public struct FHIRResponder: Sendable {
             return FHIRHTTP.error(FHIRError.gone("\(r.type)/\(r.id) version \(r.version) is a deletion"))
         }
         return FHIRHTTP.response(
-            status: status, headers: [("Content-Type", FHIRHTTP.fhirJSON)] + resourceHeaders(r, cache: answer.cache),
+            status: status,
+            headers: [("Content-Type", FHIRHTTP.fhirJSON)] + resourceHeaders(r, cache: answer.cache) + answer.extraHeaders,
             body: request.method == .head ? nil : r.json)
     }
 
@@ -208,7 +209,8 @@ public struct FHIRResponder: Sendable {
     private func writeResponse(_ request: Request, _ answer: WriteAnswer, caller: FHIRCaller) -> Response {
         guard let r = answer.resource else { return FHIRHTTP.response(status: answer.status, headers: answer.extraHeaders) }
         var headers = answer.extraHeaders + resourceHeaders(r, cache: nil)
-        headers.append(("Location", "\(caller.baseURL)/\(r.type)/\(r.id)/_history/\(r.version)"))
+        headers.append(
+            ("Location", answer.queued ? "\(caller.baseURL)/\(r.type)/\(r.id)" : "\(caller.baseURL)/\(r.type)/\(r.id)/_history/\(r.version)"))
         let prefer = request.header("Prefer")?.lowercased() ?? ""
         if prefer.contains("return=minimal") {
             return FHIRHTTP.response(status: answer.status, headers: headers)

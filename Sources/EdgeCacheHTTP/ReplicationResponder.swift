@@ -29,11 +29,20 @@ public struct ReplicationResponder: Sendable {
     public let store: any OriginStore
     public let settings: StreamSettings
     public let clock: any WallClock
+    /// Applies a batch of replayed writes for a tenant (`POST /replication/v1/writes`).
+    public let writeBatch: (@Sendable (String, [ReplayItem]) async throws -> [ReplayResult])?
+    public let limits: RequestLimits
 
-    public init(store: any OriginStore, settings: StreamSettings, clock: any WallClock = SystemWallClock()) {
+    public init(
+        store: any OriginStore, settings: StreamSettings, clock: any WallClock = SystemWallClock(),
+        limits: RequestLimits = RequestLimits(),
+        writeBatch: (@Sendable (String, [ReplayItem]) async throws -> [ReplayResult])? = nil
+    ) {
         self.store = store
         self.settings = settings
         self.clock = clock
+        self.limits = limits
+        self.writeBatch = writeBatch
     }
 
     static let streamHeaders = [
@@ -45,6 +54,22 @@ public struct ReplicationResponder: Sendable {
         let parameters = QueryString.parse(request.uri.query)
         if let requested = parameters.first(where: { $0.0 == "tenant" })?.1, requested != tenant {
             return FHIRHTTP.error(.forbidden("This certificate's tenant may not replicate tenant '\(requested.prefix(64))'"))
+        }
+        if request.method == .post, segments.count == 1, segments[0] == "writes", let writeBatch {
+            do {
+                var batchLimits = limits
+                batchLimits.maxBodyBytes = max(limits.maxBodyBytes, 64 << 20)
+                let body = try await request.collectBody(limits: batchLimits)
+                let items = try ReplayBatchCodec.decode(body)
+                let results = try await writeBatch(tenant, items)
+                return FHIRHTTP.response(
+                    status: 200, headers: [("Content-Type", "application/x-ndjson")], body: ReplayBatchCodec.encodeResults(results))
+            } catch let error as FHIRError {
+                return FHIRHTTP.error(error)
+            } catch {
+                logger.error("write batch failed", metadata: ["error": "\(String(describing: type(of: error)))"])
+                return FHIRHTTP.error(FHIRError(status: 503, code: "transient", "The write batch could not be committed"))
+            }
         }
         guard request.method == .get, segments.count == 1 else {
             return FHIRHTTP.error(.notFound("Unknown replication path"))

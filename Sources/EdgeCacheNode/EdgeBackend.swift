@@ -19,12 +19,21 @@ public struct EdgeBackend: FHIRBackend {
     let link: EdgeLink
     let clock: any WallClock
     let logger: Logger
+    let outbox: OutboxQueue
+    let replayer: Replayer
+    let maxAttempts: Int
 
-    public init(store: EdgeStore, origin: OriginClient, link: EdgeLink, clock: any WallClock, logger: Logger) {
+    public init(
+        store: EdgeStore, origin: OriginClient, link: EdgeLink, clock: any WallClock, outbox: OutboxQueue, replayer: Replayer,
+        maxAttempts: Int, logger: Logger
+    ) {
         self.store = store
         self.origin = origin
         self.link = link
         self.clock = clock
+        self.outbox = outbox
+        self.replayer = replayer
+        self.maxAttempts = maxAttempts
         self.logger = logger
     }
 
@@ -47,6 +56,12 @@ public struct EdgeBackend: FHIRBackend {
     }
 
     public func read(_ caller: FHIRCaller, type: String, id: String) async throws -> ResourceAnswer {
+        if let pending = try await store.pendingWrite(type: type, id: id) {
+            return ResourceAnswer(
+                resource: Self.pendingView(pending),
+                cache: CacheFacts(cacheStatus: "edgecache; hit; detail=\"pending-write\"", age: 0),
+                extraHeaders: [("EdgeCache-Write-Status", "queued; seq=\(pending.seq)")])
+        }
         if let entry = try await store.get(type: type, id: id) {
             return ResourceAnswer(resource: entry.resource, cache: try hitFacts(type: type, storedAt: entry.storedAt))
         }
@@ -113,49 +128,117 @@ public struct EdgeBackend: FHIRBackend {
         return ListAnswer(page: page, cache: CacheFacts(cacheStatus: "edgecache; fwd=uri-miss", age: 0))
     }
 
+    /// Writes go through the outbox: durable first (group commit), then sent at once when the
+    /// origin is reachable and nothing earlier for the resource is waiting; otherwise the client
+    /// gets 202 and the replayer delivers it later. Creates get their id here.
     public func write(_ caller: FHIRCaller, _ operation: WriteOperation, idempotencyKey: String?) async throws -> WriteAnswer {
+        if let key = idempotencyKey, key.isEmpty || key.utf8.count > 255 {
+            throw FHIRError.invalid("Idempotency-Key must be 1 to 255 characters")
+        }
         let key = idempotencyKey ?? "edge-\(UUID().uuidString.lowercased())"
-        var headers = [("Idempotency-Key", key), ("Prefer", "return=representation")]
-        let method: HTTPMethod
-        let path: String
-        var body: [UInt8]?
-        let type: String
+        let item: ReplayItem
         switch operation {
-        case .create(let t, let resource):
-            (method, path, type, body) = (.POST, "/fhir/\(t)", t, JSONValue.object(resource).serialized())
-        case .update(let t, let id, var resource, let ifMatch):
+        case .create(let type, var resource):
+            let id = UUID().uuidString.lowercased()
             resource["id"] = .string(id)
             resource.moveToFront(["resourceType", "id"])
-            (method, path, type, body) = (.PUT, "/fhir/\(t)/\(id)", t, JSONValue.object(resource).serialized())
-            if let ifMatch { headers.append(("If-Match", "W/\"\(ifMatch)\"")) }
-        case .delete(let t, let id, let ifMatch):
-            (method, path, type) = (.DELETE, "/fhir/\(t)/\(id)", t)
-            if let ifMatch { headers.append(("If-Match", "W/\"\(ifMatch)\"")) }
+            item = ReplayItem(key: key, method: .put, type: type, id: id, ifMatch: nil, resource: JSONValue.object(resource).serialized())
+        case .update(let type, let id, var resource, let ifMatch):
+            resource["id"] = .string(id)
+            resource.moveToFront(["resourceType", "id"])
+            item = ReplayItem(key: key, method: .put, type: type, id: id, ifMatch: ifMatch, resource: JSONValue.object(resource).serialized())
+        case .delete(let type, let id, let ifMatch):
+            item = ReplayItem(key: key, method: .delete, type: type, id: id, ifMatch: ifMatch, resource: [])
         }
-        let reply: OriginClient.Reply
-        do {
-            reply = try await origin.send(method: method, path: path, headers: headers, body: body)
-        } catch {
-            throw unreachable("writes are not queued at the edge yet; retry later with the same Idempotency-Key")
-        }
-        let relay = [("Idempotency-Key", key)]
-        switch reply.status {
-        case 200, 201:
-            let resource = try OriginReplies.resource(reply, type: type)
-            try await store.put(resource)
-            return WriteAnswer(status: reply.status, resource: resource, extraHeaders: relay)
-        case 204:
-            if case .delete(let t, let id, _) = operation, let etag = reply.headers.first(name: "ETag"),
-                let version = ETag.version(from: etag)
-            {
-                let tombstone = ResourceVersion(
-                    type: t, id: id, version: version, lastUpdated: clock.nowMillis(), deleted: true, json: [])
-                try await store.put(tombstone)
-                return WriteAnswer(status: 204, resource: tombstone, extraHeaders: relay)
+        var request = EnqueueRequest(item: item, fingerprint: operation.fingerprintBytes)
+        var isCreate = false
+        if case .create = operation { isCreate = true }
+        let unfinished = try await store.hasUnfinishedWrites(type: item.type, id: item.id)
+        if item.ifMatch == nil, !isCreate, !link.isLive || unfinished {
+            // A write that will be replayed later is based on the version this edge shows now;
+            // if the origin's version has moved on by then, the class's conflict rule decides.
+            if let pending = try await store.pendingWrite(type: item.type, id: item.id) {
+                request.item.ifMatch = pending.item.method == .delete ? nil : pending.projectedVersion
+            } else if let cached = try await store.get(type: item.type, id: item.id), !cached.resource.deleted {
+                request.item.ifMatch = cached.resource.version
             }
-            return WriteAnswer(status: 204, resource: nil, extraHeaders: relay)
-        default:
-            throw OriginReplies.error(reply)
+        }
+        let entry: OutboxEntry
+        switch try await outbox.enqueue(request) {
+        case .keyReused:
+            throw FHIRError(
+                status: 422, code: "business-rule",
+                "This Idempotency-Key was already used for a different request; use a new key for a new request")
+        case .full:
+            throw FHIRError.unavailable("The edge's outbox is full; the write was not accepted", retryAfter: 30)
+        case .queued(let queued, _):
+            entry = queued
+        }
+        switch entry.state {
+        case .discarded:
+            throw FHIRError(status: 409, code: "conflict", "This write was discarded at the edge (by an operator or after a refusal)")
+        case .review:
+            return queuedAnswer(entry, key: key, status: "review")
+        case .done, .queued:
+            break
+        }
+        let isHead = !(try await store.hasEarlierUnfinishedWrites(entry))
+        guard isHead, entry.state == .done || link.isLive else { return queuedAnswer(entry, key: key, status: "queued") }
+        let outcomes: [(OutboxEntry, ReplayOutcome, ReplayResult?)]
+        do {
+            outcomes = try await replayer.replayWithResults([entry])
+        } catch {
+            return queuedAnswer(entry, key: key, status: "queued")
+        }
+        let (_, outcome, result) = outcomes[0]
+        let relay = [("Idempotency-Key", key)]
+        switch outcome {
+        case .committed(let version):
+            try await store.complete([(entry, outcome)], maxAttempts: maxAttempts)
+            if entry.item.method == .delete { return WriteAnswer(status: 204, resource: version, extraHeaders: relay) }
+            return WriteAnswer(status: result?.status == 201 ? 201 : 200, resource: version, extraHeaders: relay)
+        case .retry:
+            return queuedAnswer(entry, key: key, status: "queued")
+        case .conflict, .overwrite:
+            // Refused while the client is still waiting: tell it now rather than queue for review.
+            try await store.discardOutbox(seq: entry.seq)
+            throw FHIRError.preconditionFailed(result?.diagnostics ?? "The resource changed at the origin")
+        case .review(let reason):
+            try await store.discardOutbox(seq: entry.seq)
+            throw FHIRError(status: result?.status ?? 422, code: result?.code ?? "processing", result?.diagnostics ?? reason)
         }
     }
+
+    /// 202 Accepted: the write is durable at the edge and not yet committed at the origin.
+    private func queuedAnswer(_ entry: OutboxEntry, key: String, status: String) -> WriteAnswer {
+        let headers = [("Idempotency-Key", key), ("EdgeCache-Write-Status", "\(status); seq=\(entry.seq)")]
+        if entry.item.method == .delete {
+            return WriteAnswer(status: 202, resource: nil, extraHeaders: headers, queued: true)
+        }
+        return WriteAnswer(status: 202, resource: Self.pendingView(entry), extraHeaders: headers, queued: true)
+    }
+
+    /// The resource as it will be, marked as queued (meta.tag) so no reader can mistake it for
+    /// a committed version.
+    static func pendingView(_ entry: OutboxEntry) -> ResourceVersion {
+        var json: [UInt8] = []
+        if case .object(var object)? = try? JSONParser.parse(entry.item.resource) {
+            var meta = object["meta"]?.objectValue ?? JSONObject()
+            var tags = meta["tag"]?.arrayValue ?? []
+            tags.append(
+                .object(
+                    JSONObject([
+                        .init(key: "system", value: .string(pendingTagSystem)), .init(key: "code", value: .string("queued")),
+                        .init(key: "display", value: .string("Queued at the edge; not yet committed at the origin")),
+                    ])))
+            meta["tag"] = .array(tags)
+            object["meta"] = .object(meta)
+            json = FHIRResource.stamp(object, id: entry.item.id, version: entry.projectedVersion, lastUpdated: entry.createdAt)
+        }
+        return ResourceVersion(
+            type: entry.item.type, id: entry.item.id, version: entry.projectedVersion, lastUpdated: entry.createdAt,
+            deleted: entry.item.method == .delete, json: json)
+    }
+
+    public static let pendingTagSystem = "https://edgecache.dev/fhir/write-status"
 }

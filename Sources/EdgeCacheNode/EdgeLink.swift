@@ -54,7 +54,7 @@ public final class EdgeLink: Sendable {
     /// Why the edge is not live, for `Cache-Status` details.
     public var notLiveReason: String {
         if isBootstrapping { return "bootstrapping" }
-        let s = snapshot
-        return s.connected ? "catching-up" : "origin-unreachable"
+        let now = clock.nowMillis()
+        return state.withLock { $0.heartbeatsCurrent(at: now) } ? "catching-up" : "origin-unreachable"
     }
 }

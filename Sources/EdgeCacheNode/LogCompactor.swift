@@ -1,3 +1,4 @@
+import EdgeCacheCore
 import EdgeCacheStore
 import Logging
 import ServiceLifecycle
@@ -8,12 +9,14 @@ public struct LogCompactor: Service {
     let store: any OriginStore
     let keep: Int
     let interval: Duration
+    let idempotencyRetentionMilliseconds: Int64
     let logger: Logger
 
-    public init(store: any OriginStore, keep: Int, interval: Duration = .seconds(2), logger: Logger) {
+    public init(store: any OriginStore, keep: Int, idempotencyRetentionDays: Int, interval: Duration = .seconds(2), logger: Logger) {
         self.store = store
         self.keep = keep
         self.interval = interval
+        self.idempotencyRetentionMilliseconds = Int64(idempotencyRetentionDays) * 86_400_000
         self.logger = logger
     }
 
@@ -25,6 +28,7 @@ public struct LogCompactor: Service {
                 do { try await Task.sleep(for: interval) } catch { return }
                 do {
                     _ = try await store.compactLog(keep: keep)
+                    _ = try await store.expireIdempotencyKeys(before: SystemWallClock().nowMillis() - idempotencyRetentionMilliseconds)
                 } catch {
                     logger.error("change log compaction failed", metadata: ["error": "\(error)"])
                 }

@@ -16,6 +16,9 @@ import Yams
 /// - `limits.max_body_bytes`, `limits.max_header_bytes`, `limits.idle_timeout_s`, `limits.body_timeout_s`
 /// - `replication.heartbeat_ms`, `replication.log_retention_changes`, `replication.batch_limit`,
 ///   `replication.heartbeat_timeout_ms`
+/// - `outbox.max_entries` (edge, default 1,000,000), `outbox.max_attempts` (default 10),
+///   `outbox.batch_size` (default 500)
+/// - `idempotency.retention_days` (origin, default 30): how long Idempotency-Keys are kept
 /// - `log.level`: `trace` … `critical`
 ///
 /// Relative paths are resolved against the config file's folder.
@@ -50,6 +53,10 @@ public struct NodeConfig: Sendable {
     public var logRetentionChanges = 1_000_000
     public var batchLimit = 500
     public var logLevel = "info"
+    public var outboxMaxEntries = 1_000_000
+    public var outboxMaxAttempts = 10
+    public var outboxBatchSize = 500
+    public var idempotencyRetentionDays = 30
     /// The file this came from.
     public var sourceFile: String
 
@@ -128,6 +135,17 @@ public struct NodeConfig: Sendable {
                 try replication.int("log_retention_changes", range: 10...1_000_000_000) ?? config.logRetentionChanges
             config.batchLimit = try replication.int("batch_limit", range: 1...10_000) ?? config.batchLimit
             try replication.rejectUnknownKeys()
+        }
+        if var outbox = try root.map("outbox") {
+            config.outboxMaxEntries = try outbox.int("max_entries", range: 1...100_000_000) ?? config.outboxMaxEntries
+            config.outboxMaxAttempts = try outbox.int("max_attempts", range: 1...1000) ?? config.outboxMaxAttempts
+            config.outboxBatchSize = try outbox.int("batch_size", range: 1...5000) ?? config.outboxBatchSize
+            try outbox.rejectUnknownKeys()
+        }
+        if var idempotency = try root.map("idempotency") {
+            config.idempotencyRetentionDays =
+                try idempotency.int("retention_days", range: 1...3650) ?? config.idempotencyRetentionDays
+            try idempotency.rejectUnknownKeys()
         }
         if var log = try root.map("log") {
             let level = try log.string("level") ?? "info"

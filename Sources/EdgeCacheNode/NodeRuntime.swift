@@ -41,7 +41,8 @@ public final class NodeRuntime: Sendable {
         switch config.role {
         case .origin:
             let store = try SQLiteOriginStore(path: config.dataDir + "/origin.sqlite", kek: kek, clock: clock)
-            let fhir = FHIRResponder(backend: OriginBackend(store: store), role: "origin", limits: limits, clock: clock)
+            let backend = OriginBackend(store: store)
+            let fhir = FHIRResponder(backend: backend, role: "origin", limits: limits, clock: clock)
             let status: @Sendable (String) async -> Response? = { path in
                 await OperatorEndpoints.origin(path: path, store: store, config: config)
             }
@@ -51,13 +52,16 @@ public final class NodeRuntime: Sendable {
             let replication = ReplicationResponder(
                 store: store,
                 settings: StreamSettings(heartbeatMilliseconds: config.heartbeatMilliseconds, batchLimit: config.batchLimit),
-                clock: clock)
+                clock: clock, limits: limits, writeBatch: { tenant, items in try await backend.writeBatch(tenant: tenant, items) })
             let peer = NodeResponder(
                 allowedRoles: [.edge], nodeTenant: nil, fhir: fhir, replication: replication, limits: limits,
                 operatorEndpoints: status)
             services.append(try Self.application(api, name: "api", address: config.apiAddress, tls13: false, config: config, logger: logger, ports: portsRef))
             services.append(try Self.application(peer, name: "peer", address: config.peerAddress!, tls13: true, config: config, logger: logger, ports: portsRef))
-            services.append(LogCompactor(store: store, keep: config.logRetentionChanges, logger: logger))
+            services.append(
+                LogCompactor(
+                    store: store, keep: config.logRetentionChanges, idempotencyRetentionDays: config.idempotencyRetentionDays,
+                    logger: logger))
             originStore = store
             edgeStore = nil
             edgeLink = nil
@@ -69,7 +73,13 @@ public final class NodeRuntime: Sendable {
             let link = EdgeLink(
                 applied: store.counters.checkpoint, heartbeatTimeoutMilliseconds: Int64(config.heartbeatTimeoutMilliseconds),
                 caughtUpWallClock: store.counters.caughtUpAt, wallNow: clock.nowMillis())
-            let backend = EdgeBackend(store: store, origin: origin, link: link, clock: clock, logger: logger)
+            let outbox = OutboxQueue(store: store, maxEntries: config.outboxMaxEntries)
+            let replayer = Replayer(
+                store: store, origin: origin, link: link, batchSize: config.outboxBatchSize, maxAttempts: config.outboxMaxAttempts,
+                logger: logger)
+            let backend = EdgeBackend(
+                store: store, origin: origin, link: link, clock: clock, outbox: outbox, replayer: replayer,
+                maxAttempts: config.outboxMaxAttempts, logger: logger)
             let fhir = FHIRResponder(backend: backend, role: "edge", limits: limits, clock: clock)
             let api = NodeResponder(
                 allowedRoles: [.client], nodeTenant: tenant, fhir: fhir, replication: nil, limits: limits,
@@ -78,6 +88,7 @@ public final class NodeRuntime: Sendable {
                 })
             services.append(try Self.application(api, name: "api", address: config.apiAddress, tls13: false, config: config, logger: logger, ports: portsRef))
             services.append(StreamFollower(store: store, origin: origin, link: link, logger: logger))
+            services.append(replayer)
             originStore = nil
             edgeStore = store
             edgeLink = link

@@ -48,14 +48,15 @@ public final class OriginClient: Sendable {
 
     /// Sends a request and collects a bounded reply within the request timeout.
     public func send(
-        method: HTTPMethod, path: String, headers: [(String, String)] = [], body: [UInt8]? = nil, maxBytes: Int = 64 << 20
+        method: HTTPMethod, path: String, headers: [(String, String)] = [], body: [UInt8]? = nil, maxBytes: Int = 64 << 20,
+        contentType: String = "application/fhir+json"
     ) async throws(Unreachable) -> Reply {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let body {
             request.body = .bytes(ByteBuffer(bytes: body))
-            request.headers.replaceOrAdd(name: "Content-Type", value: "application/fhir+json")
+            request.headers.replaceOrAdd(name: "Content-Type", value: contentType)
         }
         do {
             let deadline = NIODeadline.now() + requestTimeout

@@ -37,9 +37,9 @@ public struct CachedEntry: Sendable {
 /// The edge's sealed cache on SQLite: one tenant, entries compressed and sealed, looked up by
 /// keyed hashes, and the stream checkpoint committed with every batch it covers.
 public final class EdgeStore: Sendable {
-    private let pool: DatabasePool
+    let pool: DatabasePool
     public let keys: TenantKeys
-    private let clock: any WallClock
+    let clock: any WallClock
     private let countersCache: Mutex<EdgeStoreCounters>
 
     /// Opens (creating if needed) the edge database at `path` for `tenant`.
@@ -49,6 +49,7 @@ public final class EdgeStore: Sendable {
         let now = clock.nowMillis()
         let (keys, counters) = try pool.write { db in
             try db.execute(sql: DataKeys.schema)
+            try db.execute(sql: Self.outboxSchema)
             for prefix in ["", "staged_"] {
                 try db.execute(
                     sql: """
@@ -167,14 +168,14 @@ public final class EdgeStore: Sendable {
     /// write-through; does not move the checkpoint.
     @discardableResult
     public func put(_ resource: ResourceVersion) async throws -> Bool {
-        let sealed = try seal(resource)
+        let sealed = try sealForCache(resource)
         let now = clock.nowMillis()
         return try await pool.write { db in
             try self.upsertIfNewer(db, resource, sealed: sealed, now: now, table: "")
         }
     }
 
-    private func seal(_ r: ResourceVersion) throws -> (rkey: [UInt8], blob: [UInt8], terms: [[UInt8]]) {
+    func sealForCache(_ r: ResourceVersion) throws -> (rkey: [UInt8], blob: [UInt8], terms: [[UInt8]]) {
         let rkey = ResourceBlob.key(keys, type: r.type, id: r.id)
         let blob = try Sealer(keys: keys).seal(ResourceBlob.encode(r), aad: Sealer.aad(lookupKey: rkey, version: r.version))
         var terms: [[UInt8]] = []
@@ -182,6 +183,12 @@ public final class EdgeStore: Sendable {
             terms = SearchTerms.extract(from: object).map { ResourceBlob.termKey(keys, type: r.type, term: $0) }
         }
         return (rkey, blob, terms)
+    }
+
+    func upsertSealed(_ db: Database, _ r: ResourceVersion, rkey: [UInt8], blob: [UInt8], terms: [[UInt8]], now: Int64) throws
+        -> Bool
+    {
+        try upsertIfNewer(db, r, sealed: (rkey, blob, terms), now: now, table: "")
     }
 
     private func upsertIfNewer(
@@ -230,7 +237,7 @@ public final class EdgeStore: Sendable {
     public func apply(
         _ changes: [Change], checkpoint: Int64, isResident: @Sendable (String) -> Bool, caughtUpAt: Int64? = nil
     ) async throws -> EdgeStoreCounters {
-        let sealed = try changes.map { try seal($0.resource) }
+        let sealed = try changes.map { try sealForCache($0.resource) }
         let now = clock.nowMillis()
         let counters = try await pool.write { db -> EdgeStoreCounters in
             let current = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'checkpoint'") ?? 0
@@ -277,7 +284,7 @@ public final class EdgeStore: Sendable {
 
     /// Adds a page of snapshot resources to the staging tables (not visible to reads).
     public func stageSnapshot(_ resources: [ResourceVersion]) async throws {
-        let sealed = try resources.map { try seal($0) }
+        let sealed = try resources.map { try sealForCache($0) }
         let now = clock.nowMillis()
         try await pool.write { db in
             for (r, s) in zip(resources, sealed) {

@@ -10,19 +10,46 @@ public enum WriteOperation: Sendable {
     case delete(type: String, id: String, ifMatch: Int64?)
 }
 
+/// An Idempotency-Key claim on a write: the key and a fingerprint of the request it names.
+public struct IdempotencyClaim: Sendable {
+    public var key: String
+    /// A digest of the request (method, type, id, If-Match, body); a different one under the
+    /// same key is refused with 422.
+    public var fingerprint: [UInt8]
+
+    public init(key: String, fingerprint: [UInt8]) {
+        self.key = key
+        self.fingerprint = fingerprint
+    }
+}
+
+/// One write of a batch (`POST /replication/v1/writes`), with its idempotency claim.
+public struct BatchWrite: Sendable {
+    public var operation: WriteOperation
+    public var claim: IdempotencyClaim
+
+    public init(operation: WriteOperation, claim: IdempotencyClaim) {
+        self.operation = operation
+        self.claim = claim
+    }
+}
+
 /// What a committed write produced.
 public struct WriteResult: Sendable {
     /// The new version (a tombstone for a delete); nil when a delete changed nothing.
     public var version: ResourceVersion?
     /// Whether the write created the resource (201 rather than 200).
     public var created: Bool
-    /// The change's LSN, 0 when nothing changed.
+    /// The change's LSN, 0 when nothing changed (or when this is a replay).
     public var lsn: Int64
+    /// Whether this answers a repeated Idempotency-Key with the stored response.
+    public var replayed: Bool
 
-    public init(version: ResourceVersion?, created: Bool, lsn: Int64) {
+    public init(version: ResourceVersion?, created: Bool, lsn: Int64, replayed: Bool = false) {
         self.version = version
         self.created = created
         self.lsn = lsn
+        self.replayed = replayed
     }
 }
 
@@ -54,9 +81,16 @@ public protocol OriginStore: Sendable {
     func history(tenant: String, type: String, id: String) async throws -> [ResourceVersion]
     /// Current, non-deleted resources of a type matching `query`.
     func search(tenant: String, type: String, query: SearchQuery) async throws -> SearchPage
-    /// Commits a write, its history row, its index terms and its change-log row in one transaction.
-    /// - Throws: ``FHIRError`` 412 when `ifMatch` is not the current version.
-    func write(tenant: String, _ operation: WriteOperation) async throws -> WriteResult
+    /// Commits a write, its history row, its index terms, its change-log row and (with a claim)
+    /// its idempotency record in one transaction. A claim already recorded with the same
+    /// fingerprint returns the stored response and changes nothing.
+    /// - Throws: ``FHIRError`` 412 when `ifMatch` is not the current version; 422 when the
+    ///   claim's key was used for a different request.
+    func write(tenant: String, _ operation: WriteOperation, idempotency: IdempotencyClaim?) async throws -> WriteResult
+    /// Commits many writes in one transaction (group commit); each succeeds or fails on its own.
+    func writeBatch(tenant: String, _ writes: [BatchWrite]) async throws -> [Result<WriteResult, FHIRError>]
+    /// Forgets idempotency records created before `cutoff` (epoch ms); returns how many.
+    func expireIdempotencyKeys(before cutoff: Int64) async throws -> Int
     /// Changes of `tenant` after `lsn`, oldest first, at most `limit`.
     /// - Throws: ``LogGoneError`` when the log no longer reaches back to `lsn`.
     func changes(tenant: String, after lsn: Int64, limit: Int) async throws -> [Change]
@@ -66,10 +100,33 @@ public protocol OriginStore: Sendable {
     func compactLog(keep: Int) async throws -> Int64
 }
 
+extension OriginStore {
+    /// A write without an idempotency claim.
+    public func write(tenant: String, _ operation: WriteOperation) async throws -> WriteResult {
+        try await write(tenant: tenant, operation, idempotency: nil)
+    }
+}
+
 /// A point-in-time view of one tenant's current resources.
 public protocol OriginSnapshot: Sendable {
     /// The LSN the snapshot reflects.
     var lsn: Int64 { get }
     /// The next page of resources (empty at the end).
     func next(limit: Int) async throws -> [ResourceVersion]
+}
+
+extension WriteOperation {
+    /// The bytes an Idempotency-Key fingerprint covers: method, type, id and the resource as
+    /// parsed (not If-Match, so a replay based on another version is still the same request).
+    public var fingerprintBytes: [UInt8] {
+        switch self {
+        case .create(let type, let resource):
+            return Array("POST|\(type)||".utf8) + JSONValue.object(resource).serialized()
+        case .update(let type, let id, var resource, _):
+            resource["id"] = nil
+            return Array("PUT|\(type)|\(id)|".utf8) + JSONValue.object(resource).serialized()
+        case .delete(let type, let id, _):
+            return Array("DELETE|\(type)|\(id)|".utf8)
+        }
+    }
 }

@@ -41,6 +41,11 @@ public final class SQLiteOriginStore: OriginStore {
                         version INTEGER NOT NULL);
                     CREATE INDEX IF NOT EXISTS changes_by_tenant ON changes(tenant, lsn);
                     CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+                    CREATE TABLE IF NOT EXISTS idempotency(
+                        tenant TEXT NOT NULL, key_hash BLOB NOT NULL, fingerprint BLOB NOT NULL, status INTEGER NOT NULL,
+                        rkey BLOB NOT NULL, version INTEGER NOT NULL, created_at INTEGER NOT NULL,
+                        PRIMARY KEY(tenant, key_hash)) WITHOUT ROWID;
+                    CREATE INDEX IF NOT EXISTS idempotency_by_age ON idempotency(created_at);
                     INSERT OR IGNORE INTO meta(key, value) VALUES ('log_floor', 0);
                     """)
         }
@@ -168,70 +173,145 @@ public final class SQLiteOriginStore: OriginStore {
 
     // MARK: Writes
 
-    public func write(tenant: String, _ operation: WriteOperation) async throws -> WriteResult {
+    public func write(tenant: String, _ operation: WriteOperation, idempotency: IdempotencyClaim?) async throws
+        -> WriteResult
+    {
         let now = clock.nowMillis()
         let result = try await pool.write { db -> WriteResult in
-            let keys = try self.keys(db, tenant: tenant)
-            let type: String
-            let id: String
-            let ifMatch: Int64?
-            var resource: JSONObject?
-            switch operation {
-            case .create(let t, let r):
-                type = t
-                id = UUID().uuidString.lowercased()
-                ifMatch = nil
-                resource = r
-            case .update(let t, let i, let r, let m):
-                (type, id, ifMatch, resource) = (t, i, m, r)
-            case .delete(let t, let i, let m):
-                (type, id, ifMatch, resource) = (t, i, m, nil)
+            try self.apply(db, tenant: tenant, operation, claim: idempotency, now: now)
+        }
+        if result.lsn > 0 { head.withLock { $0 = max($0, result.lsn) } }
+        return result
+    }
+
+    public func writeBatch(tenant: String, _ writes: [BatchWrite]) async throws -> [Result<WriteResult, FHIRError>] {
+        let now = clock.nowMillis()
+        let results = try await pool.write { db -> [Result<WriteResult, FHIRError>] in
+            var results: [Result<WriteResult, FHIRError>] = []
+            results.reserveCapacity(writes.count)
+            for write in writes {
+                var outcome: Result<WriteResult, FHIRError> = .failure(FHIRError(status: 500, code: "exception", "not applied"))
+                try db.inSavepoint {
+                    do {
+                        outcome = .success(try self.apply(db, tenant: tenant, write.operation, claim: write.claim, now: now))
+                        return .commit
+                    } catch let error as FHIRError {
+                        outcome = .failure(error)
+                        return .rollback
+                    }
+                }
+                results.append(outcome)
             }
-            let rkey = ResourceBlob.key(keys, type: type, id: id)
-            let current = try Row.fetchOne(
-                db, sql: "SELECT version, deleted FROM resources WHERE tenant = ? AND rkey = ?",
-                arguments: [tenant, Data(rkey)])
-            let currentVersion: Int64 = current?[0] ?? 0
-            let currentlyDeleted: Bool = current?[1] ?? true
-            if let ifMatch, ifMatch != currentVersion || currentlyDeleted {
-                throw FHIRError.preconditionFailed(
-                    "If-Match names version \(ifMatch) but the current version is \(currentlyDeleted ? "none" : String(currentVersion))")
+            return results
+        }
+        let maxLSN = results.compactMap { try? $0.get().lsn }.max() ?? 0
+        if maxLSN > 0 { head.withLock { $0 = max($0, maxLSN) } }
+        return results
+    }
+
+    /// One write inside an open transaction.
+    private func apply(_ db: Database, tenant: String, _ operation: WriteOperation, claim: IdempotencyClaim?, now: Int64)
+        throws -> WriteResult
+    {
+        let keys = try self.keys(db, tenant: tenant)
+        var claimKey: Data?
+        if let claim {
+            let keyHash = Data(keys.lookupKey("idempotency|\(claim.key)"))
+            claimKey = keyHash
+            let fingerprint = Data(HMACSHA256.mac(key: keys.lookupKey("fingerprint"), data: claim.fingerprint))
+            if let record = try Row.fetchOne(
+                db, sql: "SELECT fingerprint, status, rkey, version FROM idempotency WHERE tenant = ? AND key_hash = ?",
+                arguments: [tenant, keyHash])
+            {
+                guard (record[0] as Data) == fingerprint else {
+                    throw FHIRError(
+                        status: 422, code: "business-rule",
+                        "This Idempotency-Key was already used for a different request; use a new key for a new request")
+                }
+                let status: Int = record[1]
+                let version: Int64 = record[3]
+                var stored: ResourceVersion?
+                if version > 0, let row = try Row.fetchOne(
+                    db, sql: "SELECT version, last_updated, deleted, blob FROM history WHERE tenant = ? AND rkey = ? AND version = ?",
+                    arguments: [tenant, record[2] as Data, version])
+                {
+                    stored = try open(row, keys: keys, rkey: Array(record[2] as Data))
+                }
+                return WriteResult(version: stored, created: status == 201, lsn: 0, replayed: true)
             }
-            if resource == nil, currentlyDeleted {
-                return WriteResult(version: nil, created: false, lsn: 0)
-            }
+        }
+        let type: String
+        let id: String
+        let ifMatch: Int64?
+        var resource: JSONObject?
+        switch operation {
+        case .create(let t, let r):
+            type = t
+            id = UUID().uuidString.lowercased()
+            ifMatch = nil
+            resource = r
+        case .update(let t, let i, let r, let m):
+            (type, id, ifMatch, resource) = (t, i, m, r)
+        case .delete(let t, let i, let m):
+            (type, id, ifMatch, resource) = (t, i, m, nil)
+        }
+        let rkey = ResourceBlob.key(keys, type: type, id: id)
+        let current = try Row.fetchOne(
+            db, sql: "SELECT version, deleted FROM resources WHERE tenant = ? AND rkey = ?",
+            arguments: [tenant, Data(rkey)])
+        let currentVersion: Int64 = current?[0] ?? 0
+        let currentlyDeleted: Bool = current?[1] ?? true
+        if let ifMatch, ifMatch != currentVersion || currentlyDeleted {
+            throw FHIRError.preconditionFailed(
+                "If-Match names version \(ifMatch) but the current version is \(currentlyDeleted ? "none" : String(currentVersion))")
+        }
+        var result = WriteResult(version: nil, created: false, lsn: 0)
+        if resource != nil || !currentlyDeleted {
             let version = currentVersion + 1
             let json = resource.map { FHIRResource.stamp($0, id: id, version: version, lastUpdated: now) } ?? []
             let stored = ResourceVersion(
                 type: type, id: id, version: version, lastUpdated: now, deleted: resource == nil, json: json)
             let sealed = try Sealer(keys: keys).seal(
                 ResourceBlob.encode(stored), aad: Sealer.aad(lookupKey: rkey, version: version))
-            try db.execute(
-                sql: "INSERT INTO history(tenant, rkey, version, last_updated, deleted, blob) VALUES (?, ?, ?, ?, ?, ?)",
-                arguments: [tenant, Data(rkey), version, now, stored.deleted, Data(sealed)])
-            try db.execute(
+            try db.cachedStatement(
+                sql: "INSERT INTO history(tenant, rkey, version, last_updated, deleted, blob) VALUES (?, ?, ?, ?, ?, ?)"
+            ).execute(arguments: [tenant, Data(rkey), version, now, stored.deleted, Data(sealed)])
+            try db.cachedStatement(
                 sql: """
                     INSERT INTO resources(tenant, rkey, tkey, version, last_updated, deleted) VALUES (?, ?, ?, ?, ?, ?)
                     ON CONFLICT(tenant, rkey) DO UPDATE SET version = excluded.version,
                         last_updated = excluded.last_updated, deleted = excluded.deleted
-                    """,
-                arguments: [tenant, Data(rkey), Data(ResourceBlob.typeKey(keys, type: type)), version, now, stored.deleted])
-            try db.execute(sql: "DELETE FROM terms WHERE tenant = ? AND rkey = ?", arguments: [tenant, Data(rkey)])
+                    """
+            ).execute(arguments: [tenant, Data(rkey), Data(ResourceBlob.typeKey(keys, type: type)), version, now, stored.deleted])
+            try db.cachedStatement(sql: "DELETE FROM terms WHERE tenant = ? AND rkey = ?").execute(arguments: [tenant, Data(rkey)])
             if let resource {
                 for term in SearchTerms.extract(from: resource) {
-                    try db.execute(
-                        sql: "INSERT OR IGNORE INTO terms(tenant, term, rkey) VALUES (?, ?, ?)",
-                        arguments: [tenant, Data(ResourceBlob.termKey(keys, type: type, term: term)), Data(rkey)])
+                    try db.cachedStatement(sql: "INSERT OR IGNORE INTO terms(tenant, term, rkey) VALUES (?, ?, ?)")
+                        .execute(arguments: [tenant, Data(ResourceBlob.termKey(keys, type: type, term: term)), Data(rkey)])
                 }
             }
-            try db.execute(
-                sql: "INSERT INTO changes(tenant, rkey, version) VALUES (?, ?, ?)",
-                arguments: [tenant, Data(rkey), version])
-            let lsn = db.lastInsertedRowID
-            return WriteResult(version: stored, created: currentlyDeleted && resource != nil, lsn: lsn)
+            try db.cachedStatement(sql: "INSERT INTO changes(tenant, rkey, version) VALUES (?, ?, ?)")
+                .execute(arguments: [tenant, Data(rkey), version])
+            result = WriteResult(version: stored, created: currentlyDeleted && resource != nil, lsn: db.lastInsertedRowID)
         }
-        if result.lsn > 0 { head.withLock { $0 = max($0, result.lsn) } }
+        if let claim, let claimKey {
+            let status = resource == nil ? 204 : (result.created ? 201 : 200)
+            let fingerprint = Data(HMACSHA256.mac(key: keys.lookupKey("fingerprint"), data: claim.fingerprint))
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO idempotency(tenant, key_hash, fingerprint, status, rkey, version, created_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """
+            ).execute(arguments: [tenant, claimKey, fingerprint, status, Data(rkey), result.version?.version ?? 0, now])
+        }
         return result
+    }
+
+    public func expireIdempotencyKeys(before cutoff: Int64) async throws -> Int {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM idempotency WHERE created_at < ?", arguments: [cutoff])
+            return db.changesCount
+        }
     }
 
     // MARK: Change log

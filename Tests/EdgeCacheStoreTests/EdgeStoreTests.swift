@@ -105,3 +105,15 @@ func version(_ type: String, _ id: String, _ v: Int64, deleted: Bool = false, ex
         }
     }
 }
+
+@Suite struct EdgeStoreGuardTests {
+    @Test func refusesAnotherTenantsDataDirAndRestoresCaughtUpTime() async throws {
+        let dir = TempDir()
+        let kek = try KeyEncryptionKey.generate()
+        let store = try EdgeStore(path: dir.path + "/edge.sqlite", tenant: "a", kek: kek)
+        try await store.apply([], checkpoint: 3, isResident: { _ in false }, caughtUpAt: 1_234_567)
+        #expect(throws: StoreError.self) { try EdgeStore(path: dir.path + "/edge.sqlite", tenant: "b", kek: kek) }
+        let reopened = try EdgeStore(path: dir.path + "/edge.sqlite", tenant: "a", kek: kek)
+        #expect(reopened.counters.caughtUpAt == 1_234_567 && reopened.counters.checkpoint == 3)
+    }
+}

@@ -1,0 +1,122 @@
+import EdgeCacheCore
+import EdgeCacheStore
+import Logging
+import NIOCore
+import NIOHTTP1
+import ServiceLifecycle
+
+/// Drains the edge's outbox to the origin: in order per resource, in batches, on its own as
+/// soon as the origin answers again (it probes while the link is down), with jittered backoff
+/// for retriable failures and the review queue for everything a person must decide.
+public final class Replayer: Service {
+    let store: EdgeStore
+    let origin: OriginClient
+    let link: EdgeLink
+    let logger: Logger
+    let batchSize: Int
+    let maxAttempts: Int
+    /// How often to try the origin while the change stream says it is down.
+    let probeIntervalMilliseconds: Int64 = 1000
+
+    public init(store: EdgeStore, origin: OriginClient, link: EdgeLink, batchSize: Int, maxAttempts: Int, logger: Logger) {
+        self.store = store
+        self.origin = origin
+        self.link = link
+        self.batchSize = batchSize
+        self.maxAttempts = maxAttempts
+        self.logger = logger
+    }
+
+    /// The origin could not take the batch (unreachable, or the whole batch failed transiently).
+    struct BatchFailed: Error { let reason: String }
+
+    public func run() async throws {
+        var nextProbe: Int64 = 0
+        var failures = 0
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            let now = link.clock.nowMillis()
+            let entries: [OutboxEntry]
+            do {
+                entries = (link.isLive || now >= nextProbe) ? try await store.nextReplayBatch(limit: batchSize) : []
+            } catch {
+                logger.error("cannot read the outbox", metadata: ["error": "\(error)"])
+                entries = []
+            }
+            if entries.isEmpty {
+                do { try await Task.sleep(for: .milliseconds(50)) } catch { return }
+                continue
+            }
+            do {
+                let outcomes = try await replay(entries)
+                try await store.complete(outcomes, maxAttempts: maxAttempts)
+                failures = 0
+                nextProbe = 0
+            } catch {
+                failures += 1
+                let ceiling = min(probeIntervalMilliseconds, Int64(50) << min(failures, 10))
+                nextProbe = link.clock.nowMillis() + Int64(Double(ceiling) * Double.random(in: 0.5...1.0))
+                if failures == 1 {
+                    logger.notice("outbox replay waiting for the origin", metadata: ["reason": "\(error)"])
+                }
+                if !link.isLive {
+                    do { try await Task.sleep(for: .milliseconds(50)) } catch { return }
+                }
+            }
+        }
+    }
+
+    /// Sends `entries` as one batch and settles each result. Throws when the batch as a whole
+    /// did not reach the origin (nothing is counted against the entries then).
+    public func replay(_ entries: [OutboxEntry]) async throws -> [(OutboxEntry, ReplayOutcome)] {
+        try await replayWithResults(entries).map { ($0.0, $0.1) }
+    }
+
+    /// ``replay(_:)`` with the origin's raw answer for each entry (nil when the batch was refused).
+    public func replayWithResults(_ entries: [OutboxEntry]) async throws -> [(OutboxEntry, ReplayOutcome, ReplayResult?)] {
+        let reply: OriginClient.Reply
+        do {
+            reply = try await origin.send(
+                method: .POST, path: "/replication/v1/writes", headers: [("Content-Type", "application/x-ndjson")],
+                body: ReplayBatchCodec.encode(entries.map(\.item)), contentType: "application/x-ndjson")
+        } catch {
+            throw BatchFailed(reason: "origin unreachable")
+        }
+        guard reply.status == 200 else {
+            if reply.status >= 500 || reply.status == 429 || reply.status == 408 {
+                throw BatchFailed(reason: "origin answered \(reply.status)")
+            }
+            let error = OriginReplies.error(reply)
+            return entries.map { ($0, .review(reason: "the origin refused the batch: \(error.status) \(error.diagnostics)"), nil) }
+        }
+        let results = try ReplayBatchCodec.decodeResults(reply.body)
+        guard results.count == entries.count else { throw BatchFailed(reason: "short batch answer") }
+        var settled: [(OutboxEntry, ReplayOutcome, ReplayResult?)] = []
+        for (entry, result) in zip(entries, results) {
+            settled.append((entry, await settle(entry, result), result))
+        }
+        return settled
+    }
+
+    private func settle(_ entry: OutboxEntry, _ result: ReplayResult) async -> ReplayOutcome {
+        let now = link.clock.nowMillis()
+        switch result.status {
+        case 200, 201, 204:
+            return .committed(result.version)
+        case 412:
+            switch DefaultPolicy.policy(forType: entry.item.type).conflictRule {
+            case .lastWriterWins:
+                return .overwrite
+            case .reject:
+                let current = try? await origin.send(method: .GET, path: "/fhir/\(entry.item.type)/\(entry.item.id)")
+                let version = current.flatMap { $0.status == 200 ? try? OriginReplies.resource($0, type: entry.item.type) : nil }
+                return .conflict(origin: version)
+            }
+        case 408, 409, 429, 500...599:
+            let backoff = min(60_000, 200 << min(entry.attempts, 8))
+            return .retry(
+                error: "origin answered \(result.status)", retryAt: now + Int64(Double(backoff) * Double.random(in: 0.5...1.0)))
+        default:
+            return .review(reason: "rejected by the origin: \(result.status) \(result.code ?? "") \(result.diagnostics ?? "")")
+        }
+    }
+}

@@ -1,0 +1,383 @@
+import EdgeCacheCore
+import EdgeCacheCrypto
+import Foundation
+import GRDB
+
+/// The state of an outbox entry.
+public enum OutboxState: String, Sendable, CaseIterable {
+    /// Waiting to be replayed to the origin.
+    case queued
+    /// Set aside for a person: a conflict, a rejection, or too many failed attempts.
+    case review
+    /// Committed at the origin.
+    case done
+    /// Dropped by an operator (or by resolving a conflict in the origin's favour).
+    case discarded
+}
+
+/// One queued write.
+public struct OutboxEntry: Sendable {
+    public var seq: Int64
+    public var state: OutboxState
+    public var attempts: Int
+    public var nextAttemptAt: Int64
+    /// The version shown to readers while the write is pending.
+    public var projectedVersion: Int64
+    public var createdAt: Int64
+    public var lastError: String?
+    public var reviewReason: String?
+    /// The origin's version once committed.
+    public var resultVersion: Int64?
+    public var item: ReplayItem
+}
+
+/// A write to enqueue, as the edge's client sent it.
+public struct EnqueueRequest: Sendable {
+    public var item: ReplayItem
+    public var fingerprint: [UInt8]
+
+    public init(item: ReplayItem, fingerprint: [UInt8]) {
+        self.item = item
+        self.fingerprint = fingerprint
+    }
+}
+
+/// What enqueueing did.
+public enum EnqueueOutcome: Sendable {
+    /// Durable in the outbox (new), or already there under the same key and request.
+    case queued(OutboxEntry, duplicate: Bool)
+    /// The key was used for a different request.
+    case keyReused
+    /// The outbox is full.
+    case full
+}
+
+/// A conflict waiting for a person: the edge's write and the origin's version.
+public struct ConflictRecord: Sendable {
+    public var seq: Int64
+    public var entry: OutboxEntry
+    /// The origin's current version when the conflict was found (nil if it was deleted/unknown).
+    public var originVersion: ResourceVersion?
+    public var createdAt: Int64
+    public var resolution: String?
+}
+
+/// What replaying an entry produced.
+public enum ReplayOutcome: Sendable {
+    /// Committed (or already committed under its key): the origin's version.
+    case committed(ResourceVersion?)
+    /// Retriable failure (5xx, 429): try again after `retryAt`, counting an attempt.
+    case retry(error: String, retryAt: Int64)
+    /// Refused for good, or too many attempts: set aside for review.
+    case review(reason: String)
+    /// The base version is no longer current and the class's rule is `reject`.
+    case conflict(origin: ResourceVersion?)
+    /// The base version is no longer current and the class allows last-writer-wins: send again
+    /// without If-Match.
+    case overwrite
+}
+
+extension EdgeStore {
+    static let outboxSchema = """
+        CREATE TABLE IF NOT EXISTS outbox(
+            seq INTEGER PRIMARY KEY AUTOINCREMENT, rkey BLOB NOT NULL, key_hash BLOB NOT NULL UNIQUE,
+            fingerprint BLOB NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at INTEGER NOT NULL DEFAULT 0, projected_version INTEGER NOT NULL,
+            created_at INTEGER NOT NULL, last_error TEXT, review_reason TEXT, result_version INTEGER,
+            blob BLOB NOT NULL);
+        CREATE INDEX IF NOT EXISTS outbox_by_state ON outbox(state, seq);
+        CREATE INDEX IF NOT EXISTS outbox_by_resource ON outbox(rkey, seq);
+        CREATE TABLE IF NOT EXISTS conflicts(
+            seq INTEGER PRIMARY KEY, rkey BLOB NOT NULL, origin_version INTEGER, origin_blob BLOB,
+            created_at INTEGER NOT NULL, resolution TEXT, resolved_at INTEGER);
+        """
+
+    private func outboxAAD(_ keyHash: [UInt8]) -> [UInt8] { Array("outbox|".utf8) + keyHash }
+
+    func keyHash(_ key: String) -> [UInt8] { keys.lookupKey("idempotency|\(key)") }
+
+    private func sealItem(_ item: ReplayItem, keyHash: [UInt8]) throws -> Data {
+        var plain = ReplayBatchCodec.encode([item])
+        if item.method == .delete { plain.append(0x0A) }
+        return Data(try Sealer(keys: keys).seal(plain, aad: outboxAAD(keyHash)))
+    }
+
+    private func decodeEntry(_ row: Row) throws -> OutboxEntry {
+        let keyHash = Array(row["key_hash"] as Data)
+        let plain = try Sealer(keys: keys).open(Array(row["blob"] as Data), aad: outboxAAD(keyHash))
+        let item = try ReplayBatchCodec.decode(plain).first.orThrow(StoreError("corrupt outbox entry"))
+        return OutboxEntry(
+            seq: row["seq"], state: OutboxState(rawValue: row["state"]) ?? .review, attempts: row["attempts"],
+            nextAttemptAt: row["next_attempt_at"], projectedVersion: row["projected_version"], createdAt: row["created_at"],
+            lastError: row["last_error"], reviewReason: row["review_reason"], resultVersion: row["result_version"], item: item)
+    }
+
+    /// Enqueues writes durably in one transaction (the caller's group commit). A key already
+    /// present answers with its entry (same request) or `.keyReused` (different request).
+    public func enqueue(_ requests: [EnqueueRequest], maxQueued: Int) async throws -> [EnqueueOutcome] {
+        let now = clock.nowMillis()
+        let prepared = try requests.map { request -> (EnqueueRequest, [UInt8], [UInt8], Data, Data) in
+            let keyHash = keyHash(request.item.key)
+            let fingerprint = HMACSHA256.mac(key: keys.lookupKey("fingerprint"), data: request.fingerprint)
+            let rkey = ResourceBlob.key(keys, type: request.item.type, id: request.item.id)
+            return (request, keyHash, rkey, Data(fingerprint), try sealItem(request.item, keyHash: keyHash))
+        }
+        return try await pool.write { db in
+            var queued = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox WHERE state = 'queued'") ?? 0
+            var outcomes: [EnqueueOutcome] = []
+            for (request, keyHash, rkey, fingerprint, blob) in prepared {
+                if let existing = try Row.fetchOne(db, sql: "SELECT * FROM outbox WHERE key_hash = ?", arguments: [Data(keyHash)]) {
+                    if (existing["fingerprint"] as Data) != fingerprint {
+                        outcomes.append(.keyReused)
+                    } else {
+                        outcomes.append(.queued(try self.decodeEntry(existing), duplicate: true))
+                    }
+                    continue
+                }
+                if queued >= maxQueued {
+                    outcomes.append(.full)
+                    continue
+                }
+                // The version readers see while pending: one past the newest queued or cached version.
+                let lastQueued = try Int64.fetchOne(
+                    db, sql: "SELECT MAX(projected_version) FROM outbox WHERE rkey = ? AND state IN ('queued', 'review')",
+                    arguments: [Data(rkey)])
+                let cached = try Int64.fetchOne(db, sql: "SELECT version FROM entries WHERE rkey = ?", arguments: [Data(rkey)])
+                let projected = (lastQueued ?? cached ?? 0) + 1
+                try db.execute(
+                    sql: """
+                        INSERT INTO outbox(rkey, key_hash, fingerprint, state, projected_version, created_at, blob)
+                        VALUES (?, ?, ?, 'queued', ?, ?, ?)
+                        """, arguments: [Data(rkey), Data(keyHash), fingerprint, projected, now, blob])
+                queued += 1
+                outcomes.append(
+                    .queued(
+                        OutboxEntry(
+                            seq: db.lastInsertedRowID, state: .queued, attempts: 0, nextAttemptAt: 0, projectedVersion: projected,
+                            createdAt: now, lastError: nil, reviewReason: nil, resultVersion: nil, item: request.item),
+                        duplicate: false))
+            }
+            return outcomes
+        }
+    }
+
+    /// The entry recorded under an idempotency key, if any.
+    public func outboxEntry(key: String) async throws -> (OutboxEntry, fingerprint: Data)? {
+        let keyHash = Data(keyHash(key))
+        guard let row = try await pool.read({ db in try Row.fetchOne(db, sql: "SELECT * FROM outbox WHERE key_hash = ?", arguments: [keyHash]) })
+        else { return nil }
+        return (try decodeEntry(row), row["fingerprint"])
+    }
+
+    /// Fingerprint as stored, for comparing a client's retry.
+    public func storedFingerprint(_ fingerprint: [UInt8]) -> Data {
+        Data(HMACSHA256.mac(key: keys.lookupKey("fingerprint"), data: fingerprint))
+    }
+
+    /// The newest write still waiting (queued or in review) for a resource.
+    public func pendingWrite(type: String, id: String) async throws -> OutboxEntry? {
+        let rkey = Data(ResourceBlob.key(keys, type: type, id: id))
+        let row = try await pool.read { db in
+            try Row.fetchOne(
+                db, sql: "SELECT * FROM outbox WHERE rkey = ? AND state = 'queued' ORDER BY seq DESC LIMIT 1", arguments: [rkey])
+        }
+        return try row.map(decodeEntry)
+    }
+
+    /// Whether any write for the resource is queued or in review (new writes then queue behind it).
+    public func hasUnfinishedWrites(type: String, id: String) async throws -> Bool {
+        let rkey = Data(ResourceBlob.key(keys, type: type, id: id))
+        return try await pool.read { db in
+            try Bool.fetchOne(db, sql: "SELECT 1 FROM outbox WHERE rkey = ? AND state IN ('queued', 'review') LIMIT 1", arguments: [rkey])
+                ?? false
+        }
+    }
+
+    /// Whether an older write for the same resource is still queued or in review.
+    public func hasEarlierUnfinishedWrites(_ entry: OutboxEntry) async throws -> Bool {
+        let rkey = Data(ResourceBlob.key(keys, type: entry.item.type, id: entry.item.id))
+        return try await pool.read { db in
+            try Bool.fetchOne(
+                db, sql: "SELECT 1 FROM outbox WHERE rkey = ? AND seq < ? AND state IN ('queued', 'review') LIMIT 1",
+                arguments: [rkey, entry.seq]) ?? false
+        }
+    }
+
+    /// Counts by state.
+    public func outboxCounts() async throws -> [OutboxState: Int] {
+        try await pool.read { db in
+            var counts: [OutboxState: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT state, COUNT(*) FROM outbox GROUP BY state") {
+                if let state = OutboxState(rawValue: row[0]) { counts[state] = row[1] }
+            }
+            return counts
+        }
+    }
+
+    /// Age (ms) of the oldest queued entry, if any.
+    public func oldestQueuedAt() async throws -> Int64? {
+        try await pool.read { db in try Int64.fetchOne(db, sql: "SELECT MIN(created_at) FROM outbox WHERE state = 'queued'") }
+    }
+
+    /// The next entries to replay: for each resource only its oldest unfinished entry, and only
+    /// if it is queued (not in review) and due. Unrelated resources never wait for each other.
+    public func nextReplayBatch(limit: Int) async throws -> [OutboxEntry] {
+        let now = clock.nowMillis()
+        let rows = try await pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM outbox o WHERE state = 'queued' AND next_attempt_at <= ?
+                    AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.rkey = o.rkey AND p.seq < o.seq AND p.state IN ('queued', 'review'))
+                    ORDER BY seq LIMIT ?
+                    """, arguments: [now, limit])
+        }
+        return try rows.map(decodeEntry)
+    }
+
+    /// Records replay outcomes in one transaction; committed versions go into the cache at once.
+    public func complete(_ outcomes: [(OutboxEntry, ReplayOutcome)], maxAttempts: Int) async throws {
+        let now = clock.nowMillis()
+        let cacheWrites = try outcomes.compactMap { entry, outcome -> (ResourceVersion, [UInt8], [UInt8], [[UInt8]])? in
+            guard case .committed(let version?) = outcome else { return nil }
+            let sealed = try sealForCache(version)
+            return (version, sealed.rkey, sealed.blob, sealed.terms)
+        }
+        let conflictBlobs = try outcomes.map { entry, outcome -> Data? in
+            guard case .conflict(let origin?) = outcome else { return nil }
+            let rkey = ResourceBlob.key(keys, type: origin.type, id: origin.id)
+            return Data(try Sealer(keys: keys).seal(ResourceBlob.encode(origin), aad: Array("conflict|".utf8) + rkey + [UInt8](String(entry.seq).utf8)))
+        }
+        try await pool.write { db in
+            for (index, (entry, outcome)) in outcomes.enumerated() {
+                switch outcome {
+                case .committed(let version):
+                    try db.execute(
+                        sql: "UPDATE outbox SET state = 'done', result_version = ?, last_error = NULL WHERE seq = ?",
+                        arguments: [version?.version, entry.seq])
+                case .retry(let error, let retryAt):
+                    if entry.attempts + 1 >= maxAttempts {
+                        try db.execute(
+                            sql: "UPDATE outbox SET state = 'review', attempts = attempts + 1, last_error = ?, review_reason = ? WHERE seq = ?",
+                            arguments: [error, "gave up after \(entry.attempts + 1) attempts", entry.seq])
+                    } else {
+                        try db.execute(
+                            sql: "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE seq = ?",
+                            arguments: [retryAt, error, entry.seq])
+                    }
+                case .review(let reason):
+                    try db.execute(
+                        sql: "UPDATE outbox SET state = 'review', attempts = attempts + 1, review_reason = ? WHERE seq = ?",
+                        arguments: [reason, entry.seq])
+                case .conflict(let origin):
+                    try db.execute(
+                        sql: "UPDATE outbox SET state = 'review', attempts = attempts + 1, review_reason = ? WHERE seq = ?",
+                        arguments: ["conflict: the origin's version changed since this write was based on it", entry.seq])
+                    try db.execute(
+                        sql: "INSERT OR REPLACE INTO conflicts(seq, rkey, origin_version, origin_blob, created_at) VALUES (?, ?, ?, ?, ?)",
+                        arguments: [
+                            entry.seq, Data(ResourceBlob.key(keys, type: entry.item.type, id: entry.item.id)), origin?.version,
+                            conflictBlobs[index], now,
+                        ])
+                case .overwrite:
+                    var item = entry.item
+                    item.ifMatch = nil
+                    try db.execute(
+                        sql: "UPDATE outbox SET blob = ?, attempts = attempts + 1 WHERE seq = ?",
+                        arguments: [try sealItem(item, keyHash: keyHash(item.key)), entry.seq])
+                }
+            }
+            for (version, rkey, blob, terms) in cacheWrites {
+                _ = try upsertSealed(db, version, rkey: rkey, blob: blob, terms: terms, now: now)
+            }
+        }
+    }
+
+    /// Entries in the given states, oldest first.
+    public func listOutbox(states: Set<OutboxState>, limit: Int = 1000) async throws -> [OutboxEntry] {
+        let names = states.map(\.rawValue)
+        let rows = try await pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: "SELECT * FROM outbox WHERE state IN (\(names.map { _ in "?" }.joined(separator: ","))) ORDER BY seq LIMIT ?",
+                arguments: StatementArguments(names) + [limit])
+        }
+        return try rows.map(decodeEntry)
+    }
+
+    /// Puts an entry in review back in the queue (attempts reset). With `baseVersion`, its
+    /// If-Match becomes that version (used when a person keeps the edge's side of a conflict).
+    @discardableResult
+    public func retryOutbox(seq: Int64, baseVersion: Int64? = nil) async throws -> Bool {
+        try await pool.write { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM outbox WHERE seq = ? AND state = 'review'", arguments: [seq]) else {
+                return false
+            }
+            var entry = try self.decodeEntry(row)
+            if let baseVersion { entry.item.ifMatch = baseVersion }
+            try db.execute(
+                sql: """
+                    UPDATE outbox SET state = 'queued', attempts = 0, next_attempt_at = 0, review_reason = NULL, blob = ?
+                    WHERE seq = ?
+                    """, arguments: [try self.sealItem(entry.item, keyHash: self.keyHash(entry.item.key)), seq])
+            return true
+        }
+    }
+
+    /// Drops a queued or review entry.
+    @discardableResult
+    public func discardOutbox(seq: Int64) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE outbox SET state = 'discarded' WHERE seq = ? AND state IN ('queued', 'review')", arguments: [seq])
+            return db.changesCount > 0
+        }
+    }
+
+    /// Conflicts, unresolved first unless `all`.
+    public func conflicts(includeResolved: Bool = false) async throws -> [ConflictRecord] {
+        let rows = try await pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT c.seq AS cseq, c.origin_version, c.origin_blob, c.created_at AS ccreated, c.resolution, o.*
+                    FROM conflicts c JOIN outbox o ON o.seq = c.seq \(includeResolved ? "" : "WHERE c.resolution IS NULL")
+                    ORDER BY c.seq
+                    """)
+        }
+        return try rows.map { row in
+            let entry = try decodeEntry(row)
+            var origin: ResourceVersion?
+            if let blob = row["origin_blob"] as Data?, let version = row["origin_version"] as Int64? {
+                let rkey = ResourceBlob.key(keys, type: entry.item.type, id: entry.item.id)
+                let plain = try Sealer(keys: keys).open(Array(blob), aad: Array("conflict|".utf8) + rkey + [UInt8](String(entry.seq).utf8))
+                origin = try ResourceBlob.decode(plain, version: version, lastUpdated: 0, deleted: false)
+            }
+            return ConflictRecord(seq: row["cseq"], entry: entry, originVersion: origin, createdAt: row["ccreated"], resolution: row["resolution"])
+        }
+    }
+
+    /// Settles a conflict: keep the origin's version (the edge's write is discarded) or the
+    /// edge's (it is queued again, based on the origin's version, so it overwrites it).
+    public func resolveConflict(seq: Int64, keepEdge: Bool) async throws -> Bool {
+        guard let conflict = try await conflicts().first(where: { $0.seq == seq }) else { return false }
+        if keepEdge {
+            guard try await retryOutbox(seq: seq, baseVersion: conflict.originVersion?.version) else { return false }
+        } else {
+            guard try await discardOutbox(seq: seq) else { return false }
+        }
+        let now = clock.nowMillis()
+        try await pool.write { db in
+            try db.execute(
+                sql: "UPDATE conflicts SET resolution = ?, resolved_at = ? WHERE seq = ?",
+                arguments: [keepEdge ? "kept-edge" : "kept-origin", now, seq])
+        }
+        return true
+    }
+}
+
+extension Optional {
+    func orThrow(_ error: @autoclosure () -> any Error) throws -> Wrapped {
+        guard let self else { throw error() }
+        return self
+    }
+}
