@@ -87,7 +87,7 @@ let package = Package(
         .executableTarget(
             name: "edgecache",
             dependencies: [
-                "EdgeCacheNode", "EdgeCacheCore", "EdgeCacheCrypto",
+                "EdgeCacheNode", "EdgeCacheCore", "EdgeCacheCrypto", "EdgeCacheStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

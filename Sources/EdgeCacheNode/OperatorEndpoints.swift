@@ -36,6 +36,8 @@ enum OperatorEndpoints {
             let state = link.snapshot
             let staleness: JSONValue = link.stalenessMilliseconds.map { number($0) } ?? .null
             let entries = (try? await store.entryCount()).map { JSONValue.number(String($0)) } ?? .null
+            let outbox = (try? await store.outboxCounts()) ?? [:]
+            let oldest: JSONValue = ((try? await store.oldestQueuedAt()) ?? nil).map { number(max(0, SystemWallClock().nowMillis() - $0)) } ?? .null
             return json(
                 200,
                 [
@@ -49,6 +51,10 @@ enum OperatorEndpoints {
                     ("events_skipped", number(counters.eventsSkipped)),
                     ("bootstraps", number(counters.bootstraps)),
                     ("cached_entries", entries),
+                    ("outbox_queued", number(Int64(outbox[.queued] ?? 0))),
+                    ("outbox_review", number(Int64(outbox[.review] ?? 0))),
+                    ("outbox_done", number(Int64(outbox[.done] ?? 0))),
+                    ("outbox_oldest_queued_ms", oldest),
                 ])
         default: return nil
         }

@@ -6,15 +6,18 @@ import NIOPosix
 /// broken WAN link would do to the edge's change stream.
 final class TCPProxy: Sendable {
     private let connections = NIOLockedValueBox<[any Channel]>([])
+    private let blocked = NIOLockedValueBox(false)
     private let server: any Channel
     let port: Int
 
     init(targetPort: Int) async throws {
         let connections = self.connections
+        let blocked = self.blocked
         server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { inbound in
-                ClientBootstrap(group: inbound.eventLoop).connect(host: "127.0.0.1", port: targetPort).flatMap { outbound in
+                if blocked.withLockedValue({ $0 }) { return inbound.close() }
+                return ClientBootstrap(group: inbound.eventLoop).connect(host: "127.0.0.1", port: targetPort).flatMap { outbound in
                     connections.withLockedValue { $0 += [inbound, outbound] }
                     return inbound.pipeline.addHandler(Relay(partner: outbound)).flatMap {
                         outbound.pipeline.addHandler(Relay(partner: inbound))
@@ -33,6 +36,14 @@ final class TCPProxy: Sendable {
         }
         for channel in open { channel.close(promise: nil) }
     }
+
+    /// Cuts every connection and refuses new ones until ``unblock()``: a partitioned link.
+    func block() {
+        blocked.withLockedValue { $0 = true }
+        cutAll()
+    }
+
+    func unblock() { blocked.withLockedValue { $0 = false } }
 
     func close() async {
         cutAll()
