@@ -94,6 +94,19 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // Benchmarks (figures, never timed tests): tools/bench builds and runs it in release mode.
+        .executableTarget(
+            name: "edgecache-bench",
+            dependencies: [
+                "EdgeCacheNode", "EdgeCacheStore", "EdgeCacheCrypto", "EdgeCacheCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Benchmarks/EdgeCacheBench",
+            swiftSettings: swiftSettings
+        ),
+
         .testTarget(name: "EdgeCacheCoreTests", dependencies: ["EdgeCacheCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "EdgeCacheCryptoTests",

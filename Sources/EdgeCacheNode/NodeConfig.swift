@@ -17,7 +17,8 @@ import Yams
 /// - `replication.heartbeat_ms`, `replication.log_retention_changes`, `replication.batch_limit`,
 ///   `replication.heartbeat_timeout_ms`
 /// - `outbox.max_entries` (edge, default 1,000,000), `outbox.max_attempts` (default 10),
-///   `outbox.batch_size` (default 500)
+///   `outbox.batch_size` (default 500), `outbox.retention_days` (default 7: how long finished
+///   entries and their idempotency keys are kept at the edge)
 /// - `idempotency.retention_days` (origin, default 30): how long Idempotency-Keys are kept
 /// - `log.level`: `trace` … `critical`
 ///
@@ -56,6 +57,7 @@ public struct NodeConfig: Sendable {
     public var outboxMaxEntries = 1_000_000
     public var outboxMaxAttempts = 10
     public var outboxBatchSize = 500
+    public var outboxRetentionDays = 7
     public var idempotencyRetentionDays = 30
     /// The file this came from.
     public var sourceFile: String
@@ -140,6 +142,7 @@ public struct NodeConfig: Sendable {
             config.outboxMaxEntries = try outbox.int("max_entries", range: 1...100_000_000) ?? config.outboxMaxEntries
             config.outboxMaxAttempts = try outbox.int("max_attempts", range: 1...1000) ?? config.outboxMaxAttempts
             config.outboxBatchSize = try outbox.int("batch_size", range: 1...5000) ?? config.outboxBatchSize
+            config.outboxRetentionDays = try outbox.int("retention_days", range: 1...3650) ?? config.outboxRetentionDays
             try outbox.rejectUnknownKeys()
         }
         if var idempotency = try root.map("idempotency") {

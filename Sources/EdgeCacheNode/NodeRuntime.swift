@@ -76,7 +76,7 @@ public final class NodeRuntime: Sendable {
             let outbox = OutboxQueue(store: store, maxEntries: config.outboxMaxEntries)
             let replayer = Replayer(
                 store: store, origin: origin, link: link, batchSize: config.outboxBatchSize, maxAttempts: config.outboxMaxAttempts,
-                logger: logger)
+                retentionDays: config.outboxRetentionDays, logger: logger)
             let backend = EdgeBackend(
                 store: store, origin: origin, link: link, clock: clock, outbox: outbox, replayer: replayer,
                 maxAttempts: config.outboxMaxAttempts, logger: logger)

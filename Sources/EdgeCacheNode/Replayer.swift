@@ -15,10 +15,15 @@ public final class Replayer: Service {
     let logger: Logger
     let batchSize: Int
     let maxAttempts: Int
+    let retentionMilliseconds: Int64
     /// How often to try the origin while the change stream says it is down.
     let probeIntervalMilliseconds: Int64 = 1000
 
-    public init(store: EdgeStore, origin: OriginClient, link: EdgeLink, batchSize: Int, maxAttempts: Int, logger: Logger) {
+    public init(
+        store: EdgeStore, origin: OriginClient, link: EdgeLink, batchSize: Int, maxAttempts: Int, retentionDays: Int = 7,
+        logger: Logger
+    ) {
+        self.retentionMilliseconds = Int64(retentionDays) * 86_400_000
         self.store = store
         self.origin = origin
         self.link = link
@@ -33,8 +38,14 @@ public final class Replayer: Service {
     public func run() async throws {
         var nextProbe: Int64 = 0
         var failures = 0
+        var nextHousekeeping: Int64 = 0
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             let now = link.clock.nowMillis()
+            if now >= nextHousekeeping {
+                nextHousekeeping = now + 2000
+                try? await store.refreshQueuedCount()
+                _ = try? await store.expireOutbox(before: SystemWallClock().nowMillis() - retentionMilliseconds)
+            }
             let entries: [OutboxEntry]
             do {
                 entries = (link.isLive || now >= nextProbe) ? try await store.nextReplayBatch(limit: batchSize) : []

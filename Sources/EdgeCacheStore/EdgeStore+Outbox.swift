@@ -2,6 +2,7 @@ import EdgeCacheCore
 import EdgeCacheCrypto
 import Foundation
 import GRDB
+import Synchronization
 
 /// The state of an outbox entry.
 public enum OutboxState: String, Sendable, CaseIterable {
@@ -122,8 +123,9 @@ extension EdgeStore {
             let rkey = ResourceBlob.key(keys, type: request.item.type, id: request.item.id)
             return (request, keyHash, rkey, Data(fingerprint), try sealItem(request.item, keyHash: keyHash))
         }
-        return try await pool.write { db in
-            var queued = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox WHERE state = 'queued'") ?? 0
+        let startCount = queuedEstimate.withLock { $0 }
+        let outcomes = try await pool.write { db in
+            var queued = startCount
             var outcomes: [EnqueueOutcome] = []
             for (request, keyHash, rkey, fingerprint, blob) in prepared {
                 if let existing = try Row.fetchOne(db, sql: "SELECT * FROM outbox WHERE key_hash = ?", arguments: [Data(keyHash)]) {
@@ -158,6 +160,30 @@ extension EdgeStore {
                         duplicate: false))
             }
             return outcomes
+        }
+        let added = outcomes.filter { if case .queued(_, false) = $0 { return true } else { return false } }.count
+        queuedEstimate.withLock { $0 += added }
+        return outcomes
+    }
+
+    /// Counts queued entries again (the replayer calls this periodically).
+    public func refreshQueuedCount() async throws {
+        let queued = try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox WHERE state = 'queued'") ?? 0 }
+        queuedEstimate.withLock { $0 = queued }
+    }
+
+    /// Queued entries (approximate between refreshes).
+    public var queuedCount: Int { queuedEstimate.withLock { $0 } }
+
+    /// Deletes done and discarded entries (and resolved conflicts) older than `cutoff` (epoch
+    /// ms); their idempotency keys are forgotten at the edge with them.
+    public func expireOutbox(before cutoff: Int64) async throws -> Int {
+        try await pool.write { db in
+            try db.execute(
+                sql: "DELETE FROM conflicts WHERE resolution IS NOT NULL AND seq IN (SELECT seq FROM outbox WHERE state IN ('done', 'discarded') AND created_at < ?)",
+                arguments: [cutoff])
+            try db.execute(sql: "DELETE FROM outbox WHERE state IN ('done', 'discarded') AND created_at < ?", arguments: [cutoff])
+            return db.changesCount
         }
     }
 
@@ -237,6 +263,14 @@ extension EdgeStore {
 
     /// Records replay outcomes in one transaction; committed versions go into the cache at once.
     public func complete(_ outcomes: [(OutboxEntry, ReplayOutcome)], maxAttempts: Int) async throws {
+        let leaving = outcomes.filter { entry, outcome in
+            switch outcome {
+            case .committed, .review, .conflict: return entry.state == .queued
+            case .retry: return entry.attempts + 1 >= maxAttempts
+            case .overwrite: return false
+            }
+        }.count
+        defer { queuedEstimate.withLock { $0 = max(0, $0 - leaving) } }
         let now = clock.nowMillis()
         let cacheWrites = try outcomes.compactMap { entry, outcome -> (ResourceVersion, [UInt8], [UInt8], [[UInt8]])? in
             guard case .committed(let version?) = outcome else { return nil }

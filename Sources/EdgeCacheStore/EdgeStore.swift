@@ -41,6 +41,9 @@ public final class EdgeStore: Sendable {
     public let keys: TenantKeys
     let clock: any WallClock
     private let countersCache: Mutex<EdgeStoreCounters>
+    /// Queued outbox entries, as last counted plus those enqueued since (refreshed by
+    /// ``refreshQueuedCount()``, so it stays right when the CLI changes the outbox).
+    let queuedEstimate = Mutex(0)
 
     /// Opens (creating if needed) the edge database at `path` for `tenant`.
     public init(path: String, tenant: String, kek: KeyEncryptionKey, clock: any WallClock = SystemWallClock()) throws {
@@ -79,6 +82,8 @@ public final class EdgeStore: Sendable {
         }
         self.keys = keys
         self.countersCache = Mutex(counters)
+        let queued = try pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox WHERE state = 'queued'") ?? 0 }
+        queuedEstimate.withLock { $0 = queued }
     }
 
     private static func readCounters(_ db: Database) throws -> EdgeStoreCounters {

@@ -1,0 +1,14 @@
+import Foundation
+
+// edgecache-bench [outbox] [--quick] [--backlog N]
+// Prints one line per figure. Build in release mode for figures worth quoting (tools/bench).
+let arguments = CommandLine.arguments.dropFirst()
+let quick = arguments.contains("--quick")
+var backlog = quick ? 20_000 : 200_000
+if let index = arguments.firstIndex(of: "--backlog"), index + 1 < arguments.endIndex, let n = Int(arguments[index + 1]) {
+    backlog = n
+}
+let root = FileManager.default.currentDirectoryPath
+print("edgecache-bench: \(quick ? "quick" : "full") run, \(ProcessInfo.processInfo.processorCount) cores, \(Date())")
+for line in try await benchEnqueue(quick: quick) { print(line) }
+for line in try await benchDrain(backlog: backlog, repositoryRoot: root) { print(line) }
