@@ -128,7 +128,9 @@ extension EdgeStore {
             var queued = startCount
             var outcomes: [EnqueueOutcome] = []
             for (request, keyHash, rkey, fingerprint, blob) in prepared {
-                if let existing = try Row.fetchOne(db, sql: "SELECT * FROM outbox WHERE key_hash = ?", arguments: [Data(keyHash)]) {
+                if let existing = try Row.fetchOne(
+                    db.cachedStatement(sql: "SELECT * FROM outbox WHERE key_hash = ?"), arguments: [Data(keyHash)])
+                {
                     if (existing["fingerprint"] as Data) != fingerprint {
                         outcomes.append(.keyReused)
                     } else {
@@ -142,15 +144,18 @@ extension EdgeStore {
                 }
                 // The version readers see while pending: one past the newest queued or cached version.
                 let lastQueued = try Int64.fetchOne(
-                    db, sql: "SELECT MAX(projected_version) FROM outbox WHERE rkey = ? AND state IN ('queued', 'review')",
+                    db.cachedStatement(
+                        sql: "SELECT MAX(projected_version) FROM outbox WHERE rkey = ? AND state IN ('queued', 'review')"),
                     arguments: [Data(rkey)])
-                let cached = try Int64.fetchOne(db, sql: "SELECT version FROM entries WHERE rkey = ?", arguments: [Data(rkey)])
+                let cached = try Int64.fetchOne(
+                    db.cachedStatement(sql: "SELECT version FROM entries WHERE rkey = ?"), arguments: [Data(rkey)])
                 let projected = (lastQueued ?? cached ?? 0) + 1
-                try db.execute(
+                try db.cachedStatement(
                     sql: """
                         INSERT INTO outbox(rkey, key_hash, fingerprint, state, projected_version, created_at, blob)
                         VALUES (?, ?, ?, 'queued', ?, ?, ?)
-                        """, arguments: [Data(rkey), Data(keyHash), fingerprint, projected, now, blob])
+                        """
+                ).execute(arguments: [Data(rkey), Data(keyHash), fingerprint, projected, now, blob])
                 queued += 1
                 outcomes.append(
                     .queued(
