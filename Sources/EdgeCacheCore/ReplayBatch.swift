@@ -11,7 +11,8 @@ public struct ReplayItem: Sendable, Equatable {
     public var id: String
     /// The version the write was based on (sent as If-Match); nil for creates and forced writes.
     public var ifMatch: Int64?
-    /// The resource JSON (PUT only), without server-assigned meta.
+    /// The resource JSON (PUT only) as the client sent it, with the id set; the origin stamps
+    /// `meta.versionId` and `meta.lastUpdated` itself.
     public var resource: [UInt8]
 
     public init(key: String, method: Method, type: String, id: String, ifMatch: Int64?, resource: [UInt8]) {

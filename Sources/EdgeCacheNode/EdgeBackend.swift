@@ -188,6 +188,14 @@ public struct EdgeBackend: FHIRBackend {
         do {
             outcomes = try await replayer.replayWithResults([entry])
         } catch {
+            if entry.state == .done, let cached = try await store.get(type: entry.item.type, id: entry.item.id),
+                cached.resource.version >= (entry.resultVersion ?? 0)
+            {
+                // Already committed: a retry gets the committed answer even while the origin is away.
+                let committed = entry.item.method == .delete ? nil : cached.resource
+                let status = entry.item.method == .delete ? 204 : (entry.resultVersion == 1 ? 201 : 200)
+                return WriteAnswer(status: status, resource: committed, extraHeaders: [("Idempotency-Key", key)])
+            }
             return queuedAnswer(entry, key: key, status: "queued")
         }
         let (_, outcome, result) = outcomes[0]
@@ -215,12 +223,12 @@ public struct EdgeBackend: FHIRBackend {
         if entry.item.method == .delete {
             return WriteAnswer(status: 202, resource: nil, extraHeaders: headers, queued: true)
         }
-        return WriteAnswer(status: 202, resource: Self.pendingView(entry), extraHeaders: headers, queued: true)
+        return WriteAnswer(status: 202, resource: Self.pendingView(entry, code: status), extraHeaders: headers, queued: true)
     }
 
     /// The resource as it will be, marked as queued (meta.tag) so no reader can mistake it for
     /// a committed version.
-    static func pendingView(_ entry: OutboxEntry) -> ResourceVersion {
+    static func pendingView(_ entry: OutboxEntry, code: String = "queued") -> ResourceVersion {
         var json: [UInt8] = []
         if case .object(var object)? = try? JSONParser.parse(entry.item.resource) {
             var meta = object["meta"]?.objectValue ?? JSONObject()
@@ -228,8 +236,13 @@ public struct EdgeBackend: FHIRBackend {
             tags.append(
                 .object(
                     JSONObject([
-                        .init(key: "system", value: .string(pendingTagSystem)), .init(key: "code", value: .string("queued")),
-                        .init(key: "display", value: .string("Queued at the edge; not yet committed at the origin")),
+                        .init(key: "system", value: .string(pendingTagSystem)), .init(key: "code", value: .string(code)),
+                        .init(
+                            key: "display",
+                            value: .string(
+                                code == "review"
+                                    ? "Held at the edge for review; not committed at the origin"
+                                    : "Queued at the edge; not yet committed at the origin")),
                     ])))
             meta["tag"] = .array(tags)
             object["meta"] = .object(meta)

@@ -17,8 +17,8 @@ import Yams
 /// - `replication.heartbeat_ms`, `replication.log_retention_changes`, `replication.batch_limit`,
 ///   `replication.heartbeat_timeout_ms`
 /// - `outbox.max_entries` (edge, default 1,000,000), `outbox.max_attempts` (default 10),
-///   `outbox.batch_size` (default 500), `outbox.retention_days` (default 7: how long finished
-///   entries and their idempotency keys are kept at the edge)
+///   `outbox.batch_size` (default 500), `outbox.retention_days` (default 7: finished entries and
+///   their idempotency keys are deleted this long after the write was accepted)
 /// - `idempotency.retention_days` (origin, default 30): how long Idempotency-Keys are kept
 /// - `log.level`: `trace` … `critical`
 ///

@@ -32,13 +32,21 @@ public final class Replayer: Service {
         self.logger = logger
     }
 
-    /// The origin could not take the batch (unreachable, or the whole batch failed transiently).
-    struct BatchFailed: Error { let reason: String }
+    /// The origin could not take the batch (unreachable, or the whole batch failed).
+    struct BatchFailed: Error, CustomStringConvertible {
+        let reason: String
+        /// Whether sending the entries one by one may get past it (a batch-level refusal).
+        var split = false
+        var description: String { reason }
+    }
 
     public func run() async throws {
         var nextProbe: Int64 = 0
         var failures = 0
         var nextHousekeeping: Int64 = 0
+        // After a batch-level refusal, entries go one at a time until one succeeds, so a single
+        // bad write is set aside on its own instead of holding up (or taking down) the rest.
+        var singles = false
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             let now = link.clock.nowMillis()
             if now >= nextHousekeeping {
@@ -48,7 +56,7 @@ public final class Replayer: Service {
             }
             let entries: [OutboxEntry]
             do {
-                entries = (link.isLive || now >= nextProbe) ? try await store.nextReplayBatch(limit: batchSize) : []
+                entries = now >= nextProbe ? try await store.nextReplayBatch(limit: singles ? 1 : batchSize) : []
             } catch {
                 logger.error("cannot read the outbox", metadata: ["error": "\(error)"])
                 entries = []
@@ -60,18 +68,30 @@ public final class Replayer: Service {
             do {
                 let outcomes = try await replay(entries)
                 try await store.complete(outcomes, maxAttempts: maxAttempts)
+                let setAside = outcomes.filter { entry, outcome in
+                    switch outcome {
+                    case .review, .conflict: return true
+                    case .retry: return entry.attempts + 1 >= maxAttempts
+                    default: return false
+                    }
+                }
+                if !setAside.isEmpty {
+                    // An alert for operators: these writes wait for a person (edgecache outbox/conflicts).
+                    logger.error(
+                        "outbox entries set aside for review", metadata: ["count": "\(setAside.count)", "seqs": "\(setAside.map(\.0.seq))"])
+                }
                 failures = 0
                 nextProbe = 0
+                singles = false
             } catch {
                 failures += 1
+                if let failed = error as? BatchFailed, failed.split { singles = true }
                 let ceiling = min(probeIntervalMilliseconds, Int64(50) << min(failures, 10))
                 nextProbe = link.clock.nowMillis() + Int64(Double(ceiling) * Double.random(in: 0.5...1.0))
                 if failures == 1 {
                     logger.notice("outbox replay waiting for the origin", metadata: ["reason": "\(error)"])
                 }
-                if !link.isLive {
-                    do { try await Task.sleep(for: .milliseconds(50)) } catch { return }
-                }
+
             }
         }
     }
@@ -93,14 +113,28 @@ public final class Replayer: Service {
             throw BatchFailed(reason: "origin unreachable")
         }
         guard reply.status == 200 else {
+            if entries.count > 1 { throw BatchFailed(reason: "origin answered \(reply.status) to a batch", split: true) }
+            let entry = entries[0]
             if reply.status >= 500 || reply.status == 429 || reply.status == 408 {
-                throw BatchFailed(reason: "origin answered \(reply.status)")
+                return [(entry, .retry(error: "origin answered \(reply.status)", retryAt: retryTime(entry)), nil)]
             }
             let error = OriginReplies.error(reply)
-            return entries.map { ($0, .review(reason: "the origin refused the batch: \(error.status) \(error.diagnostics)"), nil) }
+            return [(entry, .review(reason: "the origin refused it: \(error.status) \(error.code)"), nil)]
         }
-        let results = try ReplayBatchCodec.decodeResults(reply.body)
-        guard results.count == entries.count else { throw BatchFailed(reason: "short batch answer") }
+        let results: [ReplayResult]
+        do {
+            results = try ReplayBatchCodec.decodeResults(reply.body)
+        } catch {
+            throw BatchFailed(reason: "unreadable batch answer")
+        }
+        // Answers are matched to writes by key, type and id, not just position.
+        guard results.count == entries.count,
+            zip(entries, results).allSatisfy({ entry, result in
+                result.key == entry.item.key
+                    && (result.version.map { $0.type == entry.item.type && $0.id == entry.item.id } ?? true)
+                    && (result.version.map { $0.deleted || (try? JSONParser.parse($0.json)) != nil } ?? true)
+            })
+        else { throw BatchFailed(reason: "the batch answer does not match the batch") }
         var settled: [(OutboxEntry, ReplayOutcome, ReplayResult?)] = []
         for (entry, result) in zip(entries, results) {
             settled.append((entry, await settle(entry, result), result))
@@ -109,7 +143,6 @@ public final class Replayer: Service {
     }
 
     private func settle(_ entry: OutboxEntry, _ result: ReplayResult) async -> ReplayOutcome {
-        let now = link.clock.nowMillis()
         switch result.status {
         case 200, 201, 204:
             return .committed(result.version)
@@ -123,11 +156,16 @@ public final class Replayer: Service {
                 return .conflict(origin: version)
             }
         case 408, 409, 429, 500...599:
-            let backoff = min(60_000, 200 << min(entry.attempts, 8))
-            return .retry(
-                error: "origin answered \(result.status)", retryAt: now + Int64(Double(backoff) * Double.random(in: 0.5...1.0)))
+            return .retry(error: "origin answered \(result.status)", retryAt: retryTime(entry))
         default:
-            return .review(reason: "rejected by the origin: \(result.status) \(result.code ?? "") \(result.diagnostics ?? "")")
+            // Only the status and issue code are kept in the clear; diagnostics may name resources.
+            return .review(reason: "rejected by the origin: \(result.status) \(result.code ?? "")")
         }
+    }
+
+    /// When to try a retriable entry again: exponential from 200 ms to 60 s, with jitter.
+    private func retryTime(_ entry: OutboxEntry) -> Int64 {
+        let backoff = min(60_000, 200 << min(entry.attempts, 9))
+        return SystemWallClock().nowMillis() + Int64(Double(backoff) * Double.random(in: 0.5...1.0))
     }
 }

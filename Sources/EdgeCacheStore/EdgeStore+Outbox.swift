@@ -344,16 +344,17 @@ extension EdgeStore {
         return try rows.map(decodeEntry)
     }
 
-    /// Puts an entry in review back in the queue (attempts reset). With `baseVersion`, its
-    /// If-Match becomes that version (used when a person keeps the edge's side of a conflict).
+    /// Puts an entry in review back in the queue (attempts reset). With `rebase`, its If-Match
+    /// becomes `baseVersion` (nil: unconditional) — used when a person keeps the edge's side of
+    /// a conflict.
     @discardableResult
-    public func retryOutbox(seq: Int64, baseVersion: Int64? = nil) async throws -> Bool {
+    public func retryOutbox(seq: Int64, rebase: Bool = false, baseVersion: Int64? = nil) async throws -> Bool {
         try await pool.write { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM outbox WHERE seq = ? AND state = 'review'", arguments: [seq]) else {
                 return false
             }
             var entry = try self.decodeEntry(row)
-            if let baseVersion { entry.item.ifMatch = baseVersion }
+            if rebase { entry.item.ifMatch = baseVersion }
             try db.execute(
                 sql: """
                     UPDATE outbox SET state = 'queued', attempts = 0, next_attempt_at = 0, review_reason = NULL, blob = ?
@@ -368,7 +369,13 @@ extension EdgeStore {
     public func discardOutbox(seq: Int64) async throws -> Bool {
         try await pool.write { db in
             try db.execute(sql: "UPDATE outbox SET state = 'discarded' WHERE seq = ? AND state IN ('queued', 'review')", arguments: [seq])
-            return db.changesCount > 0
+            let discarded = db.changesCount > 0
+            if discarded {
+                try db.execute(
+                    sql: "UPDATE conflicts SET resolution = 'discarded', resolved_at = ? WHERE seq = ? AND resolution IS NULL",
+                    arguments: [self.clock.nowMillis(), seq])
+            }
+            return discarded
         }
     }
 
@@ -400,10 +407,11 @@ extension EdgeStore {
     public func resolveConflict(seq: Int64, keepEdge: Bool) async throws -> Bool {
         guard let conflict = try await conflicts().first(where: { $0.seq == seq }) else { return false }
         if keepEdge {
-            guard try await retryOutbox(seq: seq, baseVersion: conflict.originVersion?.version) else { return false }
+            guard try await retryOutbox(seq: seq, rebase: true, baseVersion: conflict.originVersion?.version) else { return false }
         } else {
             guard try await discardOutbox(seq: seq) else { return false }
         }
+        // (discardOutbox marked it 'discarded'; record the person's decision instead.)
         let now = clock.nowMillis()
         try await pool.write { db in
             try db.execute(

@@ -13,8 +13,8 @@ public enum WriteOperation: Sendable {
 /// An Idempotency-Key claim on a write: the key and a fingerprint of the request it names.
 public struct IdempotencyClaim: Sendable {
     public var key: String
-    /// A digest of the request (method, type, id, If-Match, body); a different one under the
-    /// same key is refused with 422.
+    /// The request's identity (method, type, id and parsed body, not If-Match: see
+    /// ``WriteOperation/fingerprintBytes``); a different one under the same key is refused with 422.
     public var fingerprint: [UInt8]
 
     public init(key: String, fingerprint: [UInt8]) {

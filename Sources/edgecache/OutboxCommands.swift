@@ -16,8 +16,13 @@ func openEdgeStore(_ configPath: String) throws -> EdgeStore {
     guard config.role == .edge, let tenant = config.tenant else {
         throw ValidationError("\(configPath) is not an edge config; the outbox and conflicts live at the edge")
     }
+    umask(0o077)
+    let path = config.dataDir + "/edge.sqlite"
+    guard FileManager.default.fileExists(atPath: path) else {
+        throw ValidationError("no edge database at \(path); is data_dir in \(configPath) right?")
+    }
     let kek = try KeyEncryptionKey.load(path: config.kekFile)
-    return try EdgeStore(path: config.dataDir + "/edge.sqlite", tenant: tenant, kek: kek)
+    return try EdgeStore(path: path, tenant: tenant, kek: kek)
 }
 
 func describe(_ entry: OutboxEntry) -> String {

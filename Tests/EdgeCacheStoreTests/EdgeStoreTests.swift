@@ -89,6 +89,14 @@ func version(_ type: String, _ id: String, _ v: Int64, deleted: Bool = false, ex
             try await edge.apply([Change(lsn: result.lsn, resource: result.version!)], checkpoint: result.lsn, isResident: { _ in false })
             #expect(result.version?.version == Int64(v + 1))
         }
+        // Queued writes and conflicts are sealed too.
+        let item = ReplayItem(
+            key: "key-MRN-55501234", method: .put, type: "Patient", id: "pat-zq7x91", ifMatch: 3, resource: Array(json.utf8))
+        let outcomes = try await edge.enqueue([EnqueueRequest(item: item, fingerprint: Array(json.utf8))], maxQueued: 10)
+        guard case .queued(let entry, false) = outcomes[0] else { Issue.record("not queued"); return }
+        let originVersion = try #require(try await origin.read(tenant: "a", type: "Patient", id: "pat-zq7x91"))
+        try await edge.complete([(entry, .conflict(origin: originVersion))], maxAttempts: 3)
+        #expect(try await edge.conflicts().first?.originVersion?.json == originVersion.json)
         try await edge.beginSnapshot()
         try await edge.stageSnapshot([try #require(try await origin.read(tenant: "a", type: "Patient", id: "pat-zq7x91"))])
         // The data is really there (readable through the stores)...
