@@ -151,9 +151,22 @@ public final class Replayer: Service {
             case .lastWriterWins:
                 return .overwrite
             case .reject:
-                let current = try? await origin.send(method: .GET, path: "/fhir/\(entry.item.type)/\(entry.item.id)")
-                let version = current.flatMap { $0.status == 200 ? try? OriginReplies.resource($0, type: entry.item.type) : nil }
-                return .conflict(origin: version)
+                // Record the origin's version beside the edge's write; if it cannot be read now,
+                // try again later rather than record a conflict without it.
+                guard let current = try? await origin.send(method: .GET, path: "/fhir/\(entry.item.type)/\(entry.item.id)") else {
+                    return .retry(error: "conflict found, origin version not readable yet", retryAt: retryTime(entry))
+                }
+                switch current.status {
+                case 200:
+                    guard let version = try? OriginReplies.resource(current, type: entry.item.type) else {
+                        return .retry(error: "conflict found, origin version unreadable", retryAt: retryTime(entry))
+                    }
+                    return .conflict(origin: version)
+                case 404, 410:
+                    return .conflict(origin: nil)
+                default:
+                    return .retry(error: "conflict found, origin answered \(current.status)", retryAt: retryTime(entry))
+                }
             }
         case 408, 409, 429, 500...599:
             return .retry(error: "origin answered \(result.status)", retryAt: retryTime(entry))
