@@ -43,6 +43,15 @@ public struct EnqueueRequest: Sendable {
     }
 }
 
+/// An enqueue request with its keyed hashes computed and its payload sealed.
+public struct PreparedEnqueue: Sendable {
+    public let request: EnqueueRequest
+    let keyHash: [UInt8]
+    let rkey: [UInt8]
+    let fingerprint: Data
+    let blob: Data
+}
+
 /// What enqueueing did.
 public enum EnqueueOutcome: Sendable {
     /// Durable in the outbox (new), or already there under the same key and request.
@@ -113,16 +122,27 @@ extension EdgeStore {
             lastError: row["last_error"], reviewReason: row["review_reason"], resultVersion: row["result_version"], item: item)
     }
 
-    /// Enqueues writes durably in one transaction (the caller's group commit). A key already
-    /// present answers with its entry (same request) or `.keyReused` (different request).
+    /// Does the CPU work of enqueueing (keyed hashes, sealing) outside the serial commit path, so
+    /// concurrent writers do it in parallel before they join a group commit.
+    public func prepare(_ request: EnqueueRequest) throws -> PreparedEnqueue {
+        let keyHash = keyHash(request.item.key)
+        let fingerprint = HMACSHA256.mac(key: keys.lookupKey("fingerprint"), data: request.fingerprint)
+        let rkey = ResourceBlob.key(keys, type: request.item.type, id: request.item.id)
+        return PreparedEnqueue(
+            request: request, keyHash: keyHash, rkey: rkey, fingerprint: Data(fingerprint),
+            blob: try sealItem(request.item, keyHash: keyHash))
+    }
+
+    /// Enqueues writes durably in one transaction. A key already present answers with its entry
+    /// (same request) or `.keyReused` (different request).
     public func enqueue(_ requests: [EnqueueRequest], maxQueued: Int) async throws -> [EnqueueOutcome] {
+        try await enqueue(prepared: requests.map(prepare), maxQueued: maxQueued)
+    }
+
+    /// Enqueues prepared writes durably in one transaction (the caller's group commit).
+    public func enqueue(prepared items: [PreparedEnqueue], maxQueued: Int) async throws -> [EnqueueOutcome] {
         let now = clock.nowMillis()
-        let prepared = try requests.map { request -> (EnqueueRequest, [UInt8], [UInt8], Data, Data) in
-            let keyHash = keyHash(request.item.key)
-            let fingerprint = HMACSHA256.mac(key: keys.lookupKey("fingerprint"), data: request.fingerprint)
-            let rkey = ResourceBlob.key(keys, type: request.item.type, id: request.item.id)
-            return (request, keyHash, rkey, Data(fingerprint), try sealItem(request.item, keyHash: keyHash))
-        }
+        let prepared = items.map { ($0.request, $0.keyHash, $0.rkey, $0.fingerprint, $0.blob) }
         let startCount = queuedEstimate.withLock { $0 }
         let outcomes = try await pool.write { db in
             var queued = startCount
