@@ -4,8 +4,10 @@ import Foundation
 import NIOHTTP1
 import Testing
 
+
+extension IntegrationSuites {
 /// The outbox as a clinical app sees it, in process (real TLS, real SQLite).
-@Suite(.serialized) struct OutboxBehaviourTests {
+@Suite struct OutboxBehaviourTests {
     let dir = TempDir()
 
     @Test func replayStartsOnItsOwnAndAFullOutboxRefusesWithoutDropping() async throws {
@@ -57,4 +59,5 @@ import Testing
         await edge.stop()
         await origin.stop()
     }
+}
 }

@@ -4,8 +4,10 @@ import NIOCore
 import NIOHTTP1
 import Testing
 
+
+extension IntegrationSuites {
 /// Disconnected operation with real processes: queued writes, conflicts, SIGKILLs.
-@Suite(.serialized) struct OutboxProcessTests {
+@Suite struct OutboxProcessTests {
     let dir = TempDir()
 
     func status(_ client: TestClient, _ base: String) async throws -> [String: Any] {
@@ -205,4 +207,5 @@ import Testing
         await edge.stop()
         await origin.stop()
     }
+}
 }

@@ -2,8 +2,10 @@ import Foundation
 import NIOHTTP1
 import Testing
 
+
+extension IntegrationSuites {
 /// Real `edgecache serve` processes, real ports, real mTLS, real signals.
-@Suite(.serialized) struct ReplicationProcessTests {
+@Suite struct ReplicationProcessTests {
     let dir = TempDir()
 
     struct Pair {
@@ -178,4 +180,5 @@ import Testing
         await pair.proxy.close()
         await pair.edge.stop()
     }
+}
 }
