@@ -1,4 +1,5 @@
 import EdgeCacheCore
+import HTTPTypes
 import Hummingbird
 import Logging
 
@@ -19,6 +20,8 @@ public struct NodeResponder: HTTPResponder {
     public var operatorEndpoints: @Sendable (String) async -> Response?
     /// Replaces the TLS peer lookup (for tests without TLS).
     public var identityOverride: (@Sendable () -> ClientIdentity?)?
+    /// Told about every answered `/fhir` and `/replication` request (the audit trail).
+    public var observer: (@Sendable (AnsweredRequest) -> Void)?
 
     public init(
         allowedRoles: Set<ClientIdentity.Role>, nodeTenant: String?, fhir: FHIRResponder, replication: ReplicationResponder?,
@@ -35,6 +38,21 @@ public struct NodeResponder: HTTPResponder {
     }
 
     public func respond(to request: Request, context: NodeRequestContext) async throws -> Response {
+        var identity: ClientIdentity?
+        let response = await answer(request, context: context, identity: &identity)
+        if let observer, request.uri.path.hasPrefix("/fhir") || request.uri.path.hasPrefix("/replication") {
+            observer(
+                AnsweredRequest(
+                    method: request.method.rawValue, path: request.uri.path, status: response.status.code, identity: identity,
+                    requestID: context.id, etag: response.headers[HTTPField.Name("ETag")!],
+                    cacheStatus: response.headers[HTTPField.Name("Cache-Status")!],
+                    writeStatus: response.headers[HTTPField.Name("EdgeCache-Write-Status")!],
+                    location: response.headers[HTTPField.Name("Location")!]))
+        }
+        return response
+    }
+
+    private func answer(_ request: Request, context: NodeRequestContext, identity resolved: inout ClientIdentity?) async -> Response {
         if request.headerBytes > limits.maxHeaderBytes {
             return FHIRHTTP.error(
                 FHIRError(status: 431, code: "too-costly", "Request headers exceed the limit of \(limits.maxHeaderBytes) bytes"))
@@ -43,6 +61,7 @@ public struct NodeResponder: HTTPResponder {
         let segments = path.split(separator: "/", omittingEmptySubsequences: true)
         let identity: ClientIdentity?
         if let identityOverride { identity = identityOverride() } else { identity = await context.peerIdentity() }
+        resolved = identity
         guard let identity else {
             return FHIRHTTP.error(FHIRError(status: 401, code: "login", "A client certificate is required"))
         }
@@ -71,4 +90,17 @@ public struct NodeResponder: HTTPResponder {
         }
         return FHIRHTTP.error(.notFound("No such endpoint"))
     }
+}
+
+/// What the audit trail learns about one answered request. Holds no resource content.
+public struct AnsweredRequest: Sendable {
+    public var method: String
+    public var path: String
+    public var status: Int
+    public var identity: ClientIdentity?
+    public var requestID: String
+    public var etag: String?
+    public var cacheStatus: String?
+    public var writeStatus: String?
+    public var location: String?
 }

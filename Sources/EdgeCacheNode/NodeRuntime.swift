@@ -27,6 +27,8 @@ public final class NodeRuntime: Sendable {
     /// The edge's store and link (edge role only).
     public let edgeStore: EdgeStore?
     public let edgeLink: EdgeLink?
+    /// The node's audit trail writer.
+    public let auditLog: AuditLog
 
     public init(config: NodeConfig, logger: Logger) throws {
         self.config = config
@@ -37,7 +39,13 @@ public final class NodeRuntime: Sendable {
             maxBodyBytes: config.maxBodyBytes, maxHeaderBytes: config.maxHeaderBytes,
             bodyTimeoutSeconds: config.bodyTimeoutSeconds)
         let portsRef = ports
-        var services: [any Service] = []
+        let audit = AuditLog(
+            store: try AuditStore(path: config.dataDir + "/audit.sqlite", kek: kek, clock: clock), node: config.nodeID, clock: clock,
+            logger: logger)
+        let observer: @Sendable (AnsweredRequest) -> Void = { audit.observe($0) }
+        // First in the group, so it is shut down last: every request answered is written.
+        var services: [any Service] = [audit]
+        auditLog = audit
         switch config.role {
         case .origin:
             let store = try SQLiteOriginStore(path: config.dataDir + "/origin.sqlite", kek: kek, clock: clock)
@@ -46,16 +54,18 @@ public final class NodeRuntime: Sendable {
             let status: @Sendable (String) async -> Response? = { path in
                 await OperatorEndpoints.origin(path: path, store: store, config: config)
             }
-            let api = NodeResponder(
+            var api = NodeResponder(
                 allowedRoles: [.client, .edge], nodeTenant: nil, fhir: fhir, replication: nil, limits: limits,
                 operatorEndpoints: status)
+            api.observer = observer
             let replication = ReplicationResponder(
                 store: store,
                 settings: StreamSettings(heartbeatMilliseconds: config.heartbeatMilliseconds, batchLimit: config.batchLimit),
                 clock: clock, limits: limits, writeBatch: { tenant, items in try await backend.writeBatch(tenant: tenant, items) })
-            let peer = NodeResponder(
+            var peer = NodeResponder(
                 allowedRoles: [.edge], nodeTenant: nil, fhir: fhir, replication: replication, limits: limits,
                 operatorEndpoints: status)
+            peer.observer = observer
             services.append(try Self.application(api, name: "api", address: config.apiAddress, tls13: false, config: config, logger: logger, ports: portsRef))
             services.append(try Self.application(peer, name: "peer", address: config.peerAddress!, tls13: true, config: config, logger: logger, ports: portsRef))
             services.append(
@@ -81,11 +91,12 @@ public final class NodeRuntime: Sendable {
                 store: store, origin: origin, link: link, clock: clock, outbox: outbox, replayer: replayer,
                 maxAttempts: config.outboxMaxAttempts, logger: logger)
             let fhir = FHIRResponder(backend: backend, role: "edge", limits: limits, clock: clock)
-            let api = NodeResponder(
+            var api = NodeResponder(
                 allowedRoles: [.client], nodeTenant: tenant, fhir: fhir, replication: nil, limits: limits,
                 operatorEndpoints: { path in
                     await OperatorEndpoints.edge(path: path, store: store, link: link, config: config)
                 })
+            api.observer = observer
             services.append(try Self.application(api, name: "api", address: config.apiAddress, tls13: false, config: config, logger: logger, ports: portsRef))
             services.append(StreamFollower(store: store, origin: origin, link: link, logger: logger))
             services.append(replayer)

@@ -1,0 +1,94 @@
+import EdgeCacheCore
+import EdgeCacheHTTP
+import EdgeCacheStore
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// Collects audit records and writes them to the hash-chained ``AuditStore`` in batches (every
+/// 100 ms), so reads never wait for an audit commit; on a clean shutdown it stops last and
+/// writes what is left.
+public final class AuditLog: Service {
+    let store: AuditStore
+    let node: String
+    let logger: Logger
+    private let buffer = Mutex<[AuditRecord]>([])
+    let clock: any WallClock
+
+    public init(store: AuditStore, node: String, clock: any WallClock = SystemWallClock(), logger: Logger) {
+        self.store = store
+        self.node = node
+        self.clock = clock
+        self.logger = logger
+    }
+
+    public func record(_ record: AuditRecord) {
+        buffer.withLock { $0.append(record) }
+    }
+
+    /// Turns an answered request into a record.
+    public func observe(_ answered: AnsweredRequest) {
+        let segments = answered.path.split(separator: "/").map(String.init)
+        var action = "other"
+        var resource: String?
+        if segments.first == "fhir" {
+            let rest = Array(segments.dropFirst())
+            switch (answered.method, rest.count) {
+            case ("GET", 1) where rest[0] == "metadata": action = "capabilities"
+            case ("GET", 1), ("POST", 2) where rest.count == 2 && rest[1] == "_search": action = "search"
+            case ("POST", 1): action = "create"
+            case ("GET", 2), ("HEAD", 2): action = "read"
+            case ("PUT", 2): action = "update"
+            case ("DELETE", 2): action = "delete"
+            case ("GET", 3): action = "history"
+            case ("GET", 4): action = "vread"
+            default: action = "other"
+            }
+            if rest.count >= 2, rest[1] != "_search" { resource = "\(rest[0])/\(rest[1])" } else if let type = rest.first, type != "metadata" {
+                resource = type
+            }
+            if action == "create", let location = answered.location {
+                let parts = location.split(separator: "/").map(String.init)
+                if let fhir = parts.lastIndex(of: "fhir"), fhir + 2 < parts.count { resource = "\(parts[fhir + 1])/\(parts[fhir + 2])" }
+            }
+        } else if segments.count >= 3 {
+            action = "replication-\(segments[2])"
+        }
+        if answered.status == 401 || answered.status == 403 { action = "denied-" + action }
+        let type = resource?.split(separator: "/").first.map(String.init)
+        var source = answered.cacheStatus
+        if let write = answered.writeStatus { source = "outbox " + write }
+        let identity = answered.identity
+        record(
+            AuditRecord(
+                time: clock.nowMillis(), action: action, outcome: answered.status,
+                actor: identity.map { "\($0.role?.rawValue ?? "none"):\($0.tenant ?? "none")" } ?? "anonymous",
+                tenant: identity?.tenant ?? "none", resource: resource,
+                version: answered.etag.flatMap(ETag.version(from:)), source: source ?? (answered.status < 400 ? "origin" : nil),
+                policyClass: type.flatMap { ResourceTypes.isStorable($0) ? DefaultPolicy.dataClass(of: $0).rawValue : nil },
+                policyVersion: DefaultPolicy.version, node: node, requestID: answered.requestID))
+    }
+
+    func flush() async {
+        let batch = buffer.withLock { buffer -> [AuditRecord] in
+            defer { buffer.removeAll(keepingCapacity: true) }
+            return buffer
+        }
+        guard !batch.isEmpty else { return }
+        do {
+            try await store.append(batch)
+        } catch {
+            // Never dropped silently: put them back for the next flush and say so.
+            buffer.withLock { $0.insert(contentsOf: batch, at: 0) }
+            logger.error("audit records could not be written; will retry", metadata: ["count": "\(batch.count)"])
+        }
+    }
+
+    public func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            try? await Task.sleep(for: .milliseconds(100))
+            await flush()
+        }
+        await flush()
+    }
+}

@@ -1,0 +1,121 @@
+import EdgeCacheCore
+import EdgeCacheCrypto
+import Foundation
+import GRDB
+import Synchronization
+
+/// The audit trail on SQLite (its own file): records sealed under the node's audit data key
+/// and hash-chained, `hash(n) = SHA-256(hash(n-1) || record n)`, so any altered, removed or
+/// reordered record is found by ``verify()``.
+public final class AuditStore: Sendable {
+    let pool: DatabasePool
+    let keys: TenantKeys
+    /// (last seq, last hash) of the chain.
+    private let head: Mutex<(Int64, [UInt8])>
+
+    public static let genesis = [UInt8](repeating: 0, count: 32)
+
+    public init(path: String, kek: KeyEncryptionKey, clock: any WallClock = SystemWallClock()) throws {
+        pool = try SQLiteFile.openPool(path: path, readers: 2)
+        let now = clock.nowMillis()
+        let (keys, last) = try pool.write { db -> (TenantKeys, (Int64, [UInt8])) in
+            try db.execute(sql: DataKeys.schema)
+            try db.execute(
+                sql: """
+                    CREATE TABLE IF NOT EXISTS audit(seq INTEGER PRIMARY KEY, hash BLOB NOT NULL, blob BLOB NOT NULL);
+                    CREATE TABLE IF NOT EXISTS audit_meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+                    INSERT OR IGNORE INTO audit_meta(key, value) VALUES ('head_seq', 0);
+                    """)
+            let keys = try DataKeys.loadOrCreate(db, tenant: "_audit", kek: kek, now: now)
+            let row = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+            return (keys, row.map { ($0[0], Array($0[1] as Data)) } ?? (0, Self.genesis))
+        }
+        self.keys = keys
+        head = Mutex(last)
+    }
+
+    static func aad(_ seq: Int64) -> [UInt8] { Array("audit|\(seq)".utf8) }
+
+    static func chain(_ previous: [UInt8], _ canonical: [UInt8]) -> [UInt8] { SHA256Digest.hash(previous + canonical) }
+
+    /// Appends records in order, in one transaction (the caller batches).
+    public func append(_ records: [AuditRecord]) async throws {
+        guard !records.isEmpty else { return }
+        let sealer = Sealer(keys: keys)
+        try await pool.write { db in
+            var (seq, hash) = self.head.withLock { $0 }
+            var rows: [(Int64, [UInt8], Data)] = []
+            for record in records {
+                let canonical = record.canonical()
+                seq += 1
+                hash = Self.chain(hash, canonical)
+                rows.append((seq, hash, Data(try sealer.seal(canonical, aad: Self.aad(seq)))))
+            }
+            for (s, h, blob) in rows {
+                try db.cachedStatement(sql: "INSERT INTO audit(seq, hash, blob) VALUES (?, ?, ?)").execute(arguments: [s, Data(h), blob])
+            }
+            try db.execute(sql: "UPDATE audit_meta SET value = ? WHERE key = 'head_seq'", arguments: [seq])
+            self.head.withLock { $0 = (seq, hash) }
+        }
+    }
+
+    /// Number of records and the head hash.
+    public var chainHead: (count: Int64, hash: [UInt8]) { head.withLock { ($0.0, $0.1) } }
+
+    /// One problem found by ``verify()``.
+    public struct Problem: Sendable, CustomStringConvertible {
+        public let seq: Int64
+        public let message: String
+        public var description: String { "record \(seq): \(message)" }
+    }
+
+    /// Walks the whole chain: every record must open (not altered), follow its predecessor
+    /// without a gap (none removed), and carry the hash of the chain so far (none reordered).
+    public func verify() async throws -> (records: Int64, problems: [Problem], head: [UInt8]) {
+        let sealer = Sealer(keys: keys)
+        return try await pool.read { db in
+            var problems: [Problem] = []
+            var expectedSeq: Int64 = 1
+            var hash = Self.genesis
+            var count: Int64 = 0
+            let cursor = try Row.fetchCursor(db, sql: "SELECT seq, hash, blob FROM audit ORDER BY seq")
+            while let row = try cursor.next() {
+                let seq: Int64 = row[0]
+                count += 1
+                if seq != expectedSeq {
+                    problems.append(Problem(seq: expectedSeq, message: seq > expectedSeq ? "missing (records \(expectedSeq)…\(seq - 1) removed)" : "out of order"))
+                }
+                expectedSeq = seq + 1
+                let stored = Array(row[1] as Data)
+                guard let canonical = try? sealer.open(Array(row[2] as Data), aad: Self.aad(seq)) else {
+                    problems.append(Problem(seq: seq, message: "altered (the sealed record does not open)"))
+                    hash = stored
+                    continue
+                }
+                let expected = Self.chain(hash, canonical)
+                if expected != stored {
+                    problems.append(Problem(seq: seq, message: "does not follow the chain (altered, or records before it removed or reordered)"))
+                }
+                hash = stored
+            }
+            let headSeq = try Int64.fetchOne(db, sql: "SELECT value FROM audit_meta WHERE key = 'head_seq'") ?? 0
+            if headSeq > expectedSeq - 1 {
+                problems.append(Problem(seq: expectedSeq, message: "missing (the chain ends at \(expectedSeq - 1) but recorded \(headSeq))"))
+            }
+            return (count, problems, hash)
+        }
+    }
+
+    /// All records in order (for export); records that do not open are skipped.
+    public func records() async throws -> [(seq: Int64, record: AuditRecord)] {
+        let sealer = Sealer(keys: keys)
+        return try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT seq, blob FROM audit ORDER BY seq").compactMap { row in
+                let seq: Int64 = row[0]
+                guard let plain = try? sealer.open(Array(row[1] as Data), aad: Self.aad(seq)), let record = AuditRecord.decode(plain)
+                else { return nil }
+                return (seq, record)
+            }
+        }
+    }
+}
