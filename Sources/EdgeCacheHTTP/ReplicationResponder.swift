@@ -32,6 +32,8 @@ public struct ReplicationResponder: Sendable {
     /// Applies a batch of replayed writes for a tenant (`POST /replication/v1/writes`).
     public let writeBatch: (@Sendable (String, [ReplayItem]) async throws -> [ReplayResult])?
     public let limits: RequestLimits
+    /// Accepts an edge's audit chain head `(tenant, node, count, hash)`; false if it contradicts an earlier one.
+    public var acceptAnchor: (@Sendable (String, String, Int64, [UInt8]) async throws -> Bool)?
 
     public init(
         store: any OriginStore, settings: StreamSettings, clock: any WallClock = SystemWallClock(),
@@ -54,6 +56,26 @@ public struct ReplicationResponder: Sendable {
         let parameters = QueryString.parse(request.uri.query)
         if let requested = parameters.first(where: { $0.0 == "tenant" })?.1, requested != tenant {
             return FHIRHTTP.error(.forbidden("This certificate's tenant may not replicate tenant '\(requested.prefix(64))'"))
+        }
+        if request.method == .post, segments.count == 1, segments[0] == "audit-anchor", let acceptAnchor {
+            var anchorLimits = limits
+            anchorLimits.maxBodyBytes = 4096
+            guard let body = try? await request.collectBody(limits: anchorLimits),
+                case .object(let o)? = try? JSONParser.parse(body), let node = o["node"]?.stringValue,
+                case .number(let countText)? = o["count"], let count = Int64(countText), count >= 0,
+                let hex = o["head"]?.stringValue, let hash = Self.bytes(hex: hex), hash.count == 32
+            else { return FHIRHTTP.error(.invalid("An anchor is {\"node\":…,\"count\":N,\"head\":\"64 hex digits\"}")) }
+            do {
+                guard try await acceptAnchor(tenant, node, count, hash) else {
+                    logger.error("audit chain of an edge contradicts its earlier anchor", metadata: ["node": "\(node)"])
+                    return FHIRHTTP.error(FHIRError(status: 409, code: "conflict", "This audit head contradicts one acknowledged before"))
+                }
+                return FHIRHTTP.response(
+                    status: 200, headers: [("Content-Type", "application/json")],
+                    body: Array("{\"acknowledged\":\(count)}".utf8))
+            } catch {
+                return FHIRHTTP.error(FHIRError(status: 503, code: "transient", "The anchor could not be stored"))
+            }
         }
         if request.method == .post, segments.count == 1, segments[0] == "writes", let writeBatch {
             do {
@@ -100,6 +122,19 @@ public struct ReplicationResponder: Sendable {
         default:
             return FHIRHTTP.error(.notFound("Unknown replication path"))
         }
+    }
+
+    static func bytes(hex: String) -> [UInt8]? {
+        let chars = Array(hex.utf8)
+        guard chars.count % 2 == 0 else { return nil }
+        var out: [UInt8] = []
+        var i = 0
+        while i < chars.count {
+            guard let byte = UInt8(String(decoding: chars[i..<(i + 2)], as: UTF8.self), radix: 16) else { return nil }
+            out.append(byte)
+            i += 2
+        }
+        return out
     }
 
     static func fields(_ pairs: [(String, String)]) -> HTTPFields {

@@ -1,14 +1,16 @@
 import EdgeCacheCore
 import EdgeCacheHTTP
 import EdgeCacheStore
+import Foundation
 import Logging
+import NIOHTTP1
 import ServiceLifecycle
 import Synchronization
 
 /// Collects audit records and writes them to the hash-chained ``AuditStore`` in batches (every
 /// 100 ms), so reads never wait for an audit commit; on a clean shutdown it stops last and
 /// writes what is left.
-public final class AuditLog: Service {
+public final class AuditLog: Service, @unchecked Sendable {
     let store: AuditStore
     let node: String
     let logger: Logger
@@ -84,11 +86,39 @@ public final class AuditLog: Service {
         }
     }
 
+    /// Where an edge ships its chain head (nil at the origin).
+    var anchorTarget: OriginClient?
+    var anchorInterval: Int64 = 10_000
+
     public func run() async throws {
+        var nextAnchor: Int64 = 0
+        var anchored: Int64 = -1
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             try? await Task.sleep(for: .milliseconds(100))
             await flush()
+            let now = clock.nowMillis()
+            if let origin = anchorTarget, now >= nextAnchor {
+                nextAnchor = now + anchorInterval
+                let head = store.chainHead
+                if head.count != anchored, await sendAnchor(origin, count: head.count, hash: head.hash) { anchored = head.count }
+            }
         }
         await flush()
+    }
+
+    /// Ships the chain head to the origin; on its acknowledgement records it as the anchor.
+    func sendAnchor(_ origin: OriginClient, count: Int64, hash: [UInt8]) async -> Bool {
+        let hex = hash.map { String(format: "%02x", $0) }.joined()
+        let body = Array("{\"node\":\"\(node)\",\"count\":\(count),\"head\":\"\(hex)\"}".utf8)
+        guard let reply = try? await origin.send(
+            method: .POST, path: "/replication/v1/audit-anchor", body: body, contentType: "application/json"),
+            reply.status == 200
+        else { return false }
+        do {
+            try await store.recordAnchor(seq: count, hash: hash, at: clock.nowMillis())
+            return true
+        } catch {
+            return false
+        }
     }
 }

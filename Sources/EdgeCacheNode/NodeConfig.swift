@@ -20,6 +20,8 @@ import Yams
 ///   `outbox.batch_size` (default 500), `outbox.retention_days` (default 7: finished entries and
 ///   their idempotency keys are deleted this long after the write was accepted)
 /// - `idempotency.retention_days` (origin, default 30): how long Idempotency-Keys are kept
+/// - `audit.anchor_interval_ms` (edge, default 10,000): how often the audit chain head is sent
+///   to the origin for acknowledgement
 /// - `log.level`: `trace` … `critical`
 ///
 /// Relative paths are resolved against the config file's folder.
@@ -59,6 +61,7 @@ public struct NodeConfig: Sendable {
     public var outboxBatchSize = 500
     public var outboxRetentionDays = 7
     public var idempotencyRetentionDays = 30
+    public var auditAnchorIntervalMilliseconds = 10_000
     /// The file this came from.
     public var sourceFile: String
 
@@ -149,6 +152,11 @@ public struct NodeConfig: Sendable {
             config.idempotencyRetentionDays =
                 try idempotency.int("retention_days", range: 1...3650) ?? config.idempotencyRetentionDays
             try idempotency.rejectUnknownKeys()
+        }
+        if var audit = try root.map("audit") {
+            config.auditAnchorIntervalMilliseconds =
+                try audit.int("anchor_interval_ms", range: 100...3_600_000) ?? config.auditAnchorIntervalMilliseconds
+            try audit.rejectUnknownKeys()
         }
         if var log = try root.map("log") {
             let level = try log.string("level") ?? "info"

@@ -58,10 +58,14 @@ public final class NodeRuntime: Sendable {
                 allowedRoles: [.client, .edge], nodeTenant: nil, fhir: fhir, replication: nil, limits: limits,
                 operatorEndpoints: status)
             api.observer = observer
-            let replication = ReplicationResponder(
+            var replication = ReplicationResponder(
                 store: store,
                 settings: StreamSettings(heartbeatMilliseconds: config.heartbeatMilliseconds, batchLimit: config.batchLimit),
                 clock: clock, limits: limits, writeBatch: { tenant, items in try await backend.writeBatch(tenant: tenant, items) })
+            let auditStore = audit.store
+            replication.acceptAnchor = { tenant, node, count, hash in
+                try await auditStore.acceptAnchor(tenant: tenant, node: node, count: count, hash: hash, at: clock.nowMillis())
+            }
             var peer = NodeResponder(
                 allowedRoles: [.edge], nodeTenant: nil, fhir: fhir, replication: replication, limits: limits,
                 operatorEndpoints: status)
@@ -80,6 +84,8 @@ public final class NodeRuntime: Sendable {
             let tenant = config.tenant!
             let store = try EdgeStore(path: config.dataDir + "/edge.sqlite", tenant: tenant, kek: kek, clock: clock)
             let origin = try OriginClient(config: config)
+            audit.anchorTarget = origin
+            audit.anchorInterval = Int64(config.auditAnchorIntervalMilliseconds)
             let link = EdgeLink(
                 applied: store.counters.checkpoint, heartbeatTimeoutMilliseconds: Int64(config.heartbeatTimeoutMilliseconds),
                 caughtUpWallClock: store.counters.caughtUpAt, wallNow: clock.nowMillis())

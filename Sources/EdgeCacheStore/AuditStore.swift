@@ -25,6 +25,10 @@ public final class AuditStore: Sendable {
                     CREATE TABLE IF NOT EXISTS audit(seq INTEGER PRIMARY KEY, hash BLOB NOT NULL, blob BLOB NOT NULL);
                     CREATE TABLE IF NOT EXISTS audit_meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
                     INSERT OR IGNORE INTO audit_meta(key, value) VALUES ('head_seq', 0);
+                    CREATE TABLE IF NOT EXISTS audit_anchor(seq INTEGER PRIMARY KEY, hash BLOB NOT NULL, acknowledged_at INTEGER NOT NULL);
+                    CREATE TABLE IF NOT EXISTS anchors_received(
+                        tenant TEXT NOT NULL, node TEXT NOT NULL, count INTEGER NOT NULL, hash BLOB NOT NULL,
+                        received_at INTEGER NOT NULL, PRIMARY KEY(tenant, node, count)) WITHOUT ROWID;
                     """)
             let keys = try DataKeys.loadOrCreate(db, tenant: "_audit", kek: kek, now: now)
             let row = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
@@ -56,6 +60,40 @@ public final class AuditStore: Sendable {
             }
             try db.execute(sql: "UPDATE audit_meta SET value = ? WHERE key = 'head_seq'", arguments: [seq])
             self.head.withLock { $0 = (seq, hash) }
+        }
+    }
+
+    /// Records that the origin acknowledged the chain up to `seq` with `hash` (the anchor).
+    public func recordAnchor(seq: Int64, hash: [UInt8], at now: Int64) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO audit_anchor(seq, hash, acknowledged_at) VALUES (?, ?, ?)",
+                arguments: [seq, Data(hash), now])
+        }
+    }
+
+    /// The newest acknowledged anchor.
+    public func lastAnchor() async throws -> (seq: Int64, hash: [UInt8])? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit_anchor ORDER BY seq DESC LIMIT 1").map { ($0[0], Array($0[1] as Data)) }
+        }
+    }
+
+    /// The origin's side: accepts an edge's chain head if it extends what the edge sent before
+    /// (a chain only grows). Returns false when the head contradicts an earlier one.
+    public func acceptAnchor(tenant: String, node: String, count: Int64, hash: [UInt8], at now: Int64) async throws -> Bool {
+        try await pool.write { db in
+            if let previous = try Row.fetchOne(
+                db, sql: "SELECT count, hash FROM anchors_received WHERE tenant = ? AND node = ? ORDER BY count DESC LIMIT 1",
+                arguments: [tenant, node])
+            {
+                let previousCount: Int64 = previous[0]
+                if count < previousCount || (count == previousCount && Array(previous[1] as Data) != hash) { return false }
+            }
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO anchors_received(tenant, node, count, hash, received_at) VALUES (?, ?, ?, ?, ?)",
+                arguments: [tenant, node, count, Data(hash), now])
+            return true
         }
     }
 
@@ -97,6 +135,14 @@ public final class AuditStore: Sendable {
                     problems.append(Problem(seq: seq, message: "does not follow the chain (altered, or records before it removed or reordered)"))
                 }
                 hash = stored
+            }
+            if let anchor = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit_anchor ORDER BY seq DESC LIMIT 1") {
+                let anchorSeq: Int64 = anchor[0]
+                let stored = try Data.fetchOne(db, sql: "SELECT hash FROM audit WHERE seq = ?", arguments: [anchorSeq])
+                if stored.map({ Array($0) }) != Array(anchor[1] as Data) {
+                    problems.append(
+                        Problem(seq: anchorSeq, message: "does not match the head the origin acknowledged (the chain was rewritten or cut)"))
+                }
             }
             let headSeq = try Int64.fetchOne(db, sql: "SELECT value FROM audit_meta WHERE key = 'head_seq'") ?? 0
             if headSeq > expectedSeq - 1 {

@@ -34,8 +34,10 @@ struct Audit: AsyncParsableCommand {
             let (store, _) = try openAuditStore(config)
             let result = try await store.verify()
             let head = result.head.map { String(format: "%02x", $0) }.joined()
+            let anchor = try await store.lastAnchor()
             if result.problems.isEmpty {
                 print("audit trail OK: \(result.records) records, head \(head)")
+                if let anchor { print("anchored at the origin up to record \(anchor.seq)") } else { print("not yet anchored at the origin") }
                 return
             }
             print("audit trail BROKEN: \(result.problems.count) problem(s) in \(result.records) records")

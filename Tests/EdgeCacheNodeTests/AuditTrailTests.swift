@@ -10,7 +10,7 @@ import Testing
     @Test func requestsAreAuditedVerifiedAndExportedAsAuditEvents() async throws {
         let pair = PairConfig(dir: dir.path, pki: SharedPKI.main)
         let origin = try await InProcessNode(configPath: try pair.writeOrigin())
-        let edgeConfig = try pair.writeEdge(tenant: "a", originPort: origin.port("peer"))
+        let edgeConfig = try pair.writeEdge(tenant: "a", originPort: origin.port("peer"), extra: "audit: { anchor_interval_ms: 200 }")
         let edge = try await InProcessNode(configPath: edgeConfig)
         #expect(try await eventually(10) { edge.runtime.edgeLink?.isLive == true })
         let client = try TestClient(pki: SharedPKI.main, identity: "client-a")
@@ -20,6 +20,8 @@ import Testing
         #expect(try await client.get("\(base)/Patient/audited-1").status == 200)
         #expect(try await client.get("\(base)/Patient?_id=audited-1").status == 200)
         #expect(try await other.get("\(base)/Patient/audited-1").status == 403)
+        // The edge ships its chain head to the origin, which acknowledges it (the anchor).
+        try await Task.sleep(for: .milliseconds(800))
         await client.shutdown()
         await other.shutdown()
         await edge.stop()
@@ -28,6 +30,7 @@ import Testing
         // A clean shutdown wrote every record.
         let verify = try runCLI(["audit", "verify", "--config", edgeConfig])
         #expect(verify.status == 0 && verify.output.contains("audit trail OK: 4 records"), "\(verify.output)")
+        #expect(verify.output.contains("anchored at the origin up to record 4"), "\(verify.output)")
         let export = try runCLI(["audit", "export", "--config", edgeConfig, "--format", "fhir"])
         let events = export.output.split(separator: "\n").compactMap {
             try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
@@ -52,5 +55,14 @@ import Testing
         process.waitUntilExit()
         let broken = try runCLI(["audit", "verify", "--config", edgeConfig])
         #expect(broken.status != 0 && broken.output.contains("record 2: missing"), "\(broken.output)")
+
+        // Cutting the tail and the recorded head together is still caught: the origin acknowledged record 4.
+        let cut = Process()
+        cut.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        cut.arguments = ["python3", "-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('delete from audit where seq>=3'); c.execute(\"update audit_meta set value=1 where key='head_seq'\"); c.commit()", path]
+        try cut.run()
+        cut.waitUntilExit()
+        let truncated = try runCLI(["audit", "verify", "--config", edgeConfig])
+        #expect(truncated.status != 0 && truncated.output.contains("record 4: does not match the head the origin acknowledged"), "\(truncated.output)")
     }
 }
