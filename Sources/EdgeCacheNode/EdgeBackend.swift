@@ -56,7 +56,8 @@ public struct EdgeBackend: FHIRBackend {
     }
 
     public func read(_ caller: FHIRCaller, type: String, id: String) async throws -> ResourceAnswer {
-        if let pending = try await store.pendingWrite(type: type, id: id) {
+        // Fast path: with nothing queued (the usual case) reads skip the outbox lookup.
+        if store.queuedCount > 0, let pending = try await store.pendingWrite(type: type, id: id) {
             return ResourceAnswer(
                 resource: Self.pendingView(pending),
                 cache: CacheFacts(cacheStatus: "edgecache; hit; detail=\"pending-write\"", age: 0),
