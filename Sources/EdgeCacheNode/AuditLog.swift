@@ -91,19 +91,37 @@ public final class AuditLog: Service, @unchecked Sendable {
     var anchorInterval: Int64 = 10_000
 
     public func run() async throws {
-        var nextAnchor: Int64 = 0
-        var anchored: Int64 = -1
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            try? await Task.sleep(for: .milliseconds(100))
-            await flush()
-            let now = clock.nowMillis()
-            if let origin = anchorTarget, now >= nextAnchor {
-                nextAnchor = now + anchorInterval
-                let head = store.chainHead
-                if head.count != anchored, await sendAnchor(origin, count: head.count, hash: head.hash) { anchored = head.count }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                    try? await Task.sleep(for: .milliseconds(100))
+                    await self.flush()
+                }
+            }
+            if let origin = anchorTarget {
+                // Anchoring runs beside the writer, so a slow origin never holds up audit writes.
+                group.addTask {
+                    var anchored: Int64 = 0
+                    while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                        try? await Task.sleep(for: .milliseconds(self.anchorInterval))
+                        let head = self.store.chainHead
+                        if head.count > anchored, await self.sendAnchor(origin, count: head.count, hash: head.hash) {
+                            anchored = head.count
+                        }
+                    }
+                }
             }
         }
-        await flush()
+        // Last flush without suspending: it must not be refused because shutdown ran out of time.
+        let rest = buffer.withLock { buffer -> [AuditRecord] in
+            defer { buffer.removeAll() }
+            return buffer
+        }
+        do {
+            try store.appendNow(rest)
+        } catch {
+            logger.error("audit records lost at shutdown", metadata: ["count": "\(rest.count)"])
+        }
     }
 
     /// Ships the chain head to the origin; on its acknowledgement records it as the anchor.
@@ -111,9 +129,14 @@ public final class AuditLog: Service, @unchecked Sendable {
         let hex = hash.map { String(format: "%02x", $0) }.joined()
         let body = Array("{\"node\":\"\(node)\",\"count\":\(count),\"head\":\"\(hex)\"}".utf8)
         guard let reply = try? await origin.send(
-            method: .POST, path: "/replication/v1/audit-anchor", body: body, contentType: "application/json"),
-            reply.status == 200
+            method: .POST, path: "/replication/v1/audit-anchor", body: body, contentType: "application/json")
         else { return false }
+        guard reply.status == 200 else {
+            if reply.status == 409 {
+                logger.error("the origin refused this edge's audit head: it contradicts one acknowledged before")
+            }
+            return false
+        }
         do {
             try await store.recordAnchor(seq: count, hash: hash, at: clock.nowMillis())
             return true

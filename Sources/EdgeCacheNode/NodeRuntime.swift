@@ -39,6 +39,11 @@ public final class NodeRuntime: Sendable {
             maxBodyBytes: config.maxBodyBytes, maxHeaderBytes: config.maxHeaderBytes,
             bodyTimeoutSeconds: config.bodyTimeoutSeconds)
         let portsRef = ports
+        // The role's store opens first: a wrong KEK fails there, before any new file is created.
+        let openedOrigin = config.role == .origin
+            ? try SQLiteOriginStore(path: config.dataDir + "/origin.sqlite", kek: kek, clock: clock) : nil
+        let openedEdge = config.role == .edge
+            ? try EdgeStore(path: config.dataDir + "/edge.sqlite", tenant: config.tenant!, kek: kek, clock: clock) : nil
         let audit = AuditLog(
             store: try AuditStore(path: config.dataDir + "/audit.sqlite", kek: kek, clock: clock), node: config.nodeID, clock: clock,
             logger: logger)
@@ -48,7 +53,7 @@ public final class NodeRuntime: Sendable {
         auditLog = audit
         switch config.role {
         case .origin:
-            let store = try SQLiteOriginStore(path: config.dataDir + "/origin.sqlite", kek: kek, clock: clock)
+            let store = openedOrigin!
             let backend = OriginBackend(store: store)
             let fhir = FHIRResponder(backend: backend, role: "origin", limits: limits, clock: clock)
             let status: @Sendable (String) async -> Response? = { path in
@@ -82,7 +87,7 @@ public final class NodeRuntime: Sendable {
             cleanup = {}
         case .edge:
             let tenant = config.tenant!
-            let store = try EdgeStore(path: config.dataDir + "/edge.sqlite", tenant: tenant, kek: kek, clock: clock)
+            let store = openedEdge!
             let origin = try OriginClient(config: config)
             audit.anchorTarget = origin
             audit.anchorInterval = Int64(config.auditAnchorIntervalMilliseconds)

@@ -32,7 +32,12 @@ public final class AuditStore: Sendable {
                     """)
             let keys = try DataKeys.loadOrCreate(db, tenant: "_audit", kek: kek, now: now)
             let row = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
-            return (keys, row.map { ($0[0], Array($0[1] as Data)) } ?? (0, Self.genesis))
+            var last: (Int64, [UInt8]) = row.map { ($0[0], Array($0[1] as Data)) } ?? (0, Self.genesis)
+            // Continue after the recorded head even if records past the last one were removed, so
+            // their numbers are never reused and the gap stays visible to verify.
+            let recorded = try Int64.fetchOne(db, sql: "SELECT value FROM audit_meta WHERE key = 'head_seq'") ?? 0
+            last.0 = max(last.0, recorded)
+            return (keys, last)
         }
         self.keys = keys
         head = Mutex(last)
@@ -42,25 +47,34 @@ public final class AuditStore: Sendable {
 
     static func chain(_ previous: [UInt8], _ canonical: [UInt8]) -> [UInt8] { SHA256Digest.hash(previous + canonical) }
 
-    /// Appends records in order, in one transaction (the caller batches).
+    /// Appends records in order, in one transaction (the caller batches). The chain head moves
+    /// only once the transaction has committed.
     public func append(_ records: [AuditRecord]) async throws {
         guard !records.isEmpty else { return }
+        let newHead = try await pool.write { db in try self.insert(db, records) }
+        head.withLock { $0 = newHead }
+    }
+
+    /// ``append(_:)`` without suspending (and so without cancellation): for the last flush of a
+    /// shutdown that ran out of time.
+    public func appendNow(_ records: [AuditRecord]) throws {
+        guard !records.isEmpty else { return }
+        let newHead = try pool.write { db in try self.insert(db, records) }
+        head.withLock { $0 = newHead }
+    }
+
+    private func insert(_ db: Database, _ records: [AuditRecord]) throws -> (Int64, [UInt8]) {
         let sealer = Sealer(keys: keys)
-        try await pool.write { db in
-            var (seq, hash) = self.head.withLock { $0 }
-            var rows: [(Int64, [UInt8], Data)] = []
-            for record in records {
-                let canonical = record.canonical()
-                seq += 1
-                hash = Self.chain(hash, canonical)
-                rows.append((seq, hash, Data(try sealer.seal(canonical, aad: Self.aad(seq)))))
-            }
-            for (s, h, blob) in rows {
-                try db.cachedStatement(sql: "INSERT INTO audit(seq, hash, blob) VALUES (?, ?, ?)").execute(arguments: [s, Data(h), blob])
-            }
-            try db.execute(sql: "UPDATE audit_meta SET value = ? WHERE key = 'head_seq'", arguments: [seq])
-            self.head.withLock { $0 = (seq, hash) }
+        var (seq, hash) = head.withLock { $0 }
+        for record in records {
+            let canonical = record.canonical()
+            seq += 1
+            hash = Self.chain(hash, canonical)
+            try db.cachedStatement(sql: "INSERT INTO audit(seq, hash, blob) VALUES (?, ?, ?)")
+                .execute(arguments: [seq, Data(hash), Data(try sealer.seal(canonical, aad: Self.aad(seq)))])
         }
+        try db.execute(sql: "UPDATE audit_meta SET value = ? WHERE key = 'head_seq'", arguments: [seq])
+        return (seq, hash)
     }
 
     /// Records that the origin acknowledged the chain up to `seq` with `hash` (the anchor).
@@ -136,7 +150,7 @@ public final class AuditStore: Sendable {
                 }
                 hash = stored
             }
-            if let anchor = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit_anchor ORDER BY seq DESC LIMIT 1") {
+            if let anchor = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit_anchor WHERE seq > 0 ORDER BY seq DESC LIMIT 1") {
                 let anchorSeq: Int64 = anchor[0]
                 let stored = try Data.fetchOne(db, sql: "SELECT hash FROM audit WHERE seq = ?", arguments: [anchorSeq])
                 if stored.map({ Array($0) }) != Array(anchor[1] as Data) {
