@@ -102,8 +102,12 @@ public final class AuditLog: Service, @unchecked Sendable {
                 // Anchoring runs beside the writer, so a slow origin never holds up audit writes.
                 group.addTask {
                     var anchored: Int64 = 0
+                    var next = self.clock.nowMillis() + self.anchorInterval
                     while !Task.isCancelled && !Task.isShuttingDownGracefully {
-                        try? await Task.sleep(for: .milliseconds(self.anchorInterval))
+                        // Short naps, so a shutdown never waits for a whole interval.
+                        try? await Task.sleep(for: .milliseconds(100))
+                        guard self.clock.nowMillis() >= next else { continue }
+                        next = self.clock.nowMillis() + self.anchorInterval
                         let head = self.store.chainHead
                         if head.count > anchored, await self.sendAnchor(origin, count: head.count, hash: head.hash) {
                             anchored = head.count

@@ -89,7 +89,8 @@ public final class AuditStore: Sendable {
     /// The newest acknowledged anchor.
     public func lastAnchor() async throws -> (seq: Int64, hash: [UInt8])? {
         try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit_anchor ORDER BY seq DESC LIMIT 1").map { ($0[0], Array($0[1] as Data)) }
+            try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit_anchor WHERE seq > 0 ORDER BY seq DESC LIMIT 1")
+                .map { ($0[0], Array($0[1] as Data)) }
         }
     }
 

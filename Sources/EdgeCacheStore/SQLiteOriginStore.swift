@@ -49,6 +49,12 @@ public final class SQLiteOriginStore: OriginStore {
                     INSERT OR IGNORE INTO meta(key, value) VALUES ('log_floor', 0);
                     """)
         }
+        // A wrong KEK fails here, at start, not on a tenant's first request.
+        try pool.read { db in
+            if let row = try Row.fetchOne(db, sql: "SELECT tenant, version, wrapped FROM data_keys LIMIT 1") {
+                _ = try kek.unwrap(Array(row[2] as Data), tenant: row[0], version: UInt32(row[1] as Int64))
+            }
+        }
         let current = try pool.read { db in
             try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'changes'") ?? 0
         }
