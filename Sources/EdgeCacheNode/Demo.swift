@@ -40,8 +40,8 @@ public enum Demo {
     }
 
     /// A free port: `preferred` if it is free, otherwise one the kernel picks.
-    static func freePort(preferred: Int) -> Int {
-        if portIsFree(preferred) { return preferred }
+    public static func freePort(preferred: Int) -> Int {
+        if preferred > 0, portIsFree(preferred) { return preferred }
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()

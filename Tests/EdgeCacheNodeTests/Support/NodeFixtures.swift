@@ -139,18 +139,8 @@ final class NodeProcess: @unchecked Sendable {
     }
 }
 
-/// A TCP port on 127.0.0.1 that is free right now.
-func freePort() -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-    return Int(UInt16(bigEndian: address.sin_port))
-}
+/// A TCP port on 127.0.0.1 that is free right now (the kernel's pick).
+func freePort() -> Int { Demo.freePort(preferred: 0) }
 
 /// Runs the `edgecache` binary with arguments and returns its exit status and output.
 func runCLI(_ arguments: [String]) throws -> (status: Int32, output: String) {
