@@ -16,13 +16,28 @@ public struct ClientIdentity: Sendable, Equatable {
     public var role: Role?
     public var node: String?
     public var commonName: String?
+    /// Who acts (a token's `sub`, or the node id of a certificate), for the audit trail.
+    public var subject: String?
+    /// The stated purpose of use (HL7 v3 PurposeOfUse code, e.g. `TREAT`); nil means treatment.
+    public var purposeOfUse: String?
+    /// The patient a `patient/` token is limited to (SMART launch context).
+    public var patientContext: String?
 
-    public init(tenant: String?, role: Role?, node: String? = nil, commonName: String? = nil) {
+    public init(
+        tenant: String?, role: Role?, node: String? = nil, commonName: String? = nil, subject: String? = nil,
+        purposeOfUse: String? = nil, patientContext: String? = nil
+    ) {
         self.tenant = tenant
         self.role = role
         self.node = node
         self.commonName = commonName
+        self.subject = subject
+        self.purposeOfUse = purposeOfUse
+        self.patientContext = patientContext
     }
+
+    /// The purpose of use that applies (treatment unless stated).
+    public var purpose: String { purposeOfUse ?? "TREAT" }
 
     /// Reads the EdgeCache URIs of a certificate.
     public init(certificate: NIOSSLCertificate) {

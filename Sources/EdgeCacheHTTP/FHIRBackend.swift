@@ -9,12 +9,16 @@ public struct FHIRCaller: Sendable {
     /// `https://host:port/fhir`, for absolute links and Location headers.
     public var baseURL: String
     public var requestID: String
+    /// The reason given for emergency (break-glass) access, from `X-EdgeCache-Break-Glass`;
+    /// lets a treatment request read what consent would otherwise block, and is audited.
+    public var breakGlassReason: String?
 
-    public init(tenant: String, identity: ClientIdentity, baseURL: String, requestID: String) {
+    public init(tenant: String, identity: ClientIdentity, baseURL: String, requestID: String, breakGlassReason: String? = nil) {
         self.tenant = tenant
         self.identity = identity
         self.baseURL = baseURL
         self.requestID = requestID
+        self.breakGlassReason = breakGlassReason
     }
 }
 
