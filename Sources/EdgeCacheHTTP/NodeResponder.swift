@@ -47,7 +47,9 @@ public struct NodeResponder: HTTPResponder {
                     requestID: context.id, etag: response.headers[HTTPField.Name("ETag")!],
                     cacheStatus: response.headers[HTTPField.Name("Cache-Status")!],
                     writeStatus: response.headers[HTTPField.Name("EdgeCache-Write-Status")!],
-                    location: response.headers[HTTPField.Name("Location")!]))
+                    location: response.headers[HTTPField.Name("Location")!],
+                    consent: response.headers[HTTPField.Name("EdgeCache-Consent")!],
+                    breakGlassReason: request.header("X-EdgeCache-Break-Glass")))
         }
         return response
     }
@@ -80,8 +82,10 @@ public struct NodeResponder: HTTPResponder {
         if let response = await operatorEndpoints(path) { return response }
         if segments.first == "fhir" {
             let authority = request.head.authority ?? "localhost"
+            let breakGlass = request.header("X-EdgeCache-Break-Glass")?.trimmingSpaces().prefix(200)
             let caller = FHIRCaller(
-                tenant: tenant, identity: identity, baseURL: "https://\(authority)/fhir", requestID: context.id)
+                tenant: tenant, identity: identity, baseURL: "https://\(authority)/fhir", requestID: context.id,
+                breakGlassReason: breakGlass.flatMap { $0.isEmpty ? nil : String($0) })
             return await fhir.respond(to: request, segments: Array(segments.dropFirst()), caller: caller, logger: context.logger)
         }
         if let replication, segments.count >= 2, segments[0] == "replication", segments[1] == "v1" {
@@ -103,4 +107,8 @@ public struct AnsweredRequest: Sendable {
     public var cacheStatus: String?
     public var writeStatus: String?
     public var location: String?
+    /// The `EdgeCache-Consent` answer header: `blocked; …`, `filtered; …` or `break-glass; …`.
+    public var consent: String?
+    /// The emergency-access reason the request stated.
+    public var breakGlassReason: String?
 }

@@ -12,7 +12,9 @@ import Yams
 /// - `tls.cert`, `tls.key`, `tls.ca`: PEM files
 /// - `data_dir`: where the SQLite files live
 /// - `keys.kek_file`: the key-encryption key
-/// - `policy`: policy registry file (optional until the policy issue)
+/// - `policy`: policy registry file (origin: the registry it publishes; edge: used until the
+///   origin's arrives); without it the built-in defaults of DESIGN.md apply
+/// - `replication.policy_refresh_ms` (edge, default 30,000): how often the origin's registry is asked for
 /// - `limits.max_body_bytes`, `limits.max_header_bytes`, `limits.idle_timeout_s`, `limits.body_timeout_s`
 /// - `replication.heartbeat_ms`, `replication.log_retention_changes`, `replication.batch_limit`,
 ///   `replication.heartbeat_timeout_ms`
@@ -62,6 +64,8 @@ public struct NodeConfig: Sendable {
     public var outboxRetentionDays = 7
     public var idempotencyRetentionDays = 30
     public var auditAnchorIntervalMilliseconds = 10_000
+    /// How often an edge asks the origin for its policy registry (milliseconds).
+    public var policyRefreshMilliseconds = 30_000
     /// The file this came from.
     public var sourceFile: String
 
@@ -139,6 +143,8 @@ public struct NodeConfig: Sendable {
             config.logRetentionChanges =
                 try replication.int("log_retention_changes", range: 10...1_000_000_000) ?? config.logRetentionChanges
             config.batchLimit = try replication.int("batch_limit", range: 1...10_000) ?? config.batchLimit
+            config.policyRefreshMilliseconds =
+                try replication.int("policy_refresh_ms", range: 100...86_400_000) ?? config.policyRefreshMilliseconds
             try replication.rejectUnknownKeys()
         }
         if var outbox = try root.map("outbox") {
@@ -219,5 +225,6 @@ extension NodeConfig {
                 file: sourceFile, line: nil,
                 "'keys.kek_file' names \(kekFile), which cannot be read (create it with: edgecache keys init --kek-file \(kekFile))")
         }
+        if let policyFile { _ = try PolicyFile.load(path: policyFile) }
     }
 }

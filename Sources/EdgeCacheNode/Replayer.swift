@@ -18,11 +18,13 @@ public final class Replayer: Service {
     let retentionMilliseconds: Int64
     /// How often to try the origin while the change stream says it is down.
     let probeIntervalMilliseconds: Int64 = 1000
+    let policies: PolicyHolder
 
     public init(
         store: EdgeStore, origin: OriginClient, link: EdgeLink, batchSize: Int, maxAttempts: Int, retentionDays: Int = 7,
-        logger: Logger
+        policies: PolicyHolder = PolicyHolder(), logger: Logger
     ) {
+        self.policies = policies
         self.retentionMilliseconds = Int64(retentionDays) * 86_400_000
         self.store = store
         self.origin = origin
@@ -147,7 +149,7 @@ public final class Replayer: Service {
         case 200, 201, 204:
             return .committed(result.version)
         case 412:
-            switch DefaultPolicy.policy(forType: entry.item.type).conflictRule {
+            switch policies.policy(forType: entry.item.type).conflictRule {
             case .lastWriterWins:
                 return .overwrite
             case .reject:

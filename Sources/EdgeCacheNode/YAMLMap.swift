@@ -18,6 +18,9 @@ struct YAMLMap {
 
     var line: Int? { node.mark?.line }
 
+    /// The line of a key's value (the mapping's own line if the key is absent).
+    func line(of key: String) -> Int? { node.mapping?[key]?.mark?.line ?? line }
+
     private func name(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
 
     private mutating func value(_ key: String) -> Node? {

@@ -48,6 +48,12 @@ public final class SQLiteOriginStore: OriginStore {
                     CREATE INDEX IF NOT EXISTS idempotency_by_age ON idempotency(created_at);
                     INSERT OR IGNORE INTO meta(key, value) VALUES ('log_floor', 0);
                     """)
+            // The consent lane: Consent changes are also readable on their own, ahead of the rest.
+            let columns = try Row.fetchAll(db, sql: "PRAGMA table_info(changes)").map { $0["name"] as String }
+            if !columns.contains("lane") {
+                try db.execute(sql: "ALTER TABLE changes ADD COLUMN lane INTEGER NOT NULL DEFAULT 0")
+            }
+            try db.execute(sql: "CREATE INDEX IF NOT EXISTS changes_by_lane ON changes(tenant, lane, lsn) WHERE lane > 0")
         }
         // A wrong KEK fails here, at start, not on a tenant's first request.
         try pool.read { db in
@@ -296,8 +302,8 @@ public final class SQLiteOriginStore: OriginStore {
                         .execute(arguments: [tenant, Data(ResourceBlob.termKey(keys, type: type, term: term)), Data(rkey)])
                 }
             }
-            try db.cachedStatement(sql: "INSERT INTO changes(tenant, rkey, version) VALUES (?, ?, ?)")
-                .execute(arguments: [tenant, Data(rkey), version])
+            try db.cachedStatement(sql: "INSERT INTO changes(tenant, rkey, version, lane) VALUES (?, ?, ?, ?)")
+                .execute(arguments: [tenant, Data(rkey), version, ChangeLane.of(type: type).rawValue])
             result = WriteResult(version: stored, created: currentlyDeleted && resource != nil, lsn: db.lastInsertedRowID)
         }
         if let claim, let claimKey {
@@ -322,7 +328,7 @@ public final class SQLiteOriginStore: OriginStore {
 
     // MARK: Change log
 
-    public func changes(tenant: String, after lsn: Int64, limit: Int) async throws -> [Change] {
+    public func changes(tenant: String, after lsn: Int64, limit: Int, lane: ChangeLane?) async throws -> [Change] {
         let keys = try await keysForRead(tenant: tenant)
         let headNow = headLSN
         let rows = try await pool.read { db -> [Row] in
@@ -333,7 +339,8 @@ public final class SQLiteOriginStore: OriginStore {
                 sql: """
                     SELECT h.version, h.last_updated, h.deleted, h.blob, c.rkey, c.lsn FROM changes c
                     JOIN history h ON h.tenant = c.tenant AND h.rkey = c.rkey AND h.version = c.version
-                    WHERE c.tenant = ? AND c.lsn > ? ORDER BY c.lsn LIMIT ?
+                    WHERE c.tenant = ? AND c.lsn > ? \(lane == nil ? "" : "AND c.lane = \(lane!.rawValue)")
+                    ORDER BY c.lsn LIMIT ?
                     """, arguments: [tenant, lsn, limit])
         }
         return try rows.map { row in
