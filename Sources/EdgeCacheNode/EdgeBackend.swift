@@ -244,6 +244,9 @@ public struct EdgeBackend: FHIRBackend {
         }
         let isHead = !(try await store.hasEarlierUnfinishedWrites(entry))
         guard isHead, entry.state == .done || link.isLive else { return queuedAnswer(entry, key: key, status: "queued") }
+        // The replayer may have picked it up already: then it is delivered from there.
+        guard replayer.claim([entry]).count == 1 else { return queuedAnswer(entry, key: key, status: "queued") }
+        defer { replayer.release([entry]) }
         let outcomes: [(OutboxEntry, ReplayOutcome, ReplayResult?)]
         do {
             outcomes = try await replayer.replayWithResults([entry])

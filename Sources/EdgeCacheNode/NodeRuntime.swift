@@ -113,7 +113,7 @@ public final class NodeRuntime: Sendable {
             let outbox = OutboxQueue(store: store, maxEntries: config.outboxMaxEntries)
             let replayer = Replayer(
                 store: store, origin: origin, link: link, batchSize: config.outboxBatchSize, maxAttempts: config.outboxMaxAttempts,
-                retentionDays: config.outboxRetentionDays, policies: policies, logger: logger)
+                retentionDays: config.outboxRetentionDays, policies: policies, audit: audit, tenant: tenant, logger: logger)
             let consent = ConsentGuard(tenant: tenant, store: store, audit: audit, clock: clock, logger: logger)
             consentGuard = consent
             let backend = EdgeBackend(
