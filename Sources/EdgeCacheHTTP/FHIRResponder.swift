@@ -12,8 +12,9 @@ public struct FHIRResponder: Sendable {
     public let limits: RequestLimits
     public let clock: any WallClock
 
+    /// `backend` is wrapped in a ``ScopedBackend``: bearer-token callers get only what their scopes allow.
     public init(backend: any FHIRBackend, role: String, limits: RequestLimits, clock: any WallClock = SystemWallClock()) {
-        self.backend = backend
+        self.backend = backend is ScopedBackend ? backend : ScopedBackend(backend)
         self.role = role
         self.limits = limits
         self.clock = clock
