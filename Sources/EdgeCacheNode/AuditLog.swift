@@ -64,11 +64,19 @@ public final class AuditLog: Service, @unchecked Sendable {
         record(
             AuditRecord(
                 time: clock.nowMillis(), action: action, outcome: answered.status,
-                actor: identity.map { "\($0.role?.rawValue ?? "none"):\($0.tenant ?? "none")" } ?? "anonymous",
-                tenant: identity?.tenant ?? "none", resource: resource,
+                actor: identity.map(Self.actor) ?? "anonymous",
+                tenant: identity?.tenant ?? "none", purpose: identity?.purposeOfUse, resource: resource,
                 version: answered.etag.flatMap(ETag.version(from:)), source: source ?? (answered.status < 400 ? "origin" : nil),
                 policyClass: type.flatMap { ResourceTypes.isStorable($0) ? DefaultPolicy.dataClass(of: $0).rawValue : nil },
-                policyVersion: DefaultPolicy.version, node: node, requestID: answered.requestID))
+                policyVersion: DefaultPolicy.version, node: node, requestID: answered.requestID,
+                breakGlass: answered.breakGlassReason))
+    }
+
+    /// `role:tenant` for a certificate; `role:tenant:sub` for a bearer token (its `sub`, when it has one).
+    static func actor(_ identity: ClientIdentity) -> String {
+        let base = "\(identity.role?.rawValue ?? "none"):\(identity.tenant ?? "none")"
+        guard identity.grant != nil, let subject = identity.subject else { return base }
+        return base + ":" + subject
     }
 
     func flush() async {
