@@ -186,6 +186,7 @@ public struct FHIRResponder: Sendable {
     }
 
     private func write(_ request: Request, type: String, id: String?, caller: FHIRCaller) async throws -> Response {
+        try ScopedBackend.precheck(caller, id == nil ? .create : .update, type: type)
         try checkContentType(request)
         var request = request
         let body = try await request.collectBody(limits: limits)
@@ -199,6 +200,7 @@ public struct FHIRResponder: Sendable {
     }
 
     private func delete(_ request: Request, type: String, id: String, caller: FHIRCaller) async throws -> Response {
+        try ScopedBackend.precheck(caller, .delete, type: type)
         let answer = try await backend.write(
             caller, .delete(type: type, id: id, ifMatch: try ifMatch(request)),
             idempotencyKey: request.header("Idempotency-Key"))

@@ -33,6 +33,14 @@ public struct ScopedBackend: FHIRBackend {
         }
     }
 
+    /// Refuses a write that no scope could allow, before its body is read: `c` for a create,
+    /// `u` or `c` for an update, `d` for a delete. The full check runs in ``write(_:_:idempotencyKey:)``.
+    public static func precheck(_ caller: FHIRCaller, _ interaction: FHIRInteraction, type: String) throws(FHIRError) {
+        guard let grant = caller.identity.grant else { return }
+        if interaction == .update, grant.access(.create, on: type) != .denied { return }
+        if grant.access(interaction.permission, on: type) == .denied { _ = try limit(caller, interaction.permission, type) }
+    }
+
     static func outside(_ type: String) -> FHIRError {
         .forbidden("The resource is not in the compartment of the token's patient (or does not exist)")
     }
