@@ -116,4 +116,28 @@ struct FixedClock: WallClock {
         #expect(throws: CryptoError.self) { try JWSPublicKey(pem: Array("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n".utf8)) }
         #expect(throws: CryptoError.self) { try JWSPublicKey(pem: []) }
     }
+
+    /// Untrusted bytes: random and mutated tokens are refused, never crash, never pass.
+    @Test func garbageAndMutatedTokensAreRefused() throws {
+        let verifier = try verifier()
+        let good = try keys.token(claims(), alg: "ES256", key: "p256")
+        var generator = SystemRandomNumberGenerator()
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=+/ {}\"".utf8)
+        for _ in 0..<500 {
+            let length = Int.random(in: 0..<200, using: &generator)
+            let text = String(decoding: (0..<length).map { _ in alphabet.randomElement(using: &generator)! }, as: UTF8.self)
+            #expect(throws: TokenRejection.self) { try verifier.verify(text) }
+        }
+        var bytes = Array(good.utf8)
+        for _ in 0..<300 {
+            let index = Int.random(in: 0..<bytes.count, using: &generator)
+            let original = bytes[index]
+            bytes[index] = alphabet.randomElement(using: &generator)!
+            if bytes[index] != original {
+                #expect(throws: TokenRejection.self) { try verifier.verify(String(decoding: bytes, as: UTF8.self)) }
+            }
+            bytes[index] = original
+        }
+        #expect(throws: TokenRejection.self) { try verifier.verify(String(repeating: "a", count: 20_000)) }
+    }
 }

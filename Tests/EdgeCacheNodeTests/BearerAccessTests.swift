@@ -196,4 +196,24 @@ import Testing
         await edge.stop()
         await origin.stop()
     }
+
+    @Test func certificatesAreStillCheckedWhenTokensAreOn() async throws {
+        let pair = PairConfig(dir: dir.path, pki: SharedPKI.main)
+        let origin = try await InProcessNode(configPath: try pair.writeOrigin(extra: authSection + "\n  client_certificates: false"))
+        let base = "https://127.0.0.1:\(origin.port("api"))/fhir"
+        // A certificate from another CA still fails the handshake, token or not.
+        let foreign = try TestClient(pki: SharedPKI.foreign, identity: "client-a", caFile: SharedPKI.main.ca)
+        await #expect(throws: (any Error).self) { try await foreign.get("\(base)/metadata", headers: bearer(try token(scope: "user/*.rs"))) }
+        await foreign.shutdown()
+        // With client_certificates: false a valid certificate alone is not enough.
+        let cert = try TestClient(pki: SharedPKI.main, identity: "client-a")
+        let refused = try await cert.get("\(base)/Patient/x")
+        #expect(refused.status == 401 && diagnostics(refused).contains("bearer token"))
+        #expect(try await cert.get("\(base)/Patient/x", headers: bearer(try token(scope: "user/Patient.r"))).status == 404)
+        // A scope-less write is refused before its body is looked at.
+        let write = try await cert.post("\(base)/Patient", "not json", headers: bearer(try token(scope: "user/Patient.rs")))
+        #expect(write.status == 403 && diagnostics(write).contains("'c' on Patient"), "\(write.text)")
+        await cert.shutdown()
+        await origin.stop()
+    }
 }
