@@ -14,8 +14,9 @@ public struct FHIRResponder: Sendable {
     /// The consent rules enforced on what is returned (nil: none).
     public var consent: ConsentRegistry?
 
+    /// `backend` is wrapped in a ``ScopedBackend``: bearer-token callers get only what their scopes allow.
     public init(backend: any FHIRBackend, role: String, limits: RequestLimits, clock: any WallClock = SystemWallClock()) {
-        self.backend = backend
+        self.backend = backend is ScopedBackend ? backend : ScopedBackend(backend)
         self.role = role
         self.limits = limits
         self.clock = clock
@@ -192,6 +193,7 @@ public struct FHIRResponder: Sendable {
     }
 
     private func write(_ request: Request, type: String, id: String?, caller: FHIRCaller) async throws -> Response {
+        try ScopedBackend.precheck(caller, id == nil ? .create : .update, type: type)
         try checkContentType(request)
         var request = request
         let body = try await request.collectBody(limits: limits)
@@ -205,6 +207,7 @@ public struct FHIRResponder: Sendable {
     }
 
     private func delete(_ request: Request, type: String, id: String, caller: FHIRCaller) async throws -> Response {
+        try ScopedBackend.precheck(caller, .delete, type: type)
         let answer = try await backend.write(
             caller, .delete(type: type, id: id, ifMatch: try ifMatch(request)),
             idempotencyKey: request.header("Idempotency-Key"))

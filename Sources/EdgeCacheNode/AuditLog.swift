@@ -63,7 +63,7 @@ public final class AuditLog: Service, @unchecked Sendable {
             } else if consent.hasPrefix("break-glass") {
                 action = "break-glass-" + action
             }
-            detail = consent + (answered.breakGlassReason.map { "; reason=\($0.prefix(200))" } ?? "")
+            detail = consent
         }
         if (answered.status == 401 || answered.status == 403) && !action.hasPrefix("consent-blocked") { action = "denied-" + action }
         let type = resource?.split(separator: "/").first.map(String.init)
@@ -75,11 +75,12 @@ public final class AuditLog: Service, @unchecked Sendable {
         record(
             AuditRecord(
                 time: clock.nowMillis(), action: action, outcome: answered.status,
-                actor: identity.map { "\($0.role?.rawValue ?? "none"):\($0.tenant ?? "none")" } ?? "anonymous",
-                tenant: identity?.tenant ?? "none", resource: resource,
+                actor: identity.map(Self.actor) ?? "anonymous",
+                tenant: identity?.tenant ?? "none", purpose: identity?.purposeOfUse, resource: resource,
                 version: answered.etag.flatMap(ETag.version(from:)), source: source ?? (answered.status < 400 ? "origin" : nil),
                 policyClass: type.flatMap { ResourceTypes.isStorable($0) ? registry.dataClass(of: $0).rawValue : nil },
-                policyVersion: registry.version, node: node, requestID: answered.requestID))
+                policyVersion: registry.version, node: node, requestID: answered.requestID,
+                breakGlass: answered.breakGlassReason))
     }
 
     /// Records something the node did on its own (eviction, purge, consent block, conflict
@@ -96,6 +97,13 @@ public final class AuditLog: Service, @unchecked Sendable {
                 resource: resource, version: version, source: detail,
                 policyClass: type.flatMap { ResourceTypes.isStorable($0) ? registry.dataClass(of: $0).rawValue : nil },
                 policyVersion: registry.version, node: node, requestID: requestID))
+    }
+
+    /// `role:tenant` for a certificate; `role:tenant:sub` for a bearer token (its `sub`, when it has one).
+    static func actor(_ identity: ClientIdentity) -> String {
+        let base = "\(identity.role?.rawValue ?? "none"):\(identity.tenant ?? "none")"
+        guard identity.grant != nil, let subject = identity.subject else { return base }
+        return base + ":" + subject
     }
 
     func flush() async {

@@ -25,6 +25,8 @@ import Yams
 /// - `audit.anchor_interval_ms` (edge, default 10,000): how often the audit chain head is sent
 ///   to the origin for acknowledgement
 /// - `log.level`: `trace` … `critical`
+/// - `auth.issuers[]` (`issuer`, `tenant`, `audience`, `keys`), `auth.client_certificates` (default
+///   true), `auth.leeway_s` (default 60): bearer tokens on the API listener (see ``AuthConfig``)
 ///
 /// Relative paths are resolved against the config file's folder.
 public struct NodeConfig: Sendable {
@@ -66,6 +68,8 @@ public struct NodeConfig: Sendable {
     public var auditAnchorIntervalMilliseconds = 10_000
     /// How often an edge asks the origin for its policy registry (milliseconds).
     public var policyRefreshMilliseconds = 30_000
+    /// Bearer tokens and client certificates on the API listener.
+    public var auth = AuthConfig()
     /// The file this came from.
     public var sourceFile: String
 
@@ -164,6 +168,14 @@ public struct NodeConfig: Sendable {
                 try audit.int("anchor_interval_ms", range: 100...3_600_000) ?? config.auditAnchorIntervalMilliseconds
             try audit.rejectUnknownKeys()
         }
+        if var auth = try root.map("auth") {
+            config.auth = try parseAuth(&auth, file: file, resolve: resolve)
+            if role == .edge, let tenant, let other = config.auth.issuers.first(where: { $0.tenant != tenant }) {
+                throw ConfigError(
+                    file: file, line: other.line,
+                    "issuer '\(other.issuer)' has tenant '\(other.tenant)', but this edge serves tenant '\(tenant)'")
+            }
+        }
         if var log = try root.map("log") {
             let level = try log.string("level") ?? "info"
             guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(level) else {
@@ -220,6 +232,7 @@ extension NodeConfig {
                 throw ConfigError(file: sourceFile, line: nil, "'\(key)' names \(path), which cannot be read")
             }
         }
+        _ = try tokenIssuers()
         guard FileManager.default.isReadableFile(atPath: kekFile) else {
             throw ConfigError(
                 file: sourceFile, line: nil,

@@ -54,6 +54,12 @@ public final class NodeRuntime: Sendable {
             store: try AuditStore(path: config.dataDir + "/audit.sqlite", kek: kek, clock: clock), node: config.nodeID, clock: clock,
             logger: logger)
         let observer: @Sendable (AnsweredRequest) -> Void = { audit.observe($0) }
+        // Bearer tokens (and certificates, unless turned off) on the API listener; the peer listener stays mTLS only.
+        let issuers = try config.tokenIssuers()
+        let apiAuthentication = ClientAuthentication(
+            bearer: issuers.isEmpty
+                ? nil : BearerTokenVerifier(issuers: issuers, leewaySeconds: Int64(config.auth.leewaySeconds), clock: clock),
+            acceptCertificates: config.auth.clientCertificates)
         // First in the group, so it is shut down last: every request answered is written.
         var services: [any Service] = [audit]
         auditLog = audit
@@ -74,6 +80,7 @@ public final class NodeRuntime: Sendable {
                 allowedRoles: [.client, .edge], nodeTenant: nil, fhir: fhir, replication: nil, limits: limits,
                 operatorEndpoints: status)
             api.observer = observer
+            api.authentication = apiAuthentication
             var replication = ReplicationResponder(
                 store: store,
                 settings: StreamSettings(heartbeatMilliseconds: config.heartbeatMilliseconds, batchLimit: config.batchLimit),
@@ -128,6 +135,7 @@ public final class NodeRuntime: Sendable {
                         path: path, store: store, link: link, config: config, policies: policies, consent: consent)
                 })
             api.observer = observer
+            api.authentication = apiAuthentication
             services.append(try Self.application(api, name: "api", address: config.apiAddress, tls13: false, config: config, logger: logger, ports: portsRef))
             services.append(
                 StreamFollower(store: store, origin: origin, link: link, policies: policies, consent: consent, logger: logger))
@@ -150,7 +158,8 @@ public final class NodeRuntime: Sendable {
         logger: Logger, ports: ListeningPorts
     ) throws -> some Service {
         let tls = try TLSSettings.server(
-            certFile: config.certFile, keyFile: config.keyFile, caFile: config.caFile, minimumTLS13: tls13)
+            certFile: config.certFile, keyFile: config.keyFile, caFile: config.caFile, minimumTLS13: tls13,
+            optionalClientCertificate: responder.authentication.bearer != nil)
         let http1 = HTTP1Channel.Configuration(
             idleTimeout: .seconds(Int64(config.idleTimeoutSeconds)),
             httpDecoderConfiguration: .init(maxHeaderFieldSize: 64 * 1024, maxHeaderListSize: 256 * 1024, maxHeaderFieldCount: 1000))

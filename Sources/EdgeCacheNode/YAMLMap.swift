@@ -60,6 +60,23 @@ struct YAMLMap {
         return n
     }
 
+    mutating func bool(_ key: String) throws(ConfigError) -> Bool? {
+        guard let v = value(key) else { return nil }
+        guard let b = v.bool else {
+            throw ConfigError(file: file, line: v.mark?.line, "'\(name(key))' must be true or false, got '\(v.string ?? "?")'")
+        }
+        return b
+    }
+
+    /// The items of a list (`[a, b]` or one `- item` per line), with the list's key path for errors.
+    mutating func list(_ key: String) throws(ConfigError) -> (path: String, items: [Node])? {
+        guard let v = value(key) else { return nil }
+        guard let items = v.sequence else {
+            throw ConfigError(file: file, line: v.mark?.line, "'\(name(key))' must be a list")
+        }
+        return (name(key), Array(items))
+    }
+
     mutating func map(_ key: String) throws(ConfigError) -> YAMLMap? {
         guard let v = value(key) else { return nil }
         return try YAMLMap(file: file, node: v, path: name(key))
