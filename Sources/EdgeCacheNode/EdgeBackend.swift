@@ -25,11 +25,15 @@ public struct EdgeBackend: FHIRBackend {
     let policies: PolicyHolder
     /// Set by the runtime: resources of patients whose consent blocks everything are not stored.
     let consent: ConsentGuard?
+    /// Told about reads (least-recently-read eviction).
+    let evictor: Evictor?
 
     public init(
         store: EdgeStore, origin: OriginClient, link: EdgeLink, clock: any WallClock, outbox: OutboxQueue, replayer: Replayer,
-        maxAttempts: Int, policies: PolicyHolder = PolicyHolder(), consent: ConsentGuard? = nil, logger: Logger
+        maxAttempts: Int, policies: PolicyHolder = PolicyHolder(), consent: ConsentGuard? = nil, evictor: Evictor? = nil,
+        logger: Logger
     ) {
+        self.evictor = evictor
         self.policies = policies
         self.consent = consent
         self.store = store
@@ -84,6 +88,7 @@ public struct EdgeBackend: FHIRBackend {
                 extraHeaders: [("EdgeCache-Write-Status", "queued; seq=\(pending.seq)")])
         }
         if let entry = try await store.get(type: type, id: id) {
+            evictor?.touched(type: type, id: id)
             let policy = policies.policy(forType: type)
             let ageMs = ageMilliseconds(storedAt: entry.storedAt)
             if let facts = freshFacts(policy, ageMs: ageMs) { return ResourceAnswer(resource: entry.resource, cache: facts) }
@@ -210,6 +215,12 @@ public struct EdgeBackend: FHIRBackend {
         case .delete(let type, let id, let ifMatch):
             item = ReplayItem(key: key, method: .delete, type: type, id: id, ifMatch: ifMatch, resource: [])
         }
+        // Claimed before it is queued, so the replayer leaves it to this request (and a
+        // concurrent retry with the same key waits for this one).
+        guard await replayer.claim(key: key) else {
+            throw FHIRError(status: 409, code: "conflict", "A request with this Idempotency-Key is still in progress; retry later")
+        }
+        defer { replayer.release(key: key) }
         var request = EnqueueRequest(item: item, fingerprint: operation.fingerprintBytes)
         var isCreate = false
         if case .create = operation { isCreate = true }
@@ -244,9 +255,6 @@ public struct EdgeBackend: FHIRBackend {
         }
         let isHead = !(try await store.hasEarlierUnfinishedWrites(entry))
         guard isHead, entry.state == .done || link.isLive else { return queuedAnswer(entry, key: key, status: "queued") }
-        // The replayer may have picked it up already: then it is delivered from there.
-        guard replayer.claim([entry]).count == 1 else { return queuedAnswer(entry, key: key, status: "queued") }
-        defer { replayer.release([entry]) }
         let outcomes: [(OutboxEntry, ReplayOutcome, ReplayResult?)]
         do {
             outcomes = try await replayer.replayWithResults([entry])

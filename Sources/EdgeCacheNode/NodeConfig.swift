@@ -24,6 +24,9 @@ import Yams
 /// - `idempotency.retention_days` (origin, default 30): how long Idempotency-Keys are kept
 /// - `audit.anchor_interval_ms` (edge, default 10,000): how often the audit chain head is sent
 ///   to the origin for acknowledgement
+/// - `cache.max_bytes` (edge, default none): byte budget of the cache; resident classes are
+///   evicted (lowest priority, least recently read first) to stay within it
+/// - `cache.eviction_interval_ms` (edge, default 5,000): how often eviction runs
 /// - `log.level`: `trace` … `critical`
 /// - `auth.issuers[]` (`issuer`, `tenant`, `audience`, `keys`), `auth.client_certificates` (default
 ///   true), `auth.leeway_s` (default 60): bearer tokens on the API listener (see ``AuthConfig``)
@@ -68,6 +71,10 @@ public struct NodeConfig: Sendable {
     public var auditAnchorIntervalMilliseconds = 10_000
     /// How often an edge asks the origin for its policy registry (milliseconds).
     public var policyRefreshMilliseconds = 30_000
+    /// The edge cache's byte budget (sealed entry bytes); nil: no budget.
+    public var cacheMaxBytes: Int64?
+    /// How often the evictor runs (milliseconds).
+    public var evictionIntervalMilliseconds = 5000
     /// Bearer tokens and client certificates on the API listener.
     public var auth = AuthConfig()
     /// The file this came from.
@@ -157,6 +164,12 @@ public struct NodeConfig: Sendable {
             config.outboxBatchSize = try outbox.int("batch_size", range: 1...5000) ?? config.outboxBatchSize
             config.outboxRetentionDays = try outbox.int("retention_days", range: 1...3650) ?? config.outboxRetentionDays
             try outbox.rejectUnknownKeys()
+        }
+        if var cache = try root.map("cache") {
+            if let bytes = try cache.int("max_bytes", range: 65_536...Int(Int64(1) << 50)) { config.cacheMaxBytes = Int64(bytes) }
+            config.evictionIntervalMilliseconds =
+                try cache.int("eviction_interval_ms", range: 50...3_600_000) ?? config.evictionIntervalMilliseconds
+            try cache.rejectUnknownKeys()
         }
         if var idempotency = try root.map("idempotency") {
             config.idempotencyRetentionDays =

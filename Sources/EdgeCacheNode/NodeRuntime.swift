@@ -123,16 +123,21 @@ public final class NodeRuntime: Sendable {
                 retentionDays: config.outboxRetentionDays, policies: policies, audit: audit, tenant: tenant, logger: logger)
             let consent = ConsentGuard(tenant: tenant, store: store, audit: audit, clock: clock, logger: logger)
             consentGuard = consent
+            try store.prepareEviction()
+            let evictor = Evictor(
+                store: store, policies: policies, audit: audit, tenant: tenant, maxBytes: config.cacheMaxBytes,
+                intervalMilliseconds: config.evictionIntervalMilliseconds, clock: clock, logger: logger)
             let backend = EdgeBackend(
                 store: store, origin: origin, link: link, clock: clock, outbox: outbox, replayer: replayer,
-                maxAttempts: config.outboxMaxAttempts, policies: policies, consent: consent, logger: logger)
+                maxAttempts: config.outboxMaxAttempts, policies: policies, consent: consent, evictor: evictor, logger: logger)
             var fhir = FHIRResponder(backend: backend, role: "edge", limits: limits, clock: clock)
             fhir.consent = consent.registry
             var api = NodeResponder(
                 allowedRoles: [.client], nodeTenant: tenant, fhir: fhir, replication: nil, limits: limits,
                 operatorEndpoints: { path in
                     await OperatorEndpoints.edge(
-                        path: path, store: store, link: link, config: config, policies: policies, consent: consent)
+                        path: path, store: store, link: link, config: config, policies: policies, consent: consent,
+                        evictor: evictor)
                 })
             api.observer = observer
             api.authentication = apiAuthentication
@@ -140,6 +145,7 @@ public final class NodeRuntime: Sendable {
             services.append(
                 StreamFollower(store: store, origin: origin, link: link, policies: policies, consent: consent, logger: logger))
             services.append(ConsentFollower(store: store, origin: origin, consent: consent, logger: logger))
+            services.append(evictor)
             services.append(
                 PolicySync(
                     store: store, origin: origin, holder: policies, intervalMilliseconds: config.policyRefreshMilliseconds,

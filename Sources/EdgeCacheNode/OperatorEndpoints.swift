@@ -50,7 +50,8 @@ enum OperatorEndpoints {
     }
 
     static func edge(
-        path: String, store: EdgeStore, link: EdgeLink, config: NodeConfig, policies: PolicyHolder, consent: ConsentGuard
+        path: String, store: EdgeStore, link: EdgeLink, config: NodeConfig, policies: PolicyHolder, consent: ConsentGuard,
+        evictor: Evictor
     ) async -> Response? {
         switch path {
         case "/healthz": return json(200, [("status", .string("alive"))])
@@ -80,6 +81,11 @@ enum OperatorEndpoints {
                     ("outbox_done", number(Int64(outbox[.done] ?? 0))),
                     ("outbox_oldest_queued_ms", oldest),
                     ("consent", consentMembers(consent, store: store, tenant: config.tenant ?? "")),
+                    ("cache_budget_bytes", config.cacheMaxBytes.map { number($0) } ?? .null),
+                    ("cache_bytes_estimate", number(evictor.estimatedBytes)),
+                    ("evictions", .object(JSONObject(((try? store.evictionCounts()) ?? [:]).sorted { $0.key.rawValue < $1.key.rawValue }.map {
+                        .init(key: $0.key.rawValue, value: number($0.value))
+                    } + [.init(key: "consent_purge", value: number(Int64(consent.snapshot.purged)))]))),
                 ] + policyMembers(policies))
         default: return nil
         }

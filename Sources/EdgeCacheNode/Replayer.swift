@@ -22,18 +22,30 @@ public final class Replayer: Service {
     let policies: PolicyHolder
     let audit: AuditLog?
     let tenant: String
-    /// Outbox entries being sent right now (by this loop or by a client's write at the edge),
-    /// so no entry is sent twice at once.
-    private let inFlight = Mutex<Set<Int64>>([])
+    /// Idempotency keys of writes being sent right now (by this loop or by a client's write at
+    /// the edge), so no write is sent twice at once.
+    private let inFlight = Mutex<Set<String>>([])
 
     /// Claims entries for sending; returns those no one else is sending.
     public func claim(_ entries: [OutboxEntry]) -> [OutboxEntry] {
-        inFlight.withLock { busy in entries.filter { busy.insert($0.seq).inserted } }
+        inFlight.withLock { busy in entries.filter { busy.insert($0.item.key).inserted } }
+    }
+
+    /// Claims one key, waiting (up to `timeoutMilliseconds`) while someone else sends it.
+    public func claim(key: String, timeoutMilliseconds: Int64 = 5000) async -> Bool {
+        let deadline = link.clock.nowMillis() + timeoutMilliseconds
+        while true {
+            if inFlight.withLock({ $0.insert(key).inserted }) { return true }
+            if link.clock.nowMillis() >= deadline { return false }
+            try? await Task.sleep(for: .milliseconds(2))
+        }
     }
 
     public func release(_ entries: [OutboxEntry]) {
-        inFlight.withLock { busy in for entry in entries { busy.remove(entry.seq) } }
+        inFlight.withLock { busy in for entry in entries { busy.remove(entry.item.key) } }
     }
+
+    public func release(key: String) { _ = inFlight.withLock { $0.remove(key) } }
 
     public init(
         store: EdgeStore, origin: OriginClient, link: EdgeLink, batchSize: Int, maxAttempts: Int, retentionDays: Int = 7,

@@ -112,7 +112,7 @@ public final class EdgeStore: Sendable {
         return CachedEntry(resource: try open(row, rkey: rkey), storedAt: row[4])
     }
 
-    private func open(_ row: Row, rkey: [UInt8]) throws -> ResourceVersion {
+    func open(_ row: Row, rkey: [UInt8]) throws -> ResourceVersion {
         let version: Int64 = row[0]
         let plain = try Sealer(keys: keys).open(Array(row[3] as Data), aad: Sealer.aad(lookupKey: rkey, version: version))
         return try ResourceBlob.decode(plain, version: version, lastUpdated: row[1], deleted: row[2])
