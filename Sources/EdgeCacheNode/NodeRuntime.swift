@@ -33,6 +33,8 @@ public final class NodeRuntime: Sendable {
     public let policies: PolicyHolder
     /// The edge's consent state (edge role only).
     public let consentGuard: ConsentGuard?
+    /// The edge's evictor (edge role only).
+    public let evictor: Evictor?
 
     /// - Parameter clock: replaces both the wall clock and the link's monotonic clock (tests).
     public init(config: NodeConfig, logger: Logger, clock injected: (any WallClock)? = nil) throws {
@@ -102,6 +104,7 @@ public final class NodeRuntime: Sendable {
                     logger: logger))
             originStore = store
             consentGuard = nil
+            evictor = nil
             edgeStore = nil
             edgeLink = nil
             cleanup = {}
@@ -127,6 +130,7 @@ public final class NodeRuntime: Sendable {
             let evictor = Evictor(
                 store: store, policies: policies, audit: audit, tenant: tenant, maxBytes: config.cacheMaxBytes,
                 intervalMilliseconds: config.evictionIntervalMilliseconds, clock: clock, logger: logger)
+            self.evictor = evictor
             let backend = EdgeBackend(
                 store: store, origin: origin, link: link, clock: clock, outbox: outbox, replayer: replayer,
                 maxAttempts: config.outboxMaxAttempts, policies: policies, consent: consent, evictor: evictor, logger: logger)
