@@ -22,9 +22,12 @@ extension EdgeStore {
     /// Adds what eviction needs to an existing cache (last-read time, its index, counters).
     public func prepareEviction() throws {
         try pool.write { db in
-            let columns = try Row.fetchAll(db, sql: "PRAGMA table_info(entries)").map { $0["name"] as String }
-            if !columns.contains("accessed_at") {
-                try db.execute(sql: "ALTER TABLE entries ADD COLUMN accessed_at INTEGER NOT NULL DEFAULT 0")
+            // The staging table of a snapshot bootstrap keeps the same columns (it is swapped in whole).
+            for table in ["entries", "staged_entries"] {
+                let columns = try Row.fetchAll(db, sql: "PRAGMA table_info(\(table))").map { $0["name"] as String }
+                if !columns.contains("accessed_at") {
+                    try db.execute(sql: "ALTER TABLE \(table) ADD COLUMN accessed_at INTEGER NOT NULL DEFAULT 0")
+                }
             }
             try db.execute(
                 sql: """
