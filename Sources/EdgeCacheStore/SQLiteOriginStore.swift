@@ -188,17 +188,17 @@ public final class SQLiteOriginStore: OriginStore {
     public func write(tenant: String, _ operation: WriteOperation, idempotency: IdempotencyClaim?) async throws
         -> WriteResult
     {
-        let now = clock.nowMillis()
         let result = try await pool.write { db -> WriteResult in
-            try self.apply(db, tenant: tenant, operation, claim: idempotency, now: now)
+            // Stamped once the writer holds the lock: lastUpdated is as close to the commit as it can be.
+            try self.apply(db, tenant: tenant, operation, claim: idempotency, now: self.clock.nowMillis())
         }
         if result.lsn > 0 { head.withLock { $0 = max($0, result.lsn) } }
         return result
     }
 
     public func writeBatch(tenant: String, _ writes: [BatchWrite]) async throws -> [Result<WriteResult, FHIRError>] {
-        let now = clock.nowMillis()
         let results = try await pool.write { db -> [Result<WriteResult, FHIRError>] in
+            let now = self.clock.nowMillis()
             var results: [Result<WriteResult, FHIRError>] = []
             results.reserveCapacity(writes.count)
             for write in writes {
