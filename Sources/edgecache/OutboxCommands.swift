@@ -78,10 +78,10 @@ struct Outbox: AsyncParsableCommand {
         @Argument(help: "The entry's sequence number.") var seq: Int64
 
         func run() async throws {
-            defer { auditOperator(config, action: "outbox-retry", resource: nil, detail: "entry \(seq)") }
             guard try await openEdgeStore(config).retryOutbox(seq: seq) else {
                 throw ValidationError("entry \(seq) is not in review")
             }
+            auditOperator(config, action: "outbox-retry", resource: nil, detail: "entry \(seq)")
             print("entry \(seq) queued again")
         }
     }
@@ -92,10 +92,10 @@ struct Outbox: AsyncParsableCommand {
         @Argument(help: "The entry's sequence number.") var seq: Int64
 
         func run() async throws {
-            defer { auditOperator(config, action: "outbox-discard", resource: nil, detail: "entry \(seq)") }
             guard try await openEdgeStore(config).discardOutbox(seq: seq) else {
                 throw ValidationError("entry \(seq) is not queued or in review")
             }
+            auditOperator(config, action: "outbox-discard", resource: nil, detail: "entry \(seq)")
             print("entry \(seq) discarded")
         }
     }

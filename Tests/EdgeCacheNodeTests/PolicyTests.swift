@@ -140,6 +140,88 @@ extension IntegrationSuites {
             await edge.stop()
         }
 
+        /// The same rules, table-driven over all seven classes of the default policy.
+        @Test func everyClassFollowsItsRule() async throws {
+            struct Case {
+                let path: String
+                let body: String
+                let dataClass: String
+                let ttl: Int
+                let limit: Int?
+                let resident: Bool
+                var confirmedAt = 0
+            }
+            var cases = [
+                Case(path: "Consent/cs1", body: #"{"resourceType":"Consent","status":"active","scope":{"text":"x"},"category":[{"text":"x"}],"patient":{"reference":"Patient/p1"}}"#, dataClass: "consent", ttl: 60, limit: nil, resident: false),
+                Case(path: "MedicationRequest/mr1", body: #"{"resourceType":"MedicationRequest","status":"active","intent":"order","subject":{"reference":"Patient/p1"}}"#, dataClass: "clinical-critical", ttl: 300, limit: 43200, resident: false),
+                Case(path: "Observation/o1", body: #"{"resourceType":"Observation","status":"final","code":{"text":"hr"}}"#, dataClass: "clinical", ttl: 600, limit: nil, resident: false),
+                Case(path: "Patient/p1", body: #"{"resourceType":"Patient","active":true}"#, dataClass: "operational", ttl: 900, limit: nil, resident: false),
+                Case(path: "Basic/bs1", body: #"{"resourceType":"Basic","code":{"text":"hcp"}}"#, dataClass: "commercial", ttl: 3600, limit: nil, resident: true),
+                Case(path: "RiskAssessment/ra1", body: #"{"resourceType":"RiskAssessment","status":"final","subject":{"reference":"Patient/p1"}}"#, dataClass: "predictive", ttl: 300, limit: 300, resident: true),
+                Case(path: "Medication/m1", body: #"{"resourceType":"Medication","code":{"text":"aspirin"}}"#, dataClass: "reference", ttl: 86400, limit: nil, resident: false),
+            ]
+            let pair = PairConfig(dir: dir.path, pki: SharedPKI.main)
+            let origin = try await InProcessNode(configPath: try pair.writeOrigin(extra: "replication: { heartbeat_ms: 10000 }"))
+            let client = try TestClient(pki: SharedPKI.main, identity: "client-a")
+            let originAPI = "https://127.0.0.1:\(origin.port("api"))/fhir"
+            for c in cases { #expect(try await client.put("\(originAPI)/\(c.path)", c.body).status == 201) }
+            let clock = ManualClock()
+            let edge = try await InProcessNode(
+                configPath: try pair.writeEdge(
+                    tenant: "a", originPort: origin.port("peer"), extra: "replication: { heartbeat_timeout_ms: 15000 }"),
+                clock: clock)
+            let edgeAPI = "https://127.0.0.1:\(edge.port("api"))/fhir"
+            let link = edge.runtime.edgeLink!
+            #expect(try await eventually(10) { link.isLive && link.snapshot.applied >= 7 })
+            for c in cases where c.resident {
+                #expect(try await client.get("\(edgeAPI)/\(c.path)").header("Cache-Status") == "edgecache; fwd=miss; stored")
+            }
+            var now = 0
+            // Checks every class at `now` seconds; `reachable`: whether the origin can answer.
+            func check(reachable: Bool) async throws {
+                for index in cases.indices {
+                    let c = cases[index]
+                    let reply = try await client.get("\(edgeAPI)/\(c.path)")
+                    let status = reply.header("Cache-Status") ?? ""
+                    let age = now - c.confirmedAt
+                    if age <= c.ttl {
+                        #expect(reply.status == 200 && status.hasPrefix("edgecache; hit; ttl=\(c.ttl - age)"), "\(c.dataClass) at \(now) s: \(status)")
+                    } else if reachable {
+                        #expect(status == "edgecache; fwd=stale; fwd-status=304; ttl=\(c.ttl)", "\(c.dataClass) at \(now) s: \(status)")
+                        cases[index].confirmedAt = now
+                    } else if let limit = c.limit, age > limit {
+                        #expect(reply.status == 503, "\(c.dataClass) at \(now) s: \(reply.status)")
+                        #expect(reply.diagnostics.contains("class \(c.dataClass)) is \(age) s old") && reply.diagnostics.contains("limit of \(limit) s"), "\(reply.diagnostics)")
+                    } else {
+                        #expect(reply.status == 200 && status == "edgecache; hit; ttl=\(c.ttl - age); detail=\"origin-unreachable\"", "\(c.dataClass) at \(now) s: \(status)")
+                        #expect(reply.header("Age") == String(age))
+                    }
+                }
+            }
+            try await check(reachable: true)
+            // Past the shorter TTLs with the stream silent: those classes are revalidated.
+            for attempt in 0..<5 {
+                let beat = link.snapshot.lastHeartbeatAt
+                let saved = cases
+                clock.advance(seconds: 301)
+                now += 301
+                try await check(reachable: true)
+                if link.snapshot.lastHeartbeatAt == beat { break }
+                // A heartbeat landed during the reads: the link was live again; try once more.
+                cases = saved
+                #expect(attempt < 4)
+            }
+            await origin.stop()
+            #expect(try await eventually(5) { !link.snapshot.connected })
+            for step in [301, 3000, 43200] {
+                clock.advance(seconds: step)
+                now += step
+                try await check(reachable: false)
+            }
+            await client.shutdown()
+            await edge.stop()
+        }
+
         @Test func edgeTakesThePolicyTheOriginPublishesAndKeepsIt() async throws {
             let pair = PairConfig(dir: dir.path, pki: SharedPKI.main)
             let policyPath = dir.path + "/policy.yaml"
