@@ -16,8 +16,8 @@ public struct NodeResponder: HTTPResponder {
     /// Present on the origin's peer listener.
     public var replication: ReplicationResponder?
     public var limits: RequestLimits
-    /// Serves `/healthz`, `/readyz`, `/status`; nil for other paths.
-    public var operatorEndpoints: @Sendable (String) async -> Response?
+    /// Serves `/healthz`, `/readyz`, `/status`, `/digest` for (path, caller's tenant); nil for other paths.
+    public var operatorEndpoints: @Sendable (String, String) async -> Response?
     /// Replaces the TLS peer lookup (for tests without TLS).
     public var identityOverride: (@Sendable () -> ClientIdentity?)?
     /// Told about every answered `/fhir` and `/replication` request (the audit trail).
@@ -27,7 +27,7 @@ public struct NodeResponder: HTTPResponder {
 
     public init(
         allowedRoles: Set<ClientIdentity.Role>, nodeTenant: String?, fhir: FHIRResponder, replication: ReplicationResponder?,
-        limits: RequestLimits, operatorEndpoints: @escaping @Sendable (String) async -> Response?,
+        limits: RequestLimits, operatorEndpoints: @escaping @Sendable (String, String) async -> Response?,
         identityOverride: (@Sendable () -> ClientIdentity?)? = nil
     ) {
         self.allowedRoles = allowedRoles
@@ -89,7 +89,7 @@ public struct NodeResponder: HTTPResponder {
         case .success(let reason): breakGlass = reason
         case .failure(let error): return FHIRHTTP.error(error)
         }
-        if let response = await operatorEndpoints(path) { return response }
+        if let response = await operatorEndpoints(path, tenant) { return response }
         if segments.first == "fhir" {
             let authority = request.head.authority ?? "localhost"
             let caller = FHIRCaller(

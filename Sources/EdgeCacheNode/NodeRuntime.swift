@@ -75,8 +75,8 @@ public final class NodeRuntime: Sendable {
             let backend = OriginBackend(store: store, consent: consent)
             var fhir = FHIRResponder(backend: backend, role: "origin", limits: limits, clock: clock)
             fhir.consent = consent
-            let status: @Sendable (String) async -> Response? = { path in
-                await OperatorEndpoints.origin(path: path, store: store, config: config, policies: policies)
+            let status: @Sendable (String, String) async -> Response? = { path, tenant in
+                await OperatorEndpoints.origin(path: path, tenant: tenant, store: store, config: config, policies: policies, consent: consent)
             }
             var api = NodeResponder(
                 allowedRoles: [.client, .edge], nodeTenant: nil, fhir: fhir, replication: nil, limits: limits,
@@ -138,7 +138,7 @@ public final class NodeRuntime: Sendable {
             fhir.consent = consent.registry
             var api = NodeResponder(
                 allowedRoles: [.client], nodeTenant: tenant, fhir: fhir, replication: nil, limits: limits,
-                operatorEndpoints: { path in
+                operatorEndpoints: { path, _ in
                     await OperatorEndpoints.edge(
                         path: path, store: store, link: link, config: config, policies: policies, consent: consent,
                         evictor: evictor)

@@ -34,8 +34,29 @@ enum OperatorEndpoints {
         [("policy_version", .string(policies.version)), ("policy_source", .string(policies.source.rawValue))]
     }
 
-    static func origin(path: String, store: any OriginStore, config: NodeConfig, policies: PolicyHolder) async -> Response? {
+    static func digest(_ compute: () async throws -> TenantDigest.Value, tenant: String) async -> Response {
+        do {
+            let value = try await compute()
+            return json(200, [("tenant", .string(tenant)), ("digest", .string(value.hex)), ("resources", number(Int64(value.count)))])
+        } catch {
+            return json(503, [("error", .string("the digest could not be computed"))])
+        }
+    }
+
+    static func origin(
+        path: String, tenant: String, store: any OriginStore, config: NodeConfig, policies: PolicyHolder, consent: ConsentRegistry
+    ) async -> Response? {
         switch path {
+        case "/digest":
+            return await digest(
+                {
+                    try await TenantDigest.compute(policy: policies.registry, consent: consent, tenant: tenant) { type, offset in
+                        var query = SearchQuery()
+                        query.count = 1000
+                        query.offset = offset
+                        return try await store.search(tenant: tenant, type: type, query: query)
+                    }
+                }, tenant: tenant)
         case "/healthz": return json(200, [("status", .string("alive"))])
         case "/readyz": return json(200, [("status", .string("ready"))])
         case "/status":
@@ -54,6 +75,17 @@ enum OperatorEndpoints {
         evictor: Evictor
     ) async -> Response? {
         switch path {
+        case "/digest":
+            let tenant = config.tenant ?? ""
+            return await digest(
+                {
+                    try await TenantDigest.compute(policy: policies.registry, consent: consent.registry, tenant: tenant) { type, offset in
+                        var query = SearchQuery()
+                        query.count = 1000
+                        query.offset = offset
+                        return try await store.search(type: type, query: query)
+                    }
+                }, tenant: tenant)
         case "/healthz": return json(200, [("status", .string("alive"))])
         case "/readyz": return json(200, [("status", .string("serving")), ("live", .bool(link.isLive))])
         case "/status":
