@@ -60,6 +60,7 @@ public struct KeyMaintenance: Sendable {
         let now = clock.nowMillis()
         return try await pool.write { db in
             let keys = try DataKeys.rotate(db, tenant: tenant, kek: self.kek, now: now)
+            ring.invalidate()  // data_version does not move for this connection's own commits
             try ring.refresh(db)
             return keys.version
         }

@@ -91,6 +91,12 @@ final class KeyRing: Sendable {
         return try Sealer(keys: try keys(version: version, db: db)).open(sealed, aad: aad)
     }
 
+    /// Makes the next ``refresh(_:)`` re-read the current version (after a change made through
+    /// this very connection, which `PRAGMA data_version` does not report).
+    func invalidate() {
+        state.withLock { $0.dataVersion = nil }
+    }
+
     /// Forgets every key held in memory (after a shred in this process).
     func forget(_ error: any Error) {
         state.withLock {

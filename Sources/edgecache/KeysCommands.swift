@@ -65,8 +65,8 @@ struct Keys: AsyncParsableCommand {
                     + Double((ContinuousClock.now - started).components.seconds)
                 let rate = seconds > 0 ? Int(Double(done.resealed) / seconds) : done.resealed
                 print(
-                    "\(target.label): re-sealed \(done.resealed) of \(done.scanned) entries to v\(version) in "
-                        + String(format: "%.2f s (%d entries/s)", seconds, rate))
+                    "\(target.label): re-sealed \(done.resealed) entries to v\(version) in "
+                        + String(format: "%.2f s (%d entries/s; %d looked at)", seconds, rate, done.scanned))
                 if !keepOld {
                     let retired = try await target.maintenance.retireUnused(tenant: target.tenant)
                     let left = try await target.maintenance.versionsInUse(tenant: target.tenant).filter { $0.key != version }
