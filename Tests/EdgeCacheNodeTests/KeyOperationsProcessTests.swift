@@ -90,6 +90,63 @@ extension IntegrationSuites {
         await client.shutdown()
     }
 
+    @Test func rotatingARunningEdgeFailsNoReadAndRefusesOtherTenants() async throws {
+        let config = PairConfig(dir: dir.path, pki: SharedPKI.main)
+        let origin = NodeProcess(
+            configPath: try config.writeOrigin(extra: "replication: { heartbeat_ms: 200 }"), dataDir: dir.path + "/origin-data")
+        try await origin.start(expectListeners: 2)
+        let edgeConfig = try config.writeEdge(
+            tenant: "a", originPort: origin.ports["peer"]!, extra: "replication: { heartbeat_ms: 200 }")
+        let edge = NodeProcess(configPath: edgeConfig, dataDir: dir.path + "/edge-data")
+        try await edge.start(expectListeners: 1)
+        let client = try TestClient(pki: SharedPKI.main, identity: "client-a")
+        let originAPI = "https://127.0.0.1:\(origin.ports["api"]!)/fhir"
+        let edgeAPI = "https://127.0.0.1:\(edge.ports["api"]!)/fhir"
+        let count = 100
+        for i in 0..<count { #expect(try await client.put(originAPI + "/Patient/p\(i)", patient(i)).status == 201) }
+        #expect(try await eventually(15) { try await client.get(edgeAPI + "/Patient/p\(count - 1)").status == 200 })
+
+        let stop = NIOLockedValueBox(false)
+        let tally = NIOLockedValueBox((reads: 0, failures: [String]()))
+        let readers = (0..<3).map { _ in
+            Task {
+                while !stop.withLockedValue({ $0 }) {
+                    let i = Int.random(in: 0..<count)
+                    let status = (try? await client.get(edgeAPI + "/Patient/p\(i)").status) ?? -1
+                    tally.withLockedValue {
+                        $0.reads += 1
+                        if status != 200 { $0.failures.append("p\(i): \(status)") }
+                    }
+                }
+            }
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        let rotated = try await runCLIAsync(["keys", "rotate", "--config", edgeConfig, "--batch-size", "16"])
+        // Changes keep arriving on the stream while and after the rotation.
+        for i in 0..<10 { #expect(try await client.put(originAPI + "/Patient/p\(i)", patient(i)).status == 200) }
+        #expect(try await eventually(15) { try await client.get(edgeAPI + "/Patient/p9").header("ETag") == "W/\"2\"" })
+        stop.withLockedValue { $0 = true }
+        for reader in readers { await reader.value }
+
+        #expect(rotated.status == 0, "\(rotated.output)")
+        #expect(rotated.output.contains("tenant a: re-sealed \(count) entries to v2"), "\(rotated.output)")
+        let (reads, failures) = tally.withLockedValue { ($0.reads, $0.failures) }
+        #expect(failures.isEmpty, "\(failures.prefix(10))")
+        #expect(reads > 20)
+        print("edge reads during rotation: \(reads), failed: \(failures.count)")
+        let db = dir.path + "/edge-data/edge.sqlite"
+        #expect(try sqlite(db, "SELECT DISTINCT hex(substr(blob, 1, 5)) FROM entries") == "0100000002")
+        #expect(try sqlite(db, "SELECT version FROM data_keys ORDER BY version") == "0\n2")
+
+        let other = try runCLI(["keys", "rotate", "--config", edgeConfig, "--tenant", "b"])
+        #expect(other.status != 0 && other.output.contains("this edge holds tenant a, not b"), "\(other.output)")
+        let shredOther = try runCLI(["keys", "shred", "--config", edgeConfig, "--tenant", "b", "--yes"])
+        #expect(shredOther.status != 0 && shredOther.output.contains("this edge holds tenant a, not b"), "\(shredOther.output)")
+        await client.shutdown()
+        await edge.stop()
+        await origin.stop()
+    }
+
     @Test func shredStopsServingATenantAndRotateKEKRetiresTheOldKEK() async throws {
         let config = PairConfig(dir: dir.path, pki: SharedPKI.main)
         let originConfig = try config.writeOrigin()
