@@ -10,6 +10,8 @@
 # How a certificate names its holder (docs/OPERATIONS.md, "Certificates"): URI subject
 # alternative names urn:edgecache:tenant:TENANT, urn:edgecache:role:edge|client|origin and
 # urn:edgecache:node:NODE. Keys are ECDSA P-256. Never use this PKI in production.
+# EDGECACHE_ORIGIN_SANS adds names to the origin's certificate (e.g. IP:10.231.0.2 for the drills'
+# network namespace); EDGECACHE_CERT_DAYS sets the validity (default 825 days).
 set -euo pipefail
 
 if [ "$#" -lt 2 ]; then
@@ -55,7 +57,7 @@ keyUsage=critical,digitalSignature,keyEncipherment"
 
 issue origin origin "$common
 extendedKeyUsage=serverAuth,clientAuth
-subjectAltName=DNS:localhost,IP:127.0.0.1,URI:urn:edgecache:role:origin,URI:urn:edgecache:node:origin"
+subjectAltName=DNS:localhost,IP:127.0.0.1${EDGECACHE_ORIGIN_SANS:+,$EDGECACHE_ORIGIN_SANS},URI:urn:edgecache:role:origin,URI:urn:edgecache:node:origin"
 
 for tenant in "$@"; do
     issue "edge-$tenant" "edge-$tenant" "$common

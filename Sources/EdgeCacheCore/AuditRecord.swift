@@ -9,11 +9,14 @@ public struct AuditRecord: Sendable, Equatable {
     public var action: String
     /// HTTP status of the answer.
     public var outcome: Int
-    /// Who: `role:tenant` from the certificate (or `anonymous`).
+    /// Who: `role:tenant` from the certificate, `role:tenant:sub` for a bearer token, or
+    /// `anonymous` when the caller could not be identified.
     public var actor: String
     public var tenant: String
     /// Purpose of use, when the request states one.
     public var purpose: String?
+    /// The break-glass reason the request was served under, if any.
+    public var breakGlass: String?
     /// `Type/id`, or `Type` for a search.
     public var resource: String?
     /// The version served or written.
@@ -28,7 +31,7 @@ public struct AuditRecord: Sendable, Equatable {
     public init(
         time: Int64, action: String, outcome: Int, actor: String, tenant: String, purpose: String? = nil,
         resource: String? = nil, version: Int64? = nil, source: String? = nil, policyClass: String? = nil,
-        policyVersion: String, node: String, requestID: String
+        policyVersion: String, node: String, requestID: String, breakGlass: String? = nil
     ) {
         self.time = time
         self.action = action
@@ -43,23 +46,25 @@ public struct AuditRecord: Sendable, Equatable {
         self.policyVersion = policyVersion
         self.node = node
         self.requestID = requestID
+        self.breakGlass = breakGlass
     }
 
-    /// The canonical JSON the chain hashes and the store seals.
+    /// The canonical JSON the chain hashes and the store seals. `breakGlass` is appended only when
+    /// present, so records without it encode (and hash) exactly as before it existed.
     public func canonical() -> [UInt8] {
         func opt(_ s: String?) -> JSONValue { s.map { .string($0) } ?? .null }
-        return JSONValue.object(
-            JSONObject([
-                .init(key: "time", value: .number(String(time))), .init(key: "action", value: .string(action)),
-                .init(key: "outcome", value: .number(String(outcome))), .init(key: "actor", value: .string(actor)),
-                .init(key: "tenant", value: .string(tenant)), .init(key: "purpose", value: opt(purpose)),
-                .init(key: "resource", value: opt(resource)),
-                .init(key: "version", value: version.map { .number(String($0)) } ?? .null),
-                .init(key: "source", value: opt(source)), .init(key: "class", value: opt(policyClass)),
-                .init(key: "policy", value: .string(policyVersion)), .init(key: "node", value: .string(node)),
-                .init(key: "request", value: .string(requestID)),
-            ])
-        ).serialized()
+        var members = JSONObject([
+            .init(key: "time", value: .number(String(time))), .init(key: "action", value: .string(action)),
+            .init(key: "outcome", value: .number(String(outcome))), .init(key: "actor", value: .string(actor)),
+            .init(key: "tenant", value: .string(tenant)), .init(key: "purpose", value: opt(purpose)),
+            .init(key: "resource", value: opt(resource)),
+            .init(key: "version", value: version.map { .number(String($0)) } ?? .null),
+            .init(key: "source", value: opt(source)), .init(key: "class", value: opt(policyClass)),
+            .init(key: "policy", value: .string(policyVersion)), .init(key: "node", value: .string(node)),
+            .init(key: "request", value: .string(requestID)),
+        ])
+        if let breakGlass { members["breakGlass"] = .string(breakGlass) }
+        return JSONValue.object(members).serialized()
     }
 
     /// Reads a canonical record back.
@@ -73,6 +78,7 @@ public struct AuditRecord: Sendable, Equatable {
         return AuditRecord(
             time: time, action: action, outcome: Int(outcome), actor: actor, tenant: tenant, purpose: o["purpose"]?.stringValue,
             resource: o["resource"]?.stringValue, version: int("version"), source: o["source"]?.stringValue,
-            policyClass: o["class"]?.stringValue, policyVersion: policy, node: node, requestID: request)
+            policyClass: o["class"]?.stringValue, policyVersion: policy, node: node, requestID: request,
+            breakGlass: o["breakGlass"]?.stringValue)
     }
 }

@@ -1,4 +1,4 @@
-/// The data classes of DESIGN.md and their default policy.
+/// The data classes of DESIGN.md; every resource type belongs to one.
 public enum DataClass: String, Sendable, CaseIterable, Codable {
     case consent
     case clinicalCritical = "clinical-critical"
@@ -10,32 +10,75 @@ public enum DataClass: String, Sendable, CaseIterable, Codable {
 }
 
 /// How an edge keeps a class: every change (`full`) or only entries already cached (`resident`).
-public enum ReplicationMode: String, Sendable, Codable {
+public enum ReplicationMode: String, Sendable, Codable, CaseIterable {
     case full
     case resident
 }
 
 /// How a queued write whose base version is no longer current at the origin is settled.
-public enum ConflictRule: String, Sendable, Codable {
+public enum ConflictRule: String, Sendable, Codable, CaseIterable {
     /// Set aside in the review queue with both versions (the default for anything clinical).
     case reject
     /// The edge's write is applied over the origin's version.
     case lastWriterWins = "last-writer-wins"
 }
 
-/// The per-class rules an edge applies to reads and queued writes (subset of the policy registry).
+/// The consistency a class promises its readers.
+///
+/// Every class is served from the cache while its entry is younger than the TTL (or the stream
+/// is live), revalidated with the origin beyond it, and served stale only within the
+/// stale-if-error limit when the origin cannot be reached. `read-after-write` adds that an
+/// edge's own writes are visible at once (pending versions); `strong` classes (consent) are also
+/// carried on the stream's priority lane.
+public enum Consistency: String, Sendable, Codable, CaseIterable {
+    case strong
+    case readAfterWrite = "read-after-write"
+    case boundedStaleness = "bounded-staleness"
+    case versionBound = "version-bound"
+    case eventual
+}
+
+/// The rules of one data class (one entry of the policy registry).
 public struct ClassPolicy: Sendable, Equatable {
     public var dataClass: DataClass
-    /// Seconds an entry is fresh without a live stream confirming it.
+    /// Who owns the class's rules (a team or role; informative).
+    public var owner: String = "clinical-informatics"
+    /// Seconds an entry is fresh without a live stream confirming it; beyond, it is revalidated.
     public var ttlSeconds: Int
+    public var consistency: Consistency = .boundedStaleness
     /// Longest staleness (seconds) at which a cached entry may still be served when the origin is
     /// unreachable; nil means no limit.
     public var staleIfErrorSeconds: Int?
     public var replication: ReplicationMode
+    /// Lower is evicted first when the cache is over its byte budget; classes replicated in
+    /// full are never evicted.
+    public var evictionPriority: Int = 50
     public var conflictRule: ConflictRule = .reject
+    /// The audit class recorded with every access (e.g. `phi`, `phi-sensitive`, `reference`).
+    public var auditClass: String = "phi"
+    /// Days entries are kept at the edge without being read (nil: no limit).
+    public var retentionDays: Int?
+
+    public init(
+        dataClass: DataClass, owner: String = "clinical-informatics", ttlSeconds: Int,
+        consistency: Consistency = .boundedStaleness, staleIfErrorSeconds: Int?, replication: ReplicationMode,
+        evictionPriority: Int = 50, conflictRule: ConflictRule = .reject, auditClass: String = "phi", retentionDays: Int? = nil
+    ) {
+        self.dataClass = dataClass
+        self.owner = owner
+        self.ttlSeconds = ttlSeconds
+        self.consistency = consistency
+        self.staleIfErrorSeconds = staleIfErrorSeconds
+        self.replication = replication
+        self.evictionPriority = evictionPriority
+        self.conflictRule = conflictRule
+        self.auditClass = auditClass
+        self.retentionDays = retentionDays
+    }
 }
 
-/// The default policy table (DESIGN.md, "Data classes").
+/// The default policy table (DESIGN.md, "Data classes"): what a node uses until a policy file
+/// or the origin's published registry says otherwise.
 public enum DefaultPolicy {
     public static let version = "builtin-1"
 
@@ -59,28 +102,43 @@ public enum DefaultPolicy {
     /// The default rules of a class.
     public static func policy(for dataClass: DataClass) -> ClassPolicy {
         switch dataClass {
-        case .consent: ClassPolicy(dataClass: .consent, ttlSeconds: 60, staleIfErrorSeconds: nil, replication: .full)
+        case .consent:
+            ClassPolicy(
+                dataClass: .consent, owner: "privacy-office", ttlSeconds: 60, consistency: .strong, staleIfErrorSeconds: nil,
+                replication: .full, evictionPriority: 100, auditClass: "phi-consent")
         case .clinicalCritical:
-            ClassPolicy(dataClass: .clinicalCritical, ttlSeconds: 300, staleIfErrorSeconds: 12 * 3600, replication: .full)
-        case .clinical: ClassPolicy(dataClass: .clinical, ttlSeconds: 600, staleIfErrorSeconds: nil, replication: .full)
+            ClassPolicy(
+                dataClass: .clinicalCritical, ttlSeconds: 300, consistency: .readAfterWrite, staleIfErrorSeconds: 12 * 3600,
+                replication: .full, evictionPriority: 90, auditClass: "phi-sensitive")
+        case .clinical:
+            ClassPolicy(dataClass: .clinical, ttlSeconds: 600, staleIfErrorSeconds: nil, replication: .full, evictionPriority: 80)
         case .operational:
             ClassPolicy(
-                dataClass: .operational, ttlSeconds: 900, staleIfErrorSeconds: nil, replication: .full, conflictRule: .lastWriterWins)
+                dataClass: .operational, owner: "hospital-it", ttlSeconds: 900, staleIfErrorSeconds: nil, replication: .full,
+                evictionPriority: 60, conflictRule: .lastWriterWins)
         case .commercial:
             ClassPolicy(
-                dataClass: .commercial, ttlSeconds: 3600, staleIfErrorSeconds: nil, replication: .resident,
-                conflictRule: .lastWriterWins)
+                dataClass: .commercial, owner: "crm", ttlSeconds: 3600, staleIfErrorSeconds: nil, replication: .resident,
+                evictionPriority: 10, conflictRule: .lastWriterWins, auditClass: "business", retentionDays: 30)
         case .predictive:
             ClassPolicy(
-                dataClass: .predictive, ttlSeconds: 300, staleIfErrorSeconds: 300, replication: .resident,
-                conflictRule: .lastWriterWins)
+                dataClass: .predictive, owner: "data-science", ttlSeconds: 300, consistency: .versionBound,
+                staleIfErrorSeconds: 300, replication: .resident, evictionPriority: 20, conflictRule: .lastWriterWins,
+                retentionDays: 7)
         case .reference:
             ClassPolicy(
-                dataClass: .reference, ttlSeconds: 86400, staleIfErrorSeconds: nil, replication: .full,
-                conflictRule: .lastWriterWins)
+                dataClass: .reference, owner: "terminology", ttlSeconds: 86400, consistency: .eventual, staleIfErrorSeconds: nil,
+                replication: .full, evictionPriority: 40, conflictRule: .lastWriterWins, auditClass: "reference")
         }
     }
 
     /// The rules for a resource type.
     public static func policy(forType type: String) -> ClassPolicy { policy(for: dataClass(of: type)) }
+
+    /// The whole default registry.
+    public static var registry: PolicyRegistry {
+        PolicyRegistry(
+            version: version, classes: Dictionary(uniqueKeysWithValues: DataClass.allCases.map { ($0, policy(for: $0)) }),
+            typeClasses: typeClasses)
+    }
 }

@@ -4,7 +4,8 @@ import Glibc
 import Darwin
 #endif
 
-/// The time source of a node: wall-clock epoch milliseconds. A seam so tests can move time.
+/// The time source of a node: wall-clock epoch milliseconds (``MonotonicClock`` also fits it,
+/// for intervals). A seam so tests can move time.
 public protocol WallClock: Sendable {
     func nowMillis() -> Int64
 }
@@ -21,7 +22,7 @@ public struct SystemWallClock: WallClock {
 
 /// A monotonic clock in milliseconds (`CLOCK_MONOTONIC`), for staleness and timeouts: it does
 /// not jump when the wall clock is changed, so nothing depends on clocks agreeing.
-public struct MonotonicClock: Sendable {
+public struct MonotonicClock: WallClock {
     public init() {}
     public func nowMillis() -> Int64 {
         var ts = timespec()

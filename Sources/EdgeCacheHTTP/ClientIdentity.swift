@@ -1,6 +1,7 @@
+import EdgeCacheCore
 import NIOSSL
 
-/// Who is calling, from the verified client certificate.
+/// Who is calling, from the verified client certificate or a verified bearer token.
 ///
 /// Certificates name their holder with URI subject alternative names:
 /// `urn:edgecache:tenant:<tenant>`, `urn:edgecache:role:<edge|client|origin>` and, for nodes,
@@ -22,10 +23,12 @@ public struct ClientIdentity: Sendable, Equatable {
     public var purposeOfUse: String?
     /// The patient a `patient/` token is limited to (SMART launch context).
     public var patientContext: String?
+    /// The SMART scopes of a bearer token; nil for a certificate (full access within its tenant).
+    public var grant: SMARTGrant?
 
     public init(
         tenant: String?, role: Role?, node: String? = nil, commonName: String? = nil, subject: String? = nil,
-        purposeOfUse: String? = nil, patientContext: String? = nil
+        purposeOfUse: String? = nil, patientContext: String? = nil, grant: SMARTGrant? = nil
     ) {
         self.tenant = tenant
         self.role = role
@@ -34,6 +37,7 @@ public struct ClientIdentity: Sendable, Equatable {
         self.subject = subject
         self.purposeOfUse = purposeOfUse
         self.patientContext = patientContext
+        self.grant = grant
     }
 
     /// The purpose of use that applies (treatment unless stated).
@@ -67,7 +71,7 @@ public struct ClientIdentity: Sendable, Equatable {
         if conflicting || role == .unknown {
             self.init(tenant: nil, role: nil, node: nil, commonName: nil)
         } else {
-            self.init(tenant: tenant, role: role, node: node, commonName: nil)
+            self.init(tenant: tenant, role: role, node: node, commonName: nil, subject: node)
         }
     }
 }

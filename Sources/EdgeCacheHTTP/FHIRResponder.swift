@@ -11,9 +11,12 @@ public struct FHIRResponder: Sendable {
     public let role: String
     public let limits: RequestLimits
     public let clock: any WallClock
+    /// The consent rules enforced on what is returned (nil: none).
+    public var consent: ConsentRegistry?
 
+    /// `backend` is wrapped in a ``ScopedBackend``: bearer-token callers get only what their scopes allow.
     public init(backend: any FHIRBackend, role: String, limits: RequestLimits, clock: any WallClock = SystemWallClock()) {
-        self.backend = backend
+        self.backend = backend is ScopedBackend ? backend : ScopedBackend(backend)
         self.role = role
         self.limits = limits
         self.clock = clock
@@ -86,14 +89,16 @@ public struct FHIRResponder: Sendable {
             guard method == .get else { throw methodNotAllowed() }
             let id = try validID(segments[1])
             let answer = try await backend.history(caller, type: type, id: id)
+            let (page, consentHeaders) = try await consentFilter(answer.page, caller: caller)
             return bundleResponse(
-                FHIRBundle.history(answer.page.resources, baseURL: caller.baseURL, now: clock.nowMillis()),
-                cache: answer.cache)
+                FHIRBundle.history(page.resources, baseURL: caller.baseURL, now: clock.nowMillis()),
+                cache: answer.cache, extraHeaders: consentHeaders)
         case 4 where segments[2] == "_history":
             guard method == .get else { throw methodNotAllowed() }
             let id = try validID(segments[1])
             guard let version = Int64(segments[3]), version > 0 else { throw FHIRError.invalid("Invalid version id") }
-            let answer = try await backend.vread(caller, type: type, id: id, version: version)
+            var answer = try await backend.vread(caller, type: type, id: id, version: version)
+            answer.extraHeaders += try await consentCheck(answer.resource, caller: caller)
             return resourceResponse(request, answer, status: 200)
         default:
             throw FHIRError.notFound("Unknown FHIR path")
@@ -114,7 +119,8 @@ public struct FHIRResponder: Sendable {
     // MARK: Read
 
     private func read(_ request: Request, type: String, id: String, caller: FHIRCaller) async throws -> Response {
-        let answer = try await backend.read(caller, type: type, id: id)
+        var answer = try await backend.read(caller, type: type, id: id)
+        answer.extraHeaders += try await consentCheck(answer.resource, caller: caller)
         if answer.resource.deleted {
             var error = FHIRError.gone("\(type)/\(id) was deleted")
             error.headers = [("ETag", answer.resource.etag)] + cacheHeaders(answer.cache) + answer.extraHeaders
@@ -161,13 +167,15 @@ public struct FHIRResponder: Sendable {
     {
         let query = try SearchQuery.parse(parameters)
         let answer = try await backend.search(caller, type: type, query: query, rawQuery: rawQuery)
+        let (page, consentHeaders) = try await consentFilter(answer.page, caller: caller)
         return bundleResponse(
-            FHIRBundle.searchset(answer.page, type: type, query: query, baseURL: caller.baseURL, now: clock.nowMillis()),
-            cache: answer.cache)
+            FHIRBundle.searchset(page, type: type, query: query, baseURL: caller.baseURL, now: clock.nowMillis()),
+            cache: answer.cache, extraHeaders: consentHeaders)
     }
 
-    private func bundleResponse(_ body: [UInt8], cache: CacheFacts?) -> Response {
-        FHIRHTTP.response(status: 200, headers: [("Content-Type", FHIRHTTP.fhirJSON)] + cacheHeaders(cache), body: body)
+    private func bundleResponse(_ body: [UInt8], cache: CacheFacts?, extraHeaders: [(String, String)] = []) -> Response {
+        FHIRHTTP.response(
+            status: 200, headers: [("Content-Type", FHIRHTTP.fhirJSON)] + cacheHeaders(cache) + extraHeaders, body: body)
     }
 
     // MARK: Writes
@@ -189,6 +197,7 @@ public struct FHIRResponder: Sendable {
     }
 
     private func write(_ request: Request, type: String, id: String?, caller: FHIRCaller) async throws -> Response {
+        try ScopedBackend.precheck(caller, id == nil ? .create : .update, type: type)
         try checkContentType(request)
         var request = request
         let body = try await request.collectBody(limits: limits)
@@ -202,6 +211,7 @@ public struct FHIRResponder: Sendable {
     }
 
     private func delete(_ request: Request, type: String, id: String, caller: FHIRCaller) async throws -> Response {
+        try ScopedBackend.precheck(caller, .delete, type: type)
         let answer = try await backend.write(
             caller, .delete(type: type, id: id, ifMatch: try ifMatch(request)),
             idempotencyKey: request.header("Idempotency-Key"))

@@ -16,16 +16,18 @@ public struct NodeResponder: HTTPResponder {
     /// Present on the origin's peer listener.
     public var replication: ReplicationResponder?
     public var limits: RequestLimits
-    /// Serves `/healthz`, `/readyz`, `/status`; nil for other paths.
-    public var operatorEndpoints: @Sendable (String) async -> Response?
+    /// Serves `/healthz`, `/readyz`, `/status`, `/digest` for (path, caller's tenant); nil for other paths.
+    public var operatorEndpoints: @Sendable (String, String) async -> Response?
     /// Replaces the TLS peer lookup (for tests without TLS).
     public var identityOverride: (@Sendable () -> ClientIdentity?)?
     /// Told about every answered `/fhir` and `/replication` request (the audit trail).
     public var observer: (@Sendable (AnsweredRequest) -> Void)?
+    /// Certificates, bearer tokens or both (default: certificates only).
+    public var authentication: ClientAuthentication = .certificatesOnly
 
     public init(
         allowedRoles: Set<ClientIdentity.Role>, nodeTenant: String?, fhir: FHIRResponder, replication: ReplicationResponder?,
-        limits: RequestLimits, operatorEndpoints: @escaping @Sendable (String) async -> Response?,
+        limits: RequestLimits, operatorEndpoints: @escaping @Sendable (String, String) async -> Response?,
         identityOverride: (@Sendable () -> ClientIdentity?)? = nil
     ) {
         self.allowedRoles = allowedRoles
@@ -39,7 +41,8 @@ public struct NodeResponder: HTTPResponder {
 
     public func respond(to request: Request, context: NodeRequestContext) async throws -> Response {
         var identity: ClientIdentity?
-        let response = await answer(request, context: context, identity: &identity)
+        var breakGlass: String?
+        let response = await answer(request, context: context, identity: &identity, breakGlass: &breakGlass)
         if let observer, request.uri.path.hasPrefix("/fhir") || request.uri.path.hasPrefix("/replication") {
             observer(
                 AnsweredRequest(
@@ -47,24 +50,29 @@ public struct NodeResponder: HTTPResponder {
                     requestID: context.id, etag: response.headers[HTTPField.Name("ETag")!],
                     cacheStatus: response.headers[HTTPField.Name("Cache-Status")!],
                     writeStatus: response.headers[HTTPField.Name("EdgeCache-Write-Status")!],
-                    location: response.headers[HTTPField.Name("Location")!]))
+                    location: response.headers[HTTPField.Name("Location")!],
+                    consent: response.headers[HTTPField.Name("EdgeCache-Consent")!], breakGlassReason: breakGlass))
         }
         return response
     }
 
-    private func answer(_ request: Request, context: NodeRequestContext, identity resolved: inout ClientIdentity?) async -> Response {
+    private func answer(
+        _ request: Request, context: NodeRequestContext, identity resolved: inout ClientIdentity?, breakGlass: inout String?
+    ) async -> Response {
         if request.headerBytes > limits.maxHeaderBytes {
             return FHIRHTTP.error(
                 FHIRError(status: 431, code: "too-costly", "Request headers exceed the limit of \(limits.maxHeaderBytes) bytes"))
         }
         let path = request.uri.path
         let segments = path.split(separator: "/", omittingEmptySubsequences: true)
-        let identity: ClientIdentity?
-        if let identityOverride { identity = identityOverride() } else { identity = await context.peerIdentity() }
-        resolved = identity
-        guard let identity else {
-            return FHIRHTTP.error(FHIRError(status: 401, code: "login", "A client certificate is required"))
+        let certificate: ClientIdentity?
+        if let identityOverride { certificate = identityOverride() } else { certificate = await context.peerIdentity() }
+        let identity: ClientIdentity
+        switch authentication.identify(request, certificate: certificate) {
+        case .success(let who): identity = who
+        case .failure(let error): return FHIRHTTP.error(error)
         }
+        resolved = identity
         guard let role = identity.role, allowedRoles.contains(role) else {
             return FHIRHTTP.error(.forbidden("This listener does not accept certificates of role '\(identity.role?.rawValue ?? "none")'"))
         }
@@ -72,16 +80,21 @@ public struct NodeResponder: HTTPResponder {
             return FHIRHTTP.error(.forbidden("The client certificate names no tenant (urn:edgecache:tenant:...)"))
         }
         if let nodeTenant, tenant != nodeTenant {
-            return FHIRHTTP.error(.forbidden("This node serves another tenant than the certificate's"))
+            return FHIRHTTP.error(.forbidden("This node serves another tenant than the caller's"))
         }
         if let claimed = request.header("X-EdgeCache-Tenant"), claimed != tenant {
-            return FHIRHTTP.error(.forbidden("The certificate's tenant may not act for tenant '\(claimed.prefix(64))'"))
+            return FHIRHTTP.error(.forbidden("The caller's tenant may not act for tenant '\(claimed.prefix(64))'"))
         }
-        if let response = await operatorEndpoints(path) { return response }
+        switch ClientAuthentication.breakGlassReason(request, identity: identity) {
+        case .success(let reason): breakGlass = reason
+        case .failure(let error): return FHIRHTTP.error(error)
+        }
+        if let response = await operatorEndpoints(path, tenant) { return response }
         if segments.first == "fhir" {
             let authority = request.head.authority ?? "localhost"
             let caller = FHIRCaller(
-                tenant: tenant, identity: identity, baseURL: "https://\(authority)/fhir", requestID: context.id)
+                tenant: tenant, identity: identity, baseURL: "https://\(authority)/fhir", requestID: context.id,
+                breakGlassReason: breakGlass)
             return await fhir.respond(to: request, segments: Array(segments.dropFirst()), caller: caller, logger: context.logger)
         }
         if let replication, segments.count >= 2, segments[0] == "replication", segments[1] == "v1" {
@@ -103,4 +116,8 @@ public struct AnsweredRequest: Sendable {
     public var cacheStatus: String?
     public var writeStatus: String?
     public var location: String?
+    /// The `EdgeCache-Consent` answer header: `blocked; …`, `filtered; …` or `break-glass; …`.
+    public var consent: String? = nil
+    /// The `X-EdgeCache-Break-Glass` reason the request was served under.
+    public var breakGlassReason: String? = nil
 }

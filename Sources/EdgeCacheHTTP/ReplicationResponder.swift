@@ -34,6 +34,8 @@ public struct ReplicationResponder: Sendable {
     public let limits: RequestLimits
     /// Accepts an edge's audit chain head `(tenant, node, count, hash)`; false if it contradicts an earlier one.
     public var acceptAnchor: (@Sendable (String, String, Int64, [UInt8]) async throws -> Bool)?
+    /// The policy registry the origin publishes (`GET /replication/v1/policy`).
+    public var policy: (@Sendable () -> PolicyRegistry)?
 
     public init(
         store: any OriginStore, settings: StreamSettings, clock: any WallClock = SystemWallClock(),
@@ -97,6 +99,15 @@ public struct ReplicationResponder: Sendable {
             return FHIRHTTP.error(.notFound("Unknown replication path"))
         }
         switch segments[0] {
+        case "policy":
+            let registry = policy?() ?? DefaultPolicy.registry
+            let etag = "\"\(registry.version)\""
+            if request.header("If-None-Match") == etag {
+                return FHIRHTTP.response(status: 304, headers: [("ETag", etag)])
+            }
+            return FHIRHTTP.response(
+                status: 200, headers: [("Content-Type", "application/json"), ("ETag", etag), ("Cache-Control", "no-cache")],
+                body: registry.json())
         case "changes":
             guard let sinceText = parameters.first(where: { $0.0 == "since" })?.1, let since = Int64(sinceText), since >= 0
             else { return FHIRHTTP.error(.invalid("since must be a non-negative LSN")) }
@@ -112,9 +123,10 @@ public struct ReplicationResponder: Sendable {
             } catch {
                 return FHIRHTTP.error(FHIRError(status: 500, code: "exception", "Cannot read the change log"))
             }
+            let lane: ChangeLane? = parameters.first(where: { $0.0 == "lane" })?.1 == "consent" ? .consent : nil
             return Response(
                 status: .ok, headers: Self.fields(Self.streamHeaders),
-                body: ResponseBody { writer in try await streamChanges(tenant: tenant, since: since, writer: &writer) })
+                body: ResponseBody { writer in try await streamChanges(tenant: tenant, since: since, lane: lane, writer: &writer) })
         case "snapshot":
             return Response(
                 status: .ok, headers: Self.fields(Self.streamHeaders),
@@ -143,7 +155,9 @@ public struct ReplicationResponder: Sendable {
         return fields
     }
 
-    private func streamChanges(tenant: String, since: Int64, writer: inout any ResponseBodyWriter) async throws {
+    /// Streams changes after `since` (of one lane, if given). On the consent lane an idle
+    /// stream looks for commits every millisecond: revocations must arrive first.
+    private func streamChanges(tenant: String, since: Int64, lane: ChangeLane?, writer: inout any ResponseBodyWriter) async throws {
         let deflater = try ZlibDeflater()
         let monotonic = MonotonicClock()
         var cursor = since
@@ -152,7 +166,7 @@ public struct ReplicationResponder: Sendable {
             let head = store.headLSN
             var out: [UInt8] = []
             if head > cursor {
-                let changes = try await store.changes(tenant: tenant, after: cursor, limit: settings.batchLimit)
+                let changes = try await store.changes(tenant: tenant, after: cursor, limit: settings.batchLimit, lane: lane)
                 for change in changes { ReplicationFrame.change(lsn: change.lsn, change.resource).encode(into: &out) }
                 cursor = changes.count < settings.batchLimit ? max(cursor, head) : changes.last!.lsn
             }
@@ -164,7 +178,7 @@ public struct ReplicationResponder: Sendable {
             if !out.isEmpty {
                 try await writer.write(ByteBuffer(bytes: deflater.compress(out)))
             } else {
-                try await Task.sleep(for: .milliseconds(settings.pollMilliseconds))
+                try await Task.sleep(for: .milliseconds(lane == .consent ? 1 : settings.pollMilliseconds))
             }
         }
         try await writer.finish(nil)

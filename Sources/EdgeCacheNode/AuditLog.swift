@@ -11,7 +11,7 @@ import Synchronization
 /// 100 ms), so reads never wait for an audit commit; on a clean shutdown it stops last and
 /// writes what is left.
 public final class AuditLog: Service, @unchecked Sendable {
-    let store: AuditStore
+    public let store: AuditStore
     let node: String
     let logger: Logger
     private let buffer = Mutex<[AuditRecord]>([])
@@ -61,19 +61,54 @@ public final class AuditLog: Service, @unchecked Sendable {
         } else if segments.count >= 3 {
             action = "replication-\(segments[2])"
         }
-        if answered.status == 401 || answered.status == 403 { action = "denied-" + action }
+        var detail: String?
+        if let consent = answered.consent {
+            if consent.hasPrefix("blocked") {
+                action = "consent-blocked-" + action
+            } else if consent.hasPrefix("break-glass") {
+                action = "break-glass-" + action
+            }
+            detail = consent
+        }
+        if (answered.status == 401 || answered.status == 403) && !action.hasPrefix("consent-blocked") { action = "denied-" + action }
         let type = resource?.split(separator: "/").first.map(String.init)
         var source = answered.cacheStatus
         if let write = answered.writeStatus { source = "outbox " + write }
+        if let detail { source = (source.map { $0 + "; " } ?? "") + detail }
         let identity = answered.identity
+        let registry = policies?.registry ?? DefaultPolicy.registry
         record(
             AuditRecord(
                 time: clock.nowMillis(), action: action, outcome: answered.status,
-                actor: identity.map { "\($0.role?.rawValue ?? "none"):\($0.tenant ?? "none")" } ?? "anonymous",
-                tenant: identity?.tenant ?? "none", resource: resource,
+                actor: identity.map(Self.actor) ?? "anonymous",
+                tenant: identity?.tenant ?? "none", purpose: identity?.purposeOfUse, resource: resource,
                 version: answered.etag.flatMap(ETag.version(from:)), source: source ?? (answered.status < 400 ? "origin" : nil),
-                policyClass: type.flatMap { ResourceTypes.isStorable($0) ? DefaultPolicy.dataClass(of: $0).rawValue : nil },
-                policyVersion: DefaultPolicy.version, node: node, requestID: answered.requestID))
+                policyClass: type.flatMap { ResourceTypes.isStorable($0) ? registry.dataClass(of: $0).rawValue : nil },
+                policyVersion: registry.version, node: node, requestID: answered.requestID,
+                breakGlass: answered.breakGlassReason))
+    }
+
+    /// Records something the node did on its own (eviction, purge, consent block, conflict
+    /// decision, key operation): `resource` names what it touched, `detail` why.
+    public func event(
+        _ action: String, outcome: Int = 200, actor: String = "system", tenant: String, resource: String? = nil,
+        version: Int64? = nil, detail: String? = nil, purpose: String? = nil, requestID: String = ""
+    ) {
+        let registry = policies?.registry ?? DefaultPolicy.registry
+        let type = resource?.split(separator: "/").first.map(String.init)
+        record(
+            AuditRecord(
+                time: clock.nowMillis(), action: action, outcome: outcome, actor: actor, tenant: tenant, purpose: purpose,
+                resource: resource, version: version, source: detail,
+                policyClass: type.flatMap { ResourceTypes.isStorable($0) ? registry.dataClass(of: $0).rawValue : nil },
+                policyVersion: registry.version, node: node, requestID: requestID))
+    }
+
+    /// `role:tenant` for a certificate; `role:tenant:sub` for a bearer token (its `sub`, when it has one).
+    static func actor(_ identity: ClientIdentity) -> String {
+        let base = "\(identity.role?.rawValue ?? "none"):\(identity.tenant ?? "none")"
+        guard identity.grant != nil, let subject = identity.subject else { return base }
+        return base + ":" + subject
     }
 
     func flush() async {
@@ -90,6 +125,9 @@ public final class AuditLog: Service, @unchecked Sendable {
             logger.error("audit records could not be written; will retry", metadata: ["count": "\(batch.count)"])
         }
     }
+
+    /// The registry whose class and version records name (the built-in one if unset).
+    var policies: PolicyHolder?
 
     /// Where an edge ships its chain head (nil at the origin).
     var anchorTarget: OriginClient?

@@ -22,11 +22,20 @@ public struct EdgeBackend: FHIRBackend {
     let outbox: OutboxQueue
     let replayer: Replayer
     let maxAttempts: Int
+    let policies: PolicyHolder
+    /// Set by the runtime: resources of patients whose consent blocks everything are not stored.
+    let consent: ConsentGuard?
+    /// Told about reads (least-recently-read eviction).
+    let evictor: Evictor?
 
     public init(
         store: EdgeStore, origin: OriginClient, link: EdgeLink, clock: any WallClock, outbox: OutboxQueue, replayer: Replayer,
-        maxAttempts: Int, logger: Logger
+        maxAttempts: Int, policies: PolicyHolder = PolicyHolder(), consent: ConsentGuard? = nil, evictor: Evictor? = nil,
+        logger: Logger
     ) {
+        self.evictor = evictor
+        self.policies = policies
+        self.consent = consent
         self.store = store
         self.origin = origin
         self.link = link
@@ -37,18 +46,33 @@ public struct EdgeBackend: FHIRBackend {
         self.logger = logger
     }
 
-    /// Cache facts for a locally served answer, or 503 when it is too stale to serve.
-    func hitFacts(type: String, storedAt: Int64) throws(FHIRError) -> CacheFacts {
-        let policy = DefaultPolicy.policy(forType: type)
-        if link.isLive { return CacheFacts(cacheStatus: "edgecache; hit; ttl=\(policy.ttlSeconds)", age: 0) }
-        let ageMs = link.stalenessMilliseconds ?? max(0, clock.nowMillis() - storedAt)
+    /// How old a cached entry is: the time since the origin last confirmed it, either by the
+    /// live stream (which would have delivered any change) or by storing / revalidating it.
+    func ageMilliseconds(storedAt: Int64) -> Int64 {
+        let sinceStored = max(0, clock.nowMillis() - storedAt)
+        guard let streamAge = link.stalenessMilliseconds else { return sinceStored }
+        return min(streamAge, sinceStored)
+    }
+
+    /// Cache facts for an entry within its class's TTL; nil when it must be revalidated.
+    func freshFacts(_ policy: ClassPolicy, ageMs: Int64) -> CacheFacts? {
+        let age = Int(ageMs / 1000)
+        guard ageMs <= Int64(policy.ttlSeconds) * 1000 else { return nil }
+        if link.isLive { return CacheFacts(cacheStatus: "edgecache; hit; ttl=\(policy.ttlSeconds - age)", age: age) }
+        return CacheFacts(cacheStatus: "edgecache; hit; ttl=\(policy.ttlSeconds - age); detail=\"\(link.notLiveReason)\"", age: age)
+    }
+
+    /// Cache facts for an entry past its TTL that the origin could not confirm: served stale
+    /// within the class's stale-if-error limit, else 503 naming the class and the age.
+    func staleFacts(_ policy: ClassPolicy, ageMs: Int64, type: String) throws(FHIRError) -> CacheFacts {
         let age = Int(ageMs / 1000)
         if let limit = policy.staleIfErrorSeconds, age > limit {
             throw FHIRError.unavailable(
-                "The cached copy (class \(policy.dataClass.rawValue)) is \(age) s old, beyond its stale-if-error limit of \(limit) s, and the origin cannot confirm it",
+                "The cached copy of this \(type) (class \(policy.dataClass.rawValue)) is \(age) s old, beyond its stale-if-error limit of \(limit) s, and the origin cannot confirm it",
                 retryAfter: 5)
         }
-        return CacheFacts(cacheStatus: "edgecache; hit; ttl=\(-age); detail=\"\(link.notLiveReason)\"", age: age)
+        let reason = link.isLive ? "origin-error" : link.notLiveReason
+        return CacheFacts(cacheStatus: "edgecache; hit; ttl=\(policy.ttlSeconds - age); detail=\"\(reason)\"", age: age)
     }
 
     private func unreachable(_ what: String) -> FHIRError {
@@ -64,7 +88,11 @@ public struct EdgeBackend: FHIRBackend {
                 extraHeaders: [("EdgeCache-Write-Status", "queued; seq=\(pending.seq)")])
         }
         if let entry = try await store.get(type: type, id: id) {
-            return ResourceAnswer(resource: entry.resource, cache: try hitFacts(type: type, storedAt: entry.storedAt))
+            evictor?.touched(type: type, id: id)
+            let policy = policies.policy(forType: type)
+            let ageMs = ageMilliseconds(storedAt: entry.storedAt)
+            if let facts = freshFacts(policy, ageMs: ageMs) { return ResourceAnswer(resource: entry.resource, cache: facts) }
+            return try await revalidate(entry, policy: policy, ageMs: ageMs)
         }
         let reply: OriginClient.Reply
         do {
@@ -74,13 +102,44 @@ public struct EdgeBackend: FHIRBackend {
         }
         guard reply.status == 200 else { throw OriginReplies.error(reply) }
         let resource = try OriginReplies.resource(reply, type: type)
+        guard consent?.mayStore(resource) ?? true else {
+            return ResourceAnswer(resource: resource, cache: CacheFacts(cacheStatus: "edgecache; fwd=miss", age: 0))
+        }
         try await store.put(resource)
         return ResourceAnswer(resource: resource, cache: CacheFacts(cacheStatus: "edgecache; fwd=miss; stored", age: 0))
     }
 
+    /// Past its TTL: a conditional GET to the origin (304 → the entry is confirmed; 200 → the
+    /// new version is stored); if the origin cannot answer, the stale-if-error rule decides.
+    func revalidate(_ entry: CachedEntry, policy: ClassPolicy, ageMs: Int64) async throws -> ResourceAnswer {
+        let r = entry.resource
+        let reply = try? await origin.send(
+            method: .GET, path: "/fhir/\(r.type)/\(r.id)", headers: [("If-None-Match", "W/\"\(r.version)\"")])
+        guard let reply else { return ResourceAnswer(resource: r, cache: try staleFacts(policy, ageMs: ageMs, type: r.type)) }
+        switch reply.status {
+        case 304:
+            try await store.confirm(type: r.type, id: r.id, version: r.version, at: clock.nowMillis())
+            return ResourceAnswer(
+                resource: r, cache: CacheFacts(cacheStatus: "edgecache; fwd=stale; fwd-status=304; ttl=\(policy.ttlSeconds)", age: 0))
+        case 200:
+            let resource = try OriginReplies.resource(reply, type: r.type)
+            if consent?.mayStore(resource) ?? true { try await store.put(resource) }
+            return ResourceAnswer(
+                resource: resource, cache: CacheFacts(cacheStatus: "edgecache; fwd=stale; fwd-status=200; stored", age: 0))
+        case 404, 410:
+            throw OriginReplies.error(reply)
+        default:
+            return ResourceAnswer(resource: r, cache: try staleFacts(policy, ageMs: ageMs, type: r.type))
+        }
+    }
+
     public func vread(_ caller: FHIRCaller, type: String, id: String, version: Int64) async throws -> ResourceAnswer {
         if let entry = try await store.get(type: type, id: id), entry.resource.version == version, !entry.resource.deleted {
-            return ResourceAnswer(resource: entry.resource, cache: try hitFacts(type: type, storedAt: entry.storedAt))
+            // A version never changes: it is served from the cache whatever its age.
+            let ageMs = ageMilliseconds(storedAt: entry.storedAt)
+            let policy = policies.policy(forType: type)
+            let facts = freshFacts(policy, ageMs: ageMs) ?? CacheFacts(cacheStatus: "edgecache; hit; detail=\"version\"", age: Int(ageMs / 1000))
+            return ResourceAnswer(resource: entry.resource, cache: facts)
         }
         let reply: OriginClient.Reply
         do {
@@ -108,11 +167,11 @@ public struct EdgeBackend: FHIRBackend {
     }
 
     public func search(_ caller: FHIRCaller, type: String, query: SearchQuery, rawQuery: String?) async throws -> ListAnswer {
-        let policy = DefaultPolicy.policy(forType: type)
+        let policy = policies.policy(forType: type)
         let local = policy.replication == .full && link.everCaughtUp
-        if local {
-            let page = try await store.search(type: type, query: query)
-            return ListAnswer(page: page, cache: try hitFacts(type: type, storedAt: clock.nowMillis()))
+        let streamAge = link.stalenessMilliseconds ?? Int64.max
+        if local, let facts = freshFacts(policy, ageMs: streamAge) {
+            return ListAnswer(page: try await store.search(type: type, query: query), cache: facts)
         }
         var parameters = query.effectiveParameters.map { "\(QueryString.encode($0.0))=\(QueryString.encode($0.1))" }
         parameters.append("_count=\(query.count)")
@@ -121,11 +180,16 @@ public struct EdgeBackend: FHIRBackend {
         do {
             reply = try await origin.send(method: .GET, path: "/fhir/\(type)?" + parameters.joined(separator: "&"))
         } catch {
+            if local {
+                // Past the TTL and the origin cannot answer: the stale-if-error rule decides.
+                let facts = try staleFacts(policy, ageMs: streamAge, type: type)
+                return ListAnswer(page: try await store.search(type: type, query: query), cache: facts)
+            }
             throw unreachable("\(type) is not replicated in full here, so this search needs it")
         }
         guard reply.status == 200 else { throw OriginReplies.error(reply) }
         let page = try OriginReplies.searchset(reply, type: type)
-        for resource in page.resources { try await store.put(resource) }
+        for resource in page.resources where consent?.mayStore(resource) ?? true { try await store.put(resource) }
         return ListAnswer(page: page, cache: CacheFacts(cacheStatus: "edgecache; fwd=uri-miss", age: 0))
     }
 
@@ -151,6 +215,12 @@ public struct EdgeBackend: FHIRBackend {
         case .delete(let type, let id, let ifMatch):
             item = ReplayItem(key: key, method: .delete, type: type, id: id, ifMatch: ifMatch, resource: [])
         }
+        // Claimed before it is queued, so the replayer leaves it to this request (and a
+        // concurrent retry with the same key waits for this one).
+        guard await replayer.claim(key: key) else {
+            throw FHIRError(status: 409, code: "conflict", "A request with this Idempotency-Key is still in progress; retry later")
+        }
+        defer { replayer.release(key: key) }
         var request = EnqueueRequest(item: item, fingerprint: operation.fingerprintBytes)
         var isCreate = false
         if case .create = operation { isCreate = true }

@@ -6,14 +6,19 @@ import Synchronization
 public final class EdgeLink: Sendable {
     private let state: Mutex<LinkState>
     private let bootstrapping = Mutex(false)
-    let clock = MonotonicClock()
+    let clock: any WallClock
 
     /// - Parameter caughtUpWallClock: the persisted wall-clock time the edge was last caught up
     ///   (0 if never), converted once to the monotonic clock.
-    public init(applied: Int64, heartbeatTimeoutMilliseconds: Int64, caughtUpWallClock: Int64 = 0, wallNow: Int64 = 0) {
+    /// - Parameter clock: monotonic in production; tests pass the node's injected clock.
+    public init(
+        applied: Int64, heartbeatTimeoutMilliseconds: Int64, caughtUpWallClock: Int64 = 0, wallNow: Int64 = 0,
+        clock: any WallClock = MonotonicClock()
+    ) {
+        self.clock = clock
         var restored: Int64?
         if caughtUpWallClock > 0 {
-            restored = MonotonicClock().nowMillis() - max(0, wallNow - caughtUpWallClock)
+            restored = clock.nowMillis() - max(0, wallNow - caughtUpWallClock)
         }
         state = Mutex(
             LinkState(applied: applied, heartbeatTimeoutMilliseconds: heartbeatTimeoutMilliseconds, caughtUpAt: restored))

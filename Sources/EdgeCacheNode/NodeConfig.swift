@@ -12,7 +12,9 @@ import Yams
 /// - `tls.cert`, `tls.key`, `tls.ca`: PEM files
 /// - `data_dir`: where the SQLite files live
 /// - `keys.kek_file`: the key-encryption key
-/// - `policy`: policy registry file (optional until the policy issue)
+/// - `policy`: policy registry file (origin: the registry it publishes; edge: used until the
+///   origin's arrives); without it the built-in defaults of DESIGN.md apply
+/// - `replication.policy_refresh_ms` (edge, default 30,000): how often the origin's registry is asked for
 /// - `limits.max_body_bytes`, `limits.max_header_bytes`, `limits.idle_timeout_s`, `limits.body_timeout_s`
 /// - `replication.heartbeat_ms`, `replication.log_retention_changes`, `replication.batch_limit`,
 ///   `replication.heartbeat_timeout_ms`
@@ -22,7 +24,12 @@ import Yams
 /// - `idempotency.retention_days` (origin, default 30): how long Idempotency-Keys are kept
 /// - `audit.anchor_interval_ms` (edge, default 10,000): how often the audit chain head is sent
 ///   to the origin for acknowledgement
+/// - `cache.max_bytes` (edge, default none): byte budget of the cache; resident classes are
+///   evicted (lowest priority, least recently read first) to stay within it
+/// - `cache.eviction_interval_ms` (edge, default 5,000): how often eviction runs
 /// - `log.level`: `trace` … `critical`
+/// - `auth.issuers[]` (`issuer`, `tenant`, `audience`, `keys`), `auth.client_certificates` (default
+///   true), `auth.leeway_s` (default 60): bearer tokens on the API listener (see ``AuthConfig``)
 ///
 /// Relative paths are resolved against the config file's folder.
 public struct NodeConfig: Sendable {
@@ -62,6 +69,14 @@ public struct NodeConfig: Sendable {
     public var outboxRetentionDays = 7
     public var idempotencyRetentionDays = 30
     public var auditAnchorIntervalMilliseconds = 10_000
+    /// How often an edge asks the origin for its policy registry (milliseconds).
+    public var policyRefreshMilliseconds = 30_000
+    /// The edge cache's byte budget (sealed entry bytes); nil: no budget.
+    public var cacheMaxBytes: Int64?
+    /// How often the evictor runs (milliseconds).
+    public var evictionIntervalMilliseconds = 5000
+    /// Bearer tokens and client certificates on the API listener.
+    public var auth = AuthConfig()
     /// The file this came from.
     public var sourceFile: String
 
@@ -139,6 +154,8 @@ public struct NodeConfig: Sendable {
             config.logRetentionChanges =
                 try replication.int("log_retention_changes", range: 10...1_000_000_000) ?? config.logRetentionChanges
             config.batchLimit = try replication.int("batch_limit", range: 1...10_000) ?? config.batchLimit
+            config.policyRefreshMilliseconds =
+                try replication.int("policy_refresh_ms", range: 100...86_400_000) ?? config.policyRefreshMilliseconds
             try replication.rejectUnknownKeys()
         }
         if var outbox = try root.map("outbox") {
@@ -147,6 +164,12 @@ public struct NodeConfig: Sendable {
             config.outboxBatchSize = try outbox.int("batch_size", range: 1...5000) ?? config.outboxBatchSize
             config.outboxRetentionDays = try outbox.int("retention_days", range: 1...3650) ?? config.outboxRetentionDays
             try outbox.rejectUnknownKeys()
+        }
+        if var cache = try root.map("cache") {
+            if let bytes = try cache.int("max_bytes", range: 65_536...Int(Int64(1) << 50)) { config.cacheMaxBytes = Int64(bytes) }
+            config.evictionIntervalMilliseconds =
+                try cache.int("eviction_interval_ms", range: 50...3_600_000) ?? config.evictionIntervalMilliseconds
+            try cache.rejectUnknownKeys()
         }
         if var idempotency = try root.map("idempotency") {
             config.idempotencyRetentionDays =
@@ -157,6 +180,14 @@ public struct NodeConfig: Sendable {
             config.auditAnchorIntervalMilliseconds =
                 try audit.int("anchor_interval_ms", range: 100...3_600_000) ?? config.auditAnchorIntervalMilliseconds
             try audit.rejectUnknownKeys()
+        }
+        if var auth = try root.map("auth") {
+            config.auth = try parseAuth(&auth, file: file, resolve: resolve)
+            if role == .edge, let tenant, let other = config.auth.issuers.first(where: { $0.tenant != tenant }) {
+                throw ConfigError(
+                    file: file, line: other.line,
+                    "issuer '\(other.issuer)' has tenant '\(other.tenant)', but this edge serves tenant '\(tenant)'")
+            }
         }
         if var log = try root.map("log") {
             let level = try log.string("level") ?? "info"
@@ -214,10 +245,12 @@ extension NodeConfig {
                 throw ConfigError(file: sourceFile, line: nil, "'\(key)' names \(path), which cannot be read")
             }
         }
+        _ = try tokenIssuers()
         guard FileManager.default.isReadableFile(atPath: kekFile) else {
             throw ConfigError(
                 file: sourceFile, line: nil,
                 "'keys.kek_file' names \(kekFile), which cannot be read (create it with: edgecache keys init --kek-file \(kekFile))")
         }
+        if let policyFile { _ = try PolicyFile.load(path: policyFile) }
     }
 }

@@ -29,12 +29,20 @@ public final class NodeRuntime: Sendable {
     public let edgeLink: EdgeLink?
     /// The node's audit trail writer.
     public let auditLog: AuditLog
+    /// The policy registry in force.
+    public let policies: PolicyHolder
+    /// The edge's consent state (edge role only).
+    public let consentGuard: ConsentGuard?
+    /// The edge's evictor (edge role only).
+    public let evictor: Evictor?
 
-    public init(config: NodeConfig, logger: Logger) throws {
+    /// - Parameter clock: replaces both the wall clock and the link's monotonic clock (tests).
+    public init(config: NodeConfig, logger: Logger, clock injected: (any WallClock)? = nil) throws {
         self.config = config
         self.logger = logger
         let kek = try KeyEncryptionKey.load(path: config.kekFile)
-        let clock = SystemWallClock()
+        let clock: any WallClock = injected ?? SystemWallClock()
+        let filePolicy = try config.policyFile.map { path throws(ConfigError) in try PolicyFile.load(path: path) }
         let limits = RequestLimits(
             maxBodyBytes: config.maxBodyBytes, maxHeaderBytes: config.maxHeaderBytes,
             bodyTimeoutSeconds: config.bodyTimeoutSeconds)
@@ -48,25 +56,38 @@ public final class NodeRuntime: Sendable {
             store: try AuditStore(path: config.dataDir + "/audit.sqlite", kek: kek, clock: clock), node: config.nodeID, clock: clock,
             logger: logger)
         let observer: @Sendable (AnsweredRequest) -> Void = { audit.observe($0) }
+        // Bearer tokens (and certificates, unless turned off) on the API listener; the peer listener stays mTLS only.
+        let issuers = try config.tokenIssuers()
+        let apiAuthentication = ClientAuthentication(
+            bearer: issuers.isEmpty
+                ? nil : BearerTokenVerifier(issuers: issuers, leewaySeconds: Int64(config.auth.leewaySeconds), clock: clock),
+            acceptCertificates: config.auth.clientCertificates)
         // First in the group, so it is shut down last: every request answered is written.
         var services: [any Service] = [audit]
         auditLog = audit
+        let policies = PolicyHolder(filePolicy ?? DefaultPolicy.registry, source: filePolicy == nil ? .builtin : .file)
+        self.policies = policies
+        audit.policies = policies
         switch config.role {
         case .origin:
             let store = openedOrigin!
-            let backend = OriginBackend(store: store)
-            let fhir = FHIRResponder(backend: backend, role: "origin", limits: limits, clock: clock)
-            let status: @Sendable (String) async -> Response? = { path in
-                await OperatorEndpoints.origin(path: path, store: store, config: config)
+            let consent = ConsentRegistry(loader: { tenant in try await OriginBackend.consents(store, tenant: tenant) })
+            let backend = OriginBackend(store: store, consent: consent)
+            var fhir = FHIRResponder(backend: backend, role: "origin", limits: limits, clock: clock)
+            fhir.consent = consent
+            let status: @Sendable (String, String) async -> Response? = { path, tenant in
+                await OperatorEndpoints.origin(path: path, tenant: tenant, store: store, config: config, policies: policies, consent: consent)
             }
             var api = NodeResponder(
                 allowedRoles: [.client, .edge], nodeTenant: nil, fhir: fhir, replication: nil, limits: limits,
                 operatorEndpoints: status)
             api.observer = observer
+            api.authentication = apiAuthentication
             var replication = ReplicationResponder(
                 store: store,
                 settings: StreamSettings(heartbeatMilliseconds: config.heartbeatMilliseconds, batchLimit: config.batchLimit),
                 clock: clock, limits: limits, writeBatch: { tenant, items in try await backend.writeBatch(tenant: tenant, items) })
+            replication.policy = { policies.registry }
             let auditStore = audit.store
             replication.acceptAnchor = { tenant, node, count, hash in
                 try await auditStore.acceptAnchor(tenant: tenant, node: node, count: count, hash: hash, at: clock.nowMillis())
@@ -82,34 +103,57 @@ public final class NodeRuntime: Sendable {
                     store: store, keep: config.logRetentionChanges, idempotencyRetentionDays: config.idempotencyRetentionDays,
                     logger: logger))
             originStore = store
+            consentGuard = nil
+            evictor = nil
             edgeStore = nil
             edgeLink = nil
             cleanup = {}
         case .edge:
             let tenant = config.tenant!
             let store = openedEdge!
+            if let stored = try store.storedPolicy() {
+                policies.replace(stored, source: .stored)
+            }
             let origin = try OriginClient(config: config)
             audit.anchorTarget = origin
             audit.anchorInterval = Int64(config.auditAnchorIntervalMilliseconds)
             let link = EdgeLink(
                 applied: store.counters.checkpoint, heartbeatTimeoutMilliseconds: Int64(config.heartbeatTimeoutMilliseconds),
-                caughtUpWallClock: store.counters.caughtUpAt, wallNow: clock.nowMillis())
+                caughtUpWallClock: store.counters.caughtUpAt, wallNow: clock.nowMillis(), clock: injected ?? MonotonicClock())
             let outbox = OutboxQueue(store: store, maxEntries: config.outboxMaxEntries)
             let replayer = Replayer(
                 store: store, origin: origin, link: link, batchSize: config.outboxBatchSize, maxAttempts: config.outboxMaxAttempts,
-                retentionDays: config.outboxRetentionDays, logger: logger)
+                retentionDays: config.outboxRetentionDays, policies: policies, audit: audit, tenant: tenant, logger: logger)
+            let consent = ConsentGuard(tenant: tenant, store: store, audit: audit, clock: clock, logger: logger)
+            consentGuard = consent
+            try store.prepareEviction()
+            let evictor = Evictor(
+                store: store, policies: policies, audit: audit, tenant: tenant, maxBytes: config.cacheMaxBytes,
+                intervalMilliseconds: config.evictionIntervalMilliseconds, clock: clock, logger: logger)
+            self.evictor = evictor
             let backend = EdgeBackend(
                 store: store, origin: origin, link: link, clock: clock, outbox: outbox, replayer: replayer,
-                maxAttempts: config.outboxMaxAttempts, logger: logger)
-            let fhir = FHIRResponder(backend: backend, role: "edge", limits: limits, clock: clock)
+                maxAttempts: config.outboxMaxAttempts, policies: policies, consent: consent, evictor: evictor, logger: logger)
+            var fhir = FHIRResponder(backend: backend, role: "edge", limits: limits, clock: clock)
+            fhir.consent = consent.registry
             var api = NodeResponder(
                 allowedRoles: [.client], nodeTenant: tenant, fhir: fhir, replication: nil, limits: limits,
-                operatorEndpoints: { path in
-                    await OperatorEndpoints.edge(path: path, store: store, link: link, config: config)
+                operatorEndpoints: { path, _ in
+                    await OperatorEndpoints.edge(
+                        path: path, store: store, link: link, config: config, policies: policies, consent: consent,
+                        evictor: evictor)
                 })
             api.observer = observer
+            api.authentication = apiAuthentication
             services.append(try Self.application(api, name: "api", address: config.apiAddress, tls13: false, config: config, logger: logger, ports: portsRef))
-            services.append(StreamFollower(store: store, origin: origin, link: link, logger: logger))
+            services.append(
+                StreamFollower(store: store, origin: origin, link: link, policies: policies, consent: consent, logger: logger))
+            services.append(ConsentFollower(store: store, origin: origin, consent: consent, logger: logger))
+            services.append(evictor)
+            services.append(
+                PolicySync(
+                    store: store, origin: origin, holder: policies, intervalMilliseconds: config.policyRefreshMilliseconds,
+                    logger: logger))
             services.append(replayer)
             originStore = nil
             edgeStore = store
@@ -124,7 +168,8 @@ public final class NodeRuntime: Sendable {
         logger: Logger, ports: ListeningPorts
     ) throws -> some Service {
         let tls = try TLSSettings.server(
-            certFile: config.certFile, keyFile: config.keyFile, caFile: config.caFile, minimumTLS13: tls13)
+            certFile: config.certFile, keyFile: config.keyFile, caFile: config.caFile, minimumTLS13: tls13,
+            optionalClientCertificate: responder.authentication.bearer != nil)
         let http1 = HTTP1Channel.Configuration(
             idleTimeout: .seconds(Int64(config.idleTimeoutSeconds)),
             httpDecoderConfiguration: .init(maxHeaderFieldSize: 64 * 1024, maxHeaderListSize: 256 * 1024, maxHeaderFieldCount: 1000))

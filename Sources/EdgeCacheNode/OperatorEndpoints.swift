@@ -12,8 +12,51 @@ enum OperatorEndpoints {
 
     static func number(_ n: Int64) -> JSONValue { .number(String(n)) }
 
-    static func origin(path: String, store: any OriginStore, config: NodeConfig) async -> Response? {
+    static func consentMembers(_ consent: ConsentGuard, store: EdgeStore, tenant: String) -> JSONValue {
+        let stats = consent.snapshot
+        func ms(_ v: Int64?) -> JSONValue { v.map { number($0) } ?? .null }
+        return .object(
+            JSONObject([
+                .init(key: "lane_lsn", value: number((try? store.consentCheckpoint()) ?? 0)),
+                .init(key: "patients_with_rules", value: number(Int64(consent.registry.patientCount(tenant: tenant)))),
+                .init(key: "blocks", value: number(Int64(stats.blocks))),
+                .init(key: "purged_entries", value: number(Int64(stats.purged))),
+                .init(key: "propagation_samples", value: number(Int64(stats.sampleCount))),
+                .init(key: "propagation_p50_ms", value: ms(stats.quantile(0.5))),
+                .init(key: "propagation_p99_ms", value: ms(stats.quantile(0.99))),
+                .init(key: "propagation_max_ms", value: ms(stats.maximum)),
+                .init(key: "last_block_lsn", value: ms(stats.lastBlock?.lsn)),
+                .init(key: "main_lsn_at_last_block", value: ms(stats.lastBlock?.mainLSN)),
+            ]))
+    }
+
+    static func policyMembers(_ policies: PolicyHolder) -> [(String, JSONValue)] {
+        [("policy_version", .string(policies.version)), ("policy_source", .string(policies.source.rawValue))]
+    }
+
+    static func digest(_ compute: () async throws -> TenantDigest.Value, tenant: String) async -> Response {
+        do {
+            let value = try await compute()
+            return json(200, [("tenant", .string(tenant)), ("digest", .string(value.hex)), ("resources", number(Int64(value.count)))])
+        } catch {
+            return json(503, [("error", .string("the digest could not be computed"))])
+        }
+    }
+
+    static func origin(
+        path: String, tenant: String, store: any OriginStore, config: NodeConfig, policies: PolicyHolder, consent: ConsentRegistry
+    ) async -> Response? {
         switch path {
+        case "/digest":
+            return await digest(
+                {
+                    try await TenantDigest.compute(policy: policies.registry, consent: consent, tenant: tenant) { type, offset in
+                        var query = SearchQuery()
+                        query.count = 1000
+                        query.offset = offset
+                        return try await store.search(tenant: tenant, type: type, query: query)
+                    }
+                }, tenant: tenant)
         case "/healthz": return json(200, [("status", .string("alive"))])
         case "/readyz": return json(200, [("status", .string("ready"))])
         case "/status":
@@ -22,13 +65,27 @@ enum OperatorEndpoints {
                 [
                     ("role", .string("origin")), ("node_id", .string(config.nodeID)),
                     ("head_lsn", number(store.headLSN)),
-                ])
+                ] + policyMembers(policies))
         default: return nil
         }
     }
 
-    static func edge(path: String, store: EdgeStore, link: EdgeLink, config: NodeConfig) async -> Response? {
+    static func edge(
+        path: String, store: EdgeStore, link: EdgeLink, config: NodeConfig, policies: PolicyHolder, consent: ConsentGuard,
+        evictor: Evictor
+    ) async -> Response? {
         switch path {
+        case "/digest":
+            let tenant = config.tenant ?? ""
+            return await digest(
+                {
+                    try await TenantDigest.compute(policy: policies.registry, consent: consent.registry, tenant: tenant) { type, offset in
+                        var query = SearchQuery()
+                        query.count = 1000
+                        query.offset = offset
+                        return try await store.search(type: type, query: query)
+                    }
+                }, tenant: tenant)
         case "/healthz": return json(200, [("status", .string("alive"))])
         case "/readyz": return json(200, [("status", .string("serving")), ("live", .bool(link.isLive))])
         case "/status":
@@ -55,7 +112,13 @@ enum OperatorEndpoints {
                     ("outbox_review", number(Int64(outbox[.review] ?? 0))),
                     ("outbox_done", number(Int64(outbox[.done] ?? 0))),
                     ("outbox_oldest_queued_ms", oldest),
-                ])
+                    ("consent", consentMembers(consent, store: store, tenant: config.tenant ?? "")),
+                    ("cache_budget_bytes", config.cacheMaxBytes.map { number($0) } ?? .null),
+                    ("cache_bytes_estimate", number(evictor.estimatedBytes)),
+                    ("evictions", .object(JSONObject(((try? store.evictionCounts()) ?? [:]).sorted { $0.key.rawValue < $1.key.rawValue }.map {
+                        .init(key: $0.key.rawValue, value: number($0.value))
+                    } + [.init(key: "consent_purge", value: number(Int64(consent.snapshot.purged)))]))),
+                ] + policyMembers(policies))
         default: return nil
         }
     }

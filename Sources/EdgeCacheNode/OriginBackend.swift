@@ -6,9 +6,25 @@ import EdgeCacheStore
 public struct OriginBackend: FHIRBackend {
     let store: any OriginStore
     let inFlight = InFlightKeys()
+    /// The consent rules the origin enforces, kept current with its own Consent writes.
+    let consent: ConsentRegistry?
 
-    public init(store: any OriginStore) {
+    public init(store: any OriginStore, consent: ConsentRegistry? = nil) {
         self.store = store
+        self.consent = consent
+    }
+
+    /// Every current Consent of a tenant (loads the consent rules).
+    public static func consents(_ store: any OriginStore, tenant: String) async throws -> [ResourceVersion] {
+        var all: [ResourceVersion] = []
+        var query = SearchQuery()
+        query.count = 1000
+        while true {
+            let page = try await store.search(tenant: tenant, type: "Consent", query: query)
+            all += page.resources
+            guard page.hasMore else { return all }
+            query.offset += query.count
+        }
     }
 
     public func read(_ caller: FHIRCaller, type: String, id: String) async throws -> ResourceAnswer {
@@ -52,6 +68,7 @@ public struct OriginBackend: FHIRBackend {
         }
         defer { if let inFlightKey { inFlight.release(inFlightKey) } }
         let result = try await store.write(tenant: caller.tenant, operation, idempotency: claim)
+        if let consent, let version = result.version, version.type == "Consent" { consent.apply(tenant: caller.tenant, version) }
         let headers: [(String, String)] = result.replayed ? [("Idempotent-Replayed", "true")] : []
         if case .delete = operation { return WriteAnswer(status: 204, resource: result.version, extraHeaders: headers) }
         return WriteAnswer(status: result.created ? 201 : 200, resource: result.version, extraHeaders: headers)
@@ -91,6 +108,7 @@ public struct OriginBackend: FHIRBackend {
             if let early { return early }
             switch iterator.next()! {
             case .success(let result):
+                if let consent, let version = result.version, version.type == "Consent" { consent.apply(tenant: tenant, version) }
                 let status = item.method == .delete ? 204 : (result.created ? 201 : 200)
                 return ReplayResult(key: item.key, status: status, version: result.version)
             case .failure(let error):

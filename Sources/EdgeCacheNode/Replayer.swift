@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import ServiceLifecycle
+import Synchronization
 
 /// Drains the edge's outbox to the origin: in order per resource, in batches, on its own as
 /// soon as the origin answers again (it probes while the link is down), with jittered backoff
@@ -18,11 +19,41 @@ public final class Replayer: Service {
     let retentionMilliseconds: Int64
     /// How often to try the origin while the change stream says it is down.
     let probeIntervalMilliseconds: Int64 = 1000
+    let policies: PolicyHolder
+    let audit: AuditLog?
+    let tenant: String
+    /// Idempotency keys of writes being sent right now (by this loop or by a client's write at
+    /// the edge), so no write is sent twice at once.
+    private let inFlight = Mutex<Set<String>>([])
+
+    /// Claims entries for sending; returns those no one else is sending.
+    public func claim(_ entries: [OutboxEntry]) -> [OutboxEntry] {
+        inFlight.withLock { busy in entries.filter { busy.insert($0.item.key).inserted } }
+    }
+
+    /// Claims one key, waiting (up to `timeoutMilliseconds`) while someone else sends it.
+    public func claim(key: String, timeoutMilliseconds: Int64 = 5000) async -> Bool {
+        let deadline = link.clock.nowMillis() + timeoutMilliseconds
+        while true {
+            if inFlight.withLock({ $0.insert(key).inserted }) { return true }
+            if link.clock.nowMillis() >= deadline { return false }
+            try? await Task.sleep(for: .milliseconds(2))
+        }
+    }
+
+    public func release(_ entries: [OutboxEntry]) {
+        inFlight.withLock { busy in for entry in entries { busy.remove(entry.item.key) } }
+    }
+
+    public func release(key: String) { _ = inFlight.withLock { $0.remove(key) } }
 
     public init(
         store: EdgeStore, origin: OriginClient, link: EdgeLink, batchSize: Int, maxAttempts: Int, retentionDays: Int = 7,
-        logger: Logger
+        policies: PolicyHolder = PolicyHolder(), audit: AuditLog? = nil, tenant: String = "", logger: Logger
     ) {
+        self.policies = policies
+        self.audit = audit
+        self.tenant = tenant
         self.retentionMilliseconds = Int64(retentionDays) * 86_400_000
         self.store = store
         self.origin = origin
@@ -54,9 +85,10 @@ public final class Replayer: Service {
                 try? await store.refreshQueuedCount()
                 _ = try? await store.expireOutbox(before: SystemWallClock().nowMillis() - retentionMilliseconds)
             }
-            let entries: [OutboxEntry]
+            var entries: [OutboxEntry]
             do {
                 entries = now >= nextProbe ? try await store.nextReplayBatch(limit: singles ? 1 : batchSize) : []
+                entries = claim(entries)
             } catch {
                 logger.error("cannot read the outbox", metadata: ["error": "\(error)"])
                 entries = []
@@ -65,9 +97,11 @@ public final class Replayer: Service {
                 do { try await Task.sleep(for: .milliseconds(50)) } catch { return }
                 continue
             }
+            defer { release(entries) }
             do {
                 let outcomes = try await replay(entries)
                 try await store.complete(outcomes, maxAttempts: maxAttempts)
+                auditOutcomes(outcomes)
                 let setAside = outcomes.filter { entry, outcome in
                     switch outcome {
                     case .review, .conflict: return true
@@ -92,6 +126,31 @@ public final class Replayer: Service {
                     logger.notice("outbox replay waiting for the origin", metadata: ["reason": "\(error)"])
                 }
 
+            }
+        }
+    }
+
+    /// Records what became of replayed writes (retries are not recorded until they settle).
+    func auditOutcomes(_ outcomes: [(OutboxEntry, ReplayOutcome)]) {
+        guard let audit else { return }
+        for (entry, outcome) in outcomes {
+            let resource = "\(entry.item.type)/\(entry.item.id)"
+            let detail = "outbox seq=\(entry.seq); key=\(entry.item.key.prefix(64))"
+            switch outcome {
+            case .committed(let version):
+                audit.event("replay", outcome: 200, tenant: tenant, resource: resource, version: version?.version, detail: detail)
+            case .review(let reason):
+                audit.event("replay-rejected", outcome: 422, tenant: tenant, resource: resource, detail: "\(detail); \(reason)")
+            case .conflict(let origin):
+                audit.event(
+                    "conflict-review", outcome: 409, tenant: tenant, resource: resource, version: origin?.version,
+                    detail: "\(detail); rule reject; base=\(entry.item.ifMatch.map(String.init) ?? "-")")
+            case .overwrite:
+                audit.event(
+                    "conflict-overwrite", outcome: 409, tenant: tenant, resource: resource,
+                    detail: "\(detail); rule last-writer-wins; base=\(entry.item.ifMatch.map(String.init) ?? "-")")
+            case .retry:
+                continue
             }
         }
     }
@@ -147,7 +206,7 @@ public final class Replayer: Service {
         case 200, 201, 204:
             return .committed(result.version)
         case 412:
-            switch DefaultPolicy.policy(forType: entry.item.type).conflictRule {
+            switch policies.policy(forType: entry.item.type).conflictRule {
             case .lastWriterWins:
                 return .overwrite
             case .reject:

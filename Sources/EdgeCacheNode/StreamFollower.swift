@@ -21,7 +21,18 @@ public final class StreamFollower: Service {
     /// Heartbeat-only checkpoint moves are persisted at most this often (milliseconds).
     let checkpointInterval: Int64 = 1000
 
-    public init(store: EdgeStore, origin: OriginClient, link: EdgeLink, logger: Logger) {
+    let policies: PolicyHolder
+    let isResident: @Sendable (String) -> Bool
+    /// Told about every applied batch (consent rules, purges of blocked patients).
+    let consent: ConsentGuard?
+
+    public init(
+        store: EdgeStore, origin: OriginClient, link: EdgeLink, policies: PolicyHolder = PolicyHolder(), consent: ConsentGuard? = nil,
+        logger: Logger
+    ) {
+        self.consent = consent
+        self.policies = policies
+        self.isResident = { policies.policy(forType: $0).replication == .resident }
         self.store = store
         self.origin = origin
         self.link = link
@@ -30,8 +41,6 @@ public final class StreamFollower: Service {
 
     struct Gone: Error {}
     struct BadStatus: Error { let status: Int }
-
-    static let isResident: @Sendable (String) -> Bool = { DefaultPolicy.policy(forType: $0).replication == .resident }
 
     public func run() async throws {
         do {
@@ -108,7 +117,8 @@ public final class StreamFollower: Service {
         let wallClock = SystemWallClock()
         func flush(upTo lsn: Int64, caughtUp: Bool = false) async throws {
             let counters = try await store.apply(
-                pending, checkpoint: lsn, isResident: Self.isResident, caughtUpAt: caughtUp ? wallClock.nowMillis() : nil)
+                pending, checkpoint: lsn, isResident: isResident, caughtUpAt: caughtUp ? wallClock.nowMillis() : nil)
+            if let consent, !pending.isEmpty { await consent.mainApplied(pending) }
             pending.removeAll(keepingCapacity: true)
             checkpoint = counters.checkpoint
             lastPersist = link.clock.nowMillis()
@@ -160,7 +170,7 @@ public final class StreamFollower: Service {
                     guard snapshotLSN != nil else { throw FrameDecodingError(message: "snapshot without a start") }
                     count += 1
                     // Resident classes are fetched on demand, as the stream treats them.
-                    if !Self.isResident(resource.type) { staged.append(resource) }
+                    if !isResident(resource.type) { staged.append(resource) }
                     if staged.count >= maxBatch {
                         try await store.stageSnapshot(staged)
                         staged.removeAll(keepingCapacity: true)
@@ -171,6 +181,7 @@ public final class StreamFollower: Service {
                     }
                     try await store.stageSnapshot(staged)
                     try await store.finishSnapshot(lsn: lsn)
+                    if let consent { await consent.reloaded() }
                     link.applied(upTo: lsn)
                     return lsn
                 case .heartbeat:

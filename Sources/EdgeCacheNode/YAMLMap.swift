@@ -18,6 +18,9 @@ struct YAMLMap {
 
     var line: Int? { node.mark?.line }
 
+    /// The line of a key's value (the mapping's own line if the key is absent).
+    func line(of key: String) -> Int? { node.mapping?[key]?.mark?.line ?? line }
+
     private func name(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
 
     private mutating func value(_ key: String) -> Node? {
@@ -55,6 +58,23 @@ struct YAMLMap {
                 "'\(name(key))' must be between \(range.lowerBound) and \(range.upperBound), got \(n)")
         }
         return n
+    }
+
+    mutating func bool(_ key: String) throws(ConfigError) -> Bool? {
+        guard let v = value(key) else { return nil }
+        guard let b = v.bool else {
+            throw ConfigError(file: file, line: v.mark?.line, "'\(name(key))' must be true or false, got '\(v.string ?? "?")'")
+        }
+        return b
+    }
+
+    /// The items of a list (`[a, b]` or one `- item` per line), with the list's key path for errors.
+    mutating func list(_ key: String) throws(ConfigError) -> (path: String, items: [Node])? {
+        guard let v = value(key) else { return nil }
+        guard let items = v.sequence else {
+            throw ConfigError(file: file, line: v.mark?.line, "'\(name(key))' must be a list")
+        }
+        return (name(key), Array(items))
     }
 
     mutating func map(_ key: String) throws(ConfigError) -> YAMLMap? {

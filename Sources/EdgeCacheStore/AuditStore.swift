@@ -74,9 +74,14 @@ public final class AuditStore: Sendable {
 
     private func insert(_ db: Database, _ records: [AuditRecord]) throws -> (Int64, [UInt8]) {
         let sealer = Sealer(keys: try ring.refresh(db))
-        // Read in the transaction, not from memory: another process (the CLI recording a key
-        // operation) may have appended since.
-        var (seq, hash) = try Self.storedHead(db)
+        // The head is read inside the write transaction: an operator command (another process)
+        // may have appended since, and the chain must continue from its record, not fork.
+        var (seq, hash) = head.withLock { $0 }
+        if let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")),
+            (row[0] as Int64) > seq
+        {
+            (seq, hash) = (row[0], Array(row[1] as Data))
+        }
         for record in records {
             let canonical = record.canonical()
             seq += 1

@@ -141,6 +141,32 @@ extension EdgeStore {
 
     /// Enqueues prepared writes durably in one transaction (the caller's group commit).
     public func enqueue(prepared items: [PreparedEnqueue], maxQueued: Int) async throws -> [EnqueueOutcome] {
+        if DrillFault.ackBeforeDurable.isActive { return try await enqueueBeforeDurable(items, maxQueued: maxQueued) }
+        return try await enqueueDurably(items, maxQueued: maxQueued)
+    }
+
+    /// The bug `tools/drill --inject ack-before-durable` shows the drills catch: answers with
+    /// the entries it will write, and writes them 300 ms later. Debug builds only.
+    private func enqueueBeforeDurable(_ items: [PreparedEnqueue], maxQueued: Int) async throws -> [EnqueueOutcome] {
+        let next = try await pool.read { db in
+            (try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'outbox'") ?? 0) + 1
+        }
+        let now = clock.nowMillis()
+        let outcomes = items.enumerated().map { index, item in
+            EnqueueOutcome.queued(
+                OutboxEntry(
+                    seq: next + Int64(index), state: .queued, attempts: 0, nextAttemptAt: 0, projectedVersion: 1, createdAt: now,
+                    lastError: nil, reviewReason: nil, resultVersion: nil, item: item.request.item),
+                duplicate: false)
+        }
+        Task.detached {
+            try? await Task.sleep(for: .milliseconds(300))
+            _ = try? await self.enqueueDurably(items, maxQueued: maxQueued)
+        }
+        return outcomes
+    }
+
+    private func enqueueDurably(_ items: [PreparedEnqueue], maxQueued: Int) async throws -> [EnqueueOutcome] {
         let now = clock.nowMillis()
         let prepared = items.map { ($0.request, $0.keyHash, $0.rkey, $0.fingerprint, $0.blob) }
         let startCount = queuedEstimate.withLock { $0 }

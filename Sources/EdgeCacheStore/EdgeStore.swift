@@ -117,7 +117,7 @@ public final class EdgeStore: Sendable {
         return CachedEntry(resource: try open(row, rkey: rkey), storedAt: row[4])
     }
 
-    private func open(_ row: Row, rkey: [UInt8]) throws -> ResourceVersion {
+    func open(_ row: Row, rkey: [UInt8]) throws -> ResourceVersion {
         let version: Int64 = row[0]
         let plain = try ring.open(Array(row[3] as Data), aad: Sealer.aad(lookupKey: rkey, version: version))
         return try ResourceBlob.decode(plain, version: version, lastUpdated: row[1], deleted: row[2])
@@ -257,8 +257,21 @@ public final class EdgeStore: Sendable {
     ) async throws -> EdgeStoreCounters {
         let sealed = try changes.map { try sealForCache($0.resource) }
         let now = clock.nowMillis()
+        // The bug `tools/drill --inject checkpoint-apart` shows the drills catch: the checkpoint
+        // moves in its own transaction, 200 ms before the batch it covers. Debug builds only.
+        let apart = DrillFault.checkpointApart.isActive
+        var early: Int64?
+        if apart {
+            early = try await pool.write { db in
+                let current = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'checkpoint'") ?? 0
+                try db.execute(sql: "UPDATE meta SET value = max(value, ?) WHERE key = 'checkpoint'", arguments: [checkpoint])
+                return current
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let before = early
         let counters = try await pool.write { db -> EdgeStoreCounters in
-            let current = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'checkpoint'") ?? 0
+            let current = try before ?? Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'checkpoint'") ?? 0
             var applied: Int64 = 0
             var skipped: Int64 = 0
             for (change, s) in zip(changes, sealed) {

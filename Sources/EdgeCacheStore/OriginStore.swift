@@ -91,16 +91,31 @@ public protocol OriginStore: Sendable {
     func writeBatch(tenant: String, _ writes: [BatchWrite]) async throws -> [Result<WriteResult, FHIRError>]
     /// Forgets idempotency records created before `cutoff` (epoch ms); returns how many.
     func expireIdempotencyKeys(before cutoff: Int64) async throws -> Int
-    /// Changes of `tenant` after `lsn`, oldest first, at most `limit`.
+    /// Changes of `tenant` after `lsn`, oldest first, at most `limit`; with a lane, only that
+    /// lane's changes (the consent lane carries Consent changes).
     /// - Throws: ``LogGoneError`` when the log no longer reaches back to `lsn`.
-    func changes(tenant: String, after lsn: Int64, limit: Int) async throws -> [Change]
+    func changes(tenant: String, after lsn: Int64, limit: Int, lane: ChangeLane?) async throws -> [Change]
     /// A consistent snapshot of the tenant's current resources, delivered in pages.
     func snapshot(tenant: String) async throws -> any OriginSnapshot
     /// Drops change-log rows so that at most `keep` remain; returns the new floor.
     func compactLog(keep: Int) async throws -> Int64
 }
 
+/// The lanes of the change stream: everything, and the consent lane that edges follow beside
+/// the main stream so consent changes outrun a backlog.
+public enum ChangeLane: Int, Sendable {
+    case main = 0
+    case consent = 1
+
+    public static func of(type: String) -> ChangeLane { type == "Consent" ? .consent : .main }
+}
+
 extension OriginStore {
+    /// Every change of `tenant` after `lsn`.
+    public func changes(tenant: String, after lsn: Int64, limit: Int) async throws -> [Change] {
+        try await changes(tenant: tenant, after: lsn, limit: limit, lane: nil)
+    }
+
     /// A write without an idempotency claim.
     public func write(tenant: String, _ operation: WriteOperation) async throws -> WriteResult {
         try await write(tenant: tenant, operation, idempotency: nil)

@@ -48,6 +48,12 @@ public final class SQLiteOriginStore: OriginStore {
                     CREATE INDEX IF NOT EXISTS idempotency_by_age ON idempotency(created_at);
                     INSERT OR IGNORE INTO meta(key, value) VALUES ('log_floor', 0);
                     """)
+            // The consent lane: Consent changes are also readable on their own, ahead of the rest.
+            let columns = try Row.fetchAll(db, sql: "PRAGMA table_info(changes)").map { $0["name"] as String }
+            if !columns.contains("lane") {
+                try db.execute(sql: "ALTER TABLE changes ADD COLUMN lane INTEGER NOT NULL DEFAULT 0")
+            }
+            try db.execute(sql: "CREATE INDEX IF NOT EXISTS changes_by_lane ON changes(tenant, lane, lsn) WHERE lane > 0")
         }
         // A wrong KEK fails here, at start, not on a tenant's first request.
         try pool.read { db in
@@ -216,17 +222,17 @@ public final class SQLiteOriginStore: OriginStore {
     public func write(tenant: String, _ operation: WriteOperation, idempotency: IdempotencyClaim?) async throws
         -> WriteResult
     {
-        let now = clock.nowMillis()
         let result = try await pool.write { db -> WriteResult in
-            try self.apply(db, tenant: tenant, operation, claim: idempotency, now: now)
+            // Stamped once the writer holds the lock: lastUpdated is as close to the commit as it can be.
+            try self.apply(db, tenant: tenant, operation, claim: idempotency, now: self.clock.nowMillis())
         }
         if result.lsn > 0 { head.withLock { $0 = max($0, result.lsn) } }
         return result
     }
 
     public func writeBatch(tenant: String, _ writes: [BatchWrite]) async throws -> [Result<WriteResult, FHIRError>] {
-        let now = clock.nowMillis()
         let results = try await pool.write { db -> [Result<WriteResult, FHIRError>] in
+            let now = self.clock.nowMillis()
             var results: [Result<WriteResult, FHIRError>] = []
             results.reserveCapacity(writes.count)
             for write in writes {
@@ -330,8 +336,8 @@ public final class SQLiteOriginStore: OriginStore {
                         .execute(arguments: [tenant, Data(ResourceBlob.termKey(keys, type: type, term: term)), Data(rkey)])
                 }
             }
-            try db.cachedStatement(sql: "INSERT INTO changes(tenant, rkey, version) VALUES (?, ?, ?)")
-                .execute(arguments: [tenant, Data(rkey), version])
+            try db.cachedStatement(sql: "INSERT INTO changes(tenant, rkey, version, lane) VALUES (?, ?, ?, ?)")
+                .execute(arguments: [tenant, Data(rkey), version, ChangeLane.of(type: type).rawValue])
             result = WriteResult(version: stored, created: currentlyDeleted && resource != nil, lsn: db.lastInsertedRowID)
         }
         if let claim, let claimKey {
@@ -356,7 +362,7 @@ public final class SQLiteOriginStore: OriginStore {
 
     // MARK: Change log
 
-    public func changes(tenant: String, after lsn: Int64, limit: Int) async throws -> [Change] {
+    public func changes(tenant: String, after lsn: Int64, limit: Int, lane: ChangeLane?) async throws -> [Change] {
         let keys = try await keysForRead(tenant: tenant)
         let headNow = headLSN
         let rows = try await pool.read { db -> [Row] in
@@ -367,7 +373,8 @@ public final class SQLiteOriginStore: OriginStore {
                 sql: """
                     SELECT h.version, h.last_updated, h.deleted, h.blob, c.rkey, c.lsn FROM changes c
                     JOIN history h ON h.tenant = c.tenant AND h.rkey = c.rkey AND h.version = c.version
-                    WHERE c.tenant = ? AND c.lsn > ? ORDER BY c.lsn LIMIT ?
+                    WHERE c.tenant = ? AND c.lsn > ? \(lane == nil ? "" : "AND c.lane = \(lane!.rawValue)")
+                    ORDER BY c.lsn LIMIT ?
                     """, arguments: [tenant, lsn, limit])
         }
         return try rows.map { row in

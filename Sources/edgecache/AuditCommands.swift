@@ -111,9 +111,16 @@ enum AuditEventExport {
             ("outcome", .string(outcome)),
             ("outcomeDesc", .string("HTTP \(r.outcome)\(r.source.map { "; \($0)" } ?? "")")),
         ]
+        var purposes: [JSONValue] = []
         if let purpose = r.purpose {
-            event.append(("purposeOfEvent", .array([obj([("coding", .array([coding("http://terminology.hl7.org/CodeSystem/v3-ActReason", purpose)]))])])))
+            purposes.append(obj([("coding", .array([coding("http://terminology.hl7.org/CodeSystem/v3-ActReason", purpose)]))]))
         }
+        if let reason = r.breakGlass {
+            // Break-the-glass (v3-ActReason BTG), with the reason the user gave.
+            purposes.append(
+                obj([("coding", .array([coding("http://terminology.hl7.org/CodeSystem/v3-ActReason", "BTG", "break the glass")])), ("text", .string(reason))]))
+        }
+        if !purposes.isEmpty { event.append(("purposeOfEvent", .array(purposes))) }
         event.append(
             ("agent", .array([obj([("who", obj([("identifier", obj([("value", .string(r.actor))]))])), ("requestor", .bool(true))])])))
         event.append(

@@ -25,6 +25,24 @@ func openEdgeStore(_ configPath: String) throws -> EdgeStore {
     return try EdgeStore(path: path, tenant: tenant, kek: kek)
 }
 
+/// Appends an operator's action to the node's audit trail (the chain continues across
+/// processes: the writer reads the head inside its transaction).
+func auditOperator(_ configPath: String, action: String, resource: String?, detail: String) {
+    guard let config = try? NodeConfig.load(path: configPath), let kek = try? KeyEncryptionKey.load(path: config.kekFile),
+        let store = try? AuditStore(path: config.dataDir + "/audit.sqlite", kek: kek)
+    else {
+        FileHandle.standardError.write(Data("warning: the action could not be written to the audit trail\n".utf8))
+        return
+    }
+    let user = ProcessInfo.processInfo.environment["SUDO_USER"] ?? ProcessInfo.processInfo.environment["USER"] ?? "unknown"
+    let record = AuditRecord(
+        time: SystemWallClock().nowMillis(), action: action, outcome: 200, actor: "operator:\(user)", tenant: config.tenant ?? "none",
+        resource: resource, source: detail, policyVersion: DefaultPolicy.version, node: config.nodeID, requestID: "cli")
+    do { try store.appendNow([record]) } catch {
+        FileHandle.standardError.write(Data("warning: the action could not be written to the audit trail\n".utf8))
+    }
+}
+
 func describe(_ entry: OutboxEntry) -> String {
     let age = max(0, SystemWallClock().nowMillis() - entry.createdAt) / 1000
     var line = "\(entry.seq)\t\(entry.state.rawValue)\t\(entry.item.method.rawValue) \(entry.item.type)/\(entry.item.id)"
@@ -63,6 +81,7 @@ struct Outbox: AsyncParsableCommand {
             guard try await openEdgeStore(config).retryOutbox(seq: seq) else {
                 throw ValidationError("entry \(seq) is not in review")
             }
+            auditOperator(config, action: "outbox-retry", resource: nil, detail: "entry \(seq)")
             print("entry \(seq) queued again")
         }
     }
@@ -76,6 +95,7 @@ struct Outbox: AsyncParsableCommand {
             guard try await openEdgeStore(config).discardOutbox(seq: seq) else {
                 throw ValidationError("entry \(seq) is not queued or in review")
             }
+            auditOperator(config, action: "outbox-discard", resource: nil, detail: "entry \(seq)")
             print("entry \(seq) discarded")
         }
     }
@@ -127,9 +147,14 @@ struct Conflicts: AsyncParsableCommand {
         @Argument(help: "The conflict's sequence number.") var seq: Int64
 
         func run() async throws {
-            guard try await openEdgeStore(config).resolveConflict(seq: seq, keepEdge: keep == .edge) else {
+            let store = try openEdgeStore(config)
+            let conflict = try await store.conflicts(includeResolved: false).first { $0.seq == seq }
+            guard try await store.resolveConflict(seq: seq, keepEdge: keep == .edge) else {
                 throw ValidationError("no unresolved conflict \(seq)")
             }
+            auditOperator(
+                config, action: "conflict-resolve", resource: conflict.map { "\($0.entry.item.type)/\($0.entry.item.id)" },
+                detail: "conflict \(seq): keep \(keep.rawValue)")
             print(keep == .edge ? "conflict \(seq): the edge's write is queued again over the origin's version" : "conflict \(seq): kept the origin's version; the edge's write is discarded")
         }
     }

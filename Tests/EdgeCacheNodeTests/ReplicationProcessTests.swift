@@ -110,6 +110,10 @@ extension IntegrationSuites {
         #expect(atOrigin.count == 1000)
         #expect(atEdge == atOrigin)
         #expect(atOrigin["obs-5"] == "2" && atOrigin["obs-500"] == "1")
+        // The per-tenant digests (drills compare these) agree.
+        let originDigest = try await client.get(pair.originAPI + "/digest").json
+        let edgeDigest = try await client.get(pair.edgeAPI + "/digest").json
+        #expect(originDigest["resources"] as? Int == 1000 && originDigest["digest"] as? String == edgeDigest["digest"] as? String)
 
         // A restart with nothing new applies nothing again.
         await pair.edge.stop(SIGTERM)

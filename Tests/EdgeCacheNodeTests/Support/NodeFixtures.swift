@@ -1,7 +1,9 @@
+import EdgeCacheCore
 import EdgeCacheNode
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// Config files for a test origin and edge sharing one PKI.
 struct PairConfig {
@@ -52,11 +54,11 @@ final class InProcessNode: @unchecked Sendable {
     let group: ServiceGroup
     let task: Task<Void, any Error>
 
-    init(configPath: String) async throws {
+    init(configPath: String, clock: (any WallClock)? = nil) async throws {
         let config = try NodeConfig.load(path: configPath)
         var logger = Logger(label: "test-\(config.nodeID)")
         logger.logLevel = .warning
-        runtime = try NodeRuntime(config: config, logger: logger)
+        runtime = try NodeRuntime(config: config, logger: logger, clock: clock)
         var configuration = ServiceGroupConfiguration(services: runtime.services.map { .init(service: $0) }, logger: logger)
         configuration.maximumGracefulShutdownDuration = .seconds(5)
         let group = ServiceGroup(configuration: configuration)
@@ -154,4 +156,15 @@ func runCLI(_ arguments: [String]) throws -> (status: Int32, output: String) {
     let data = pipe.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+/// A clock the test moves by hand (wall and monotonic time of an in-process node).
+final class ManualClock: WallClock {
+    private let now: Mutex<Int64>
+
+    init(start: Int64 = 1_800_000_000_000) { now = Mutex(start) }
+
+    func nowMillis() -> Int64 { now.withLock { $0 } }
+
+    func advance(seconds: Int) { now.withLock { $0 += Int64(seconds) * 1000 } }
 }

@@ -14,6 +14,10 @@ final class TestClient: Sendable {
         var text: String { String(decoding: body, as: UTF8.self) }
         func header(_ name: String) -> String? { headers.first(name: name) }
         var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] ?? [:] }
+        /// The diagnostics of an OperationOutcome answer ("" otherwise).
+        var diagnostics: String {
+            ((json["issue"] as? [[String: Any]])?.first?["diagnostics"] as? String) ?? ""
+        }
     }
 
     let http: HTTPClient

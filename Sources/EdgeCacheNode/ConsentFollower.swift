@@ -1,0 +1,83 @@
+import AsyncHTTPClient
+import EdgeCacheCore
+import EdgeCacheCrypto
+import EdgeCacheStore
+import Logging
+import NIOCore
+import NIOHTTP1
+import ServiceLifecycle
+
+/// Follows the stream's consent lane (`/replication/v1/changes?lane=consent`) beside the main
+/// stream, so a consent change takes effect at the edge before the ordinary changes queued
+/// ahead of it. Each batch is stored with the lane's own checkpoint in one transaction; the main
+/// stream later delivers the same versions as no-ops.
+public final class ConsentFollower: Service {
+    let store: EdgeStore
+    let origin: OriginClient
+    let consent: ConsentGuard
+    let logger: Logger
+
+    public init(store: EdgeStore, origin: OriginClient, consent: ConsentGuard, logger: Logger) {
+        self.store = store
+        self.origin = origin
+        self.consent = consent
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        try? await cancelWhenGracefulShutdown {
+            var delay = 100
+            while !Task.isCancelled {
+                // The main stream may be ahead (e.g. after a bootstrap): it already carried those consents.
+                let since = max((try? self.store.consentCheckpoint()) ?? 0, self.store.counters.checkpoint)
+                do {
+                    try await self.follow(since: since)
+                    delay = 100
+                } catch is StreamFollower.Gone {
+                    // The log no longer reaches back: the main stream re-bootstraps; start from its checkpoint.
+                    try? await self.store.applyConsentLane([], checkpoint: self.store.counters.checkpoint)
+                } catch {
+                    if Task.isCancelled { return }
+                    self.logger.debug("consent lane interrupted", metadata: ["reason": "\(StreamFollower.describe(error))"])
+                }
+                try await Task.sleep(for: .milliseconds(Int.random(in: delay / 2...delay)))
+                delay = min(delay * 2, 2000)
+            }
+        }
+    }
+
+    private func follow(since: Int64) async throws {
+        let response = try await origin.openStream(path: "/replication/v1/changes?since=\(since)&lane=consent")
+        if response.status.code == 410 { throw StreamFollower.Gone() }
+        guard response.status.code == 200 else { throw StreamFollower.BadStatus(status: Int(response.status.code)) }
+        let inflater = try ZlibInflater()
+        var splitter = LineSplitter(maxLineLength: 64 << 20)
+        var decoder = FrameDecoder()
+        var pending: [Change] = []
+        var checkpoint = since
+        for try await chunk in response.body {
+            for line in try splitter.feed(try inflater.decompress(Array(chunk.readableBytesView))) {
+                guard let frame = try decoder.decode(line: line) else { continue }
+                switch frame {
+                case .change(let lsn, let resource):
+                    pending.append(Change(lsn: lsn, resource: resource))
+                case .heartbeat(_, let sent, _):
+                    if sent > checkpoint, pending.isEmpty {
+                        try await store.applyConsentLane([], checkpoint: sent)
+                        checkpoint = sent
+                    }
+                case .snapshotStart, .snapshotEnd:
+                    throw FrameDecodingError(message: "snapshot frame in a change stream")
+                }
+            }
+            if let last = pending.last, !decoder.expectsResourceLine {
+                // The rule is in force before anything is written: a revocation never waits
+                // behind the main stream's transactions.
+                await consent.consentsApplied(pending, lane: true)
+                try await store.applyConsentLane(pending, checkpoint: last.lsn)
+                checkpoint = last.lsn
+                pending.removeAll(keepingCapacity: true)
+            }
+        }
+    }
+}
