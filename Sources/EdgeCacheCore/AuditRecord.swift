@@ -4,7 +4,8 @@
 public struct AuditRecord: Sendable, Equatable {
     /// Epoch milliseconds.
     public var time: Int64
-    /// `read`, `vread`, `search`, `history`, `create`, `update`, `delete`, `capabilities`, `denied`, …
+    /// `read`, `vread`, `search`, `history`, `create`, `update`, `delete`, `capabilities`, `denied`,
+    /// `key-rotate`, `key-rotate-kek`, `key-shred` (``KeyAction``), …
     public var action: String
     /// HTTP status of the answer.
     public var outcome: Int

@@ -70,12 +70,32 @@ public struct TenantKeys: Sendable {
     let dataKey: [UInt8]
     let indexKey: [UInt8]
 
+    /// A data key whose index key is derived from itself (a tenant's first key).
     public init(tenant: String, version: UInt32, dataKey: [UInt8]) {
+        self.init(tenant: tenant, version: version, dataKey: dataKey, indexKey: Self.deriveIndexKey(from: dataKey))
+    }
+
+    /// A data key with a given index key: after a rotation every version keeps the tenant's
+    /// first index key, so lookup keys (ids and index terms) stay stable.
+    public init(tenant: String, version: UInt32, dataKey: [UInt8], indexKey: [UInt8]) {
         self.tenant = tenant
         self.version = version
         self.dataKey = dataKey
-        self.indexKey = HMACSHA256.mac(key: dataKey, data: Array("edgecache-index-v1".utf8))
+        self.indexKey = indexKey
     }
+
+    /// The index key a tenant's first data key implies (how stores made before rotation existed derive it).
+    public static func deriveIndexKey(from dataKey: [UInt8]) -> [UInt8] {
+        HMACSHA256.mac(key: dataKey, data: Array("edgecache-index-v1".utf8))
+    }
+
+    /// The same index key with another data key version.
+    public func withDataKey(_ dataKey: [UInt8], version: UInt32) -> TenantKeys {
+        TenantKeys(tenant: tenant, version: version, dataKey: dataKey, indexKey: indexKey)
+    }
+
+    /// The index key, for wrapping (stored as `data_keys` version 0 once a tenant has rotated).
+    public var rawIndexKey: [UInt8] { indexKey }
 
     /// A fresh random data key.
     public static func generate(tenant: String, version: UInt32) throws(CryptoError) -> TenantKeys {

@@ -13,9 +13,24 @@ public struct Sealer: Sendable {
     public func seal(_ plaintext: [UInt8], aad: [UInt8]) throws(CryptoError) -> [UInt8] {
         let compressed = try Zlib.compress(plaintext)
         let v = keys.version
-        var out: [UInt8] = [1, UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)]
+        var out = Self.versionPrefix(v)
         out.append(contentsOf: try AESGCM.seal(compressed, key: keys.dataKey, aad: aad))
         return out
+    }
+
+    /// The data key version that sealed `blob` (nil if it is not a sealed blob).
+    public static func keyVersion(of sealed: some Collection<UInt8>) -> UInt32? {
+        guard sealed.count > 5 else { return nil }
+        var bytes = sealed.makeIterator()
+        guard bytes.next() == 1 else { return nil }
+        var v: UInt32 = 0
+        for _ in 0..<4 { v = v << 8 | UInt32(bytes.next()!) }
+        return v
+    }
+
+    /// The 4-byte big-endian version field of blobs sealed under `version`.
+    public static func versionPrefix(_ version: UInt32) -> [UInt8] {
+        [1, UInt8(version >> 24), UInt8(version >> 16 & 0xFF), UInt8(version >> 8 & 0xFF), UInt8(version & 0xFF)]
     }
 
     public func open(_ sealed: [UInt8], aad: [UInt8]) throws(CryptoError) -> [UInt8] {

@@ -30,6 +30,10 @@ public struct FHIRResponder: Sendable {
             return response
         } catch let error as FHIRError {
             return FHIRHTTP.error(error, requestID: caller.requestID)
+        } catch is TenantShreddedError {
+            return FHIRHTTP.error(
+                FHIRError(status: 410, code: "deleted", "This tenant's data keys were destroyed; its data is gone"),
+                requestID: caller.requestID)
         } catch {
             logger.error("request failed", metadata: ["error": "\(String(describing: type(of: error)))"])
             return FHIRHTTP.error(FHIRError(status: 500, code: "exception", "Internal error"), requestID: caller.requestID)

@@ -28,6 +28,11 @@ public final class AuditLog: Service, @unchecked Sendable {
         buffer.withLock { $0.append(record) }
     }
 
+    /// Records a key operation (rotation, KEK rotation, shred) done by this node.
+    public func recordKeyOperation(_ action: AuditRecord.KeyAction, tenant: String, keyVersion: Int64? = nil, outcome: Int = 200) {
+        record(.keyOperation(action, tenant: tenant, keyVersion: keyVersion, outcome: outcome, actor: "node", node: node, time: clock.nowMillis()))
+    }
+
     /// Turns an answered request into a record.
     public func observe(_ answered: AnsweredRequest) {
         let segments = answered.path.split(separator: "/").map(String.init)

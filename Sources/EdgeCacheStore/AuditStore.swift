@@ -9,16 +9,21 @@ import Synchronization
 /// reordered record is found by ``verify()``.
 public final class AuditStore: Sendable {
     let pool: DatabasePool
-    let keys: TenantKeys
+    let ring: KeyRing
+    let kek: KeyEncryptionKey
+    let clock: any WallClock
     /// (last seq, last hash) of the chain.
     private let head: Mutex<(Int64, [UInt8])>
 
     public static let genesis = [UInt8](repeating: 0, count: 32)
 
     public init(path: String, kek: KeyEncryptionKey, clock: any WallClock = SystemWallClock()) throws {
-        pool = try SQLiteFile.openPool(path: path, readers: 2)
+        let pool = try SQLiteFile.openPool(path: path, readers: 2)
+        self.pool = pool
+        self.kek = kek
+        self.clock = clock
         let now = clock.nowMillis()
-        let (keys, last) = try pool.write { db -> (TenantKeys, (Int64, [UInt8])) in
+        let (ring, last) = try pool.write { db -> (KeyRing, (Int64, [UInt8])) in
             try db.execute(sql: DataKeys.schema)
             try db.execute(
                 sql: """
@@ -30,17 +35,21 @@ public final class AuditStore: Sendable {
                         tenant TEXT NOT NULL, node TEXT NOT NULL, count INTEGER NOT NULL, hash BLOB NOT NULL,
                         received_at INTEGER NOT NULL, PRIMARY KEY(tenant, node, count)) WITHOUT ROWID;
                     """)
-            let keys = try DataKeys.loadOrCreate(db, tenant: "_audit", kek: kek, now: now)
-            let row = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
-            var last: (Int64, [UInt8]) = row.map { ($0[0], Array($0[1] as Data)) } ?? (0, Self.genesis)
-            // Continue after the recorded head even if records past the last one were removed, so
-            // their numbers are never reused and the gap stays visible to verify.
-            let recorded = try Int64.fetchOne(db, sql: "SELECT value FROM audit_meta WHERE key = 'head_seq'") ?? 0
-            last.0 = max(last.0, recorded)
-            return (keys, last)
+            let ring = try KeyRing(db, pool: pool, tenant: "_audit", kek: kek, now: now)
+            return (ring, try Self.storedHead(db))
         }
-        self.keys = keys
+        self.ring = ring
         head = Mutex(last)
+    }
+
+    /// The chain head as stored. Continues after the recorded head even if records past the
+    /// last one were removed, so their numbers are never reused and the gap stays visible to verify.
+    private static func storedHead(_ db: Database) throws -> (Int64, [UInt8]) {
+        let row = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+        var last: (Int64, [UInt8]) = row.map { ($0[0], Array($0[1] as Data)) } ?? (0, Self.genesis)
+        let recorded = try Int64.fetchOne(db, sql: "SELECT value FROM audit_meta WHERE key = 'head_seq'") ?? 0
+        last.0 = max(last.0, recorded)
+        return last
     }
 
     static func aad(_ seq: Int64) -> [UInt8] { Array("audit|\(seq)".utf8) }
@@ -64,7 +73,7 @@ public final class AuditStore: Sendable {
     }
 
     private func insert(_ db: Database, _ records: [AuditRecord]) throws -> (Int64, [UInt8]) {
-        let sealer = Sealer(keys: keys)
+        let sealer = Sealer(keys: try ring.refresh(db))
         // The head is read inside the write transaction: an operator command (another process)
         // may have appended since, and the chain must continue from its record, not fork.
         var (seq, hash) = head.withLock { $0 }
@@ -132,7 +141,7 @@ public final class AuditStore: Sendable {
     /// Walks the whole chain: every record must open (not altered), follow its predecessor
     /// without a gap (none removed), and carry the hash of the chain so far (none reordered).
     public func verify() async throws -> (records: Int64, problems: [Problem], head: [UInt8]) {
-        let sealer = Sealer(keys: keys)
+        let ring = self.ring
         return try await pool.read { db in
             var problems: [Problem] = []
             var expectedSeq: Int64 = 1
@@ -147,7 +156,7 @@ public final class AuditStore: Sendable {
                 }
                 expectedSeq = seq + 1
                 let stored = Array(row[1] as Data)
-                guard let canonical = try? sealer.open(Array(row[2] as Data), aad: Self.aad(seq)) else {
+                guard let canonical = try? ring.open(Array(row[2] as Data), aad: Self.aad(seq), db: db) else {
                     problems.append(Problem(seq: seq, message: "altered (the sealed record does not open)"))
                     hash = stored
                     continue
@@ -176,14 +185,33 @@ public final class AuditStore: Sendable {
 
     /// All records in order (for export); records that do not open are skipped.
     public func records() async throws -> [(seq: Int64, record: AuditRecord)] {
-        let sealer = Sealer(keys: keys)
+        let ring = self.ring
         return try await pool.read { db in
             try Row.fetchAll(db, sql: "SELECT seq, blob FROM audit ORDER BY seq").compactMap { row in
                 let seq: Int64 = row[0]
-                guard let plain = try? sealer.open(Array(row[1] as Data), aad: Self.aad(seq)), let record = AuditRecord.decode(plain)
+                guard let plain = try? ring.open(Array(row[1] as Data), aad: Self.aad(seq), db: db),
+                    let record = AuditRecord.decode(plain)
                 else { return nil }
                 return (seq, record)
             }
         }
+    }
+
+    /// Key rotation and re-sealing of the audit records (tenant `_audit`). Re-sealing changes
+    /// only the sealed form: the chain hashes cover the canonical record, so they still verify.
+    public var keyMaintenance: KeyMaintenance {
+        KeyMaintenance(
+            pool: pool, kek: kek,
+            columns: [
+                SealedColumn(table: "audit", column: "blob", keyColumns: ["seq"], aad: { row in Self.aad(row["seq"]) })
+            ],
+            shredRows: { _, tenant in
+                throw StoreError("the audit trail (\(tenant)) is not shredded; it outlives the data it describes")
+            },
+            ring: { [ring] name in
+                guard name == ring.tenant else { throw StoreError("the audit file holds only tenant \(ring.tenant)") }
+                return ring
+            },
+            forget: { _, _ in }, clock: clock)
     }
 }

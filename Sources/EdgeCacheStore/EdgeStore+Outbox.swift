@@ -112,9 +112,9 @@ extension EdgeStore {
         return Data(try Sealer(keys: keys).seal(plain, aad: outboxAAD(keyHash)))
     }
 
-    private func decodeEntry(_ row: Row) throws -> OutboxEntry {
+    private func decodeEntry(_ row: Row, db: Database? = nil) throws -> OutboxEntry {
         let keyHash = Array(row["key_hash"] as Data)
-        let plain = try Sealer(keys: keys).open(Array(row["blob"] as Data), aad: outboxAAD(keyHash))
+        let plain = try ring.open(Array(row["blob"] as Data), aad: outboxAAD(keyHash), db: db)
         let item = try ReplayBatchCodec.decode(plain).first.orThrow(StoreError("corrupt outbox entry"))
         return OutboxEntry(
             seq: row["seq"], state: OutboxState(rawValue: row["state"]) ?? .review, attempts: row["attempts"],
@@ -171,16 +171,21 @@ extension EdgeStore {
         let prepared = items.map { ($0.request, $0.keyHash, $0.rkey, $0.fingerprint, $0.blob) }
         let startCount = queuedEstimate.withLock { $0 }
         let outcomes = try await pool.write { db in
+            // A rotation committed elsewhere since these were prepared: seal them again now, so no
+            // entry lands under a version `keys rotate` may be about to retire.
+            let current = try self.ring.refresh(db)
             var queued = startCount
             var outcomes: [EnqueueOutcome] = []
-            for (request, keyHash, rkey, fingerprint, blob) in prepared {
+            for (request, keyHash, rkey, fingerprint, preparedBlob) in prepared {
+                var blob = preparedBlob
+                if Sealer.keyVersion(of: blob) != current.version { blob = try self.sealItem(request.item, keyHash: keyHash) }
                 if let existing = try Row.fetchOne(
                     db.cachedStatement(sql: "SELECT * FROM outbox WHERE key_hash = ?"), arguments: [Data(keyHash)])
                 {
                     if (existing["fingerprint"] as Data) != fingerprint {
                         outcomes.append(.keyReused)
                     } else {
-                        outcomes.append(.queued(try self.decodeEntry(existing), duplicate: true))
+                        outcomes.append(.queued(try self.decodeEntry(existing, db: db), duplicate: true))
                     }
                     continue
                 }
@@ -258,7 +263,7 @@ extension EdgeStore {
             try Row.fetchOne(
                 db, sql: "SELECT * FROM outbox WHERE rkey = ? AND state = 'queued' ORDER BY seq DESC LIMIT 1", arguments: [rkey])
         }
-        return try row.map(decodeEntry)
+        return try row.map { try decodeEntry($0) }
     }
 
     /// Whether any write for the resource is queued or in review (new writes then queue behind it).
@@ -309,7 +314,7 @@ extension EdgeStore {
                     ORDER BY seq LIMIT ?
                     """, arguments: [now, limit])
         }
-        return try rows.map(decodeEntry)
+        return try rows.map { try decodeEntry($0) }
     }
 
     /// Records replay outcomes in one transaction; committed versions go into the cache at once.
@@ -328,12 +333,16 @@ extension EdgeStore {
             let sealed = try sealForCache(version)
             return (version, sealed.rkey, sealed.blob, sealed.terms)
         }
-        let conflictBlobs = try outcomes.map { entry, outcome -> Data? in
-            guard case .conflict(let origin?) = outcome else { return nil }
-            let rkey = ResourceBlob.key(keys, type: origin.type, id: origin.id)
-            return Data(try Sealer(keys: keys).seal(ResourceBlob.encode(origin), aad: Array("conflict|".utf8) + rkey + [UInt8](String(entry.seq).utf8)))
-        }
         try await pool.write { db in
+            // Sealed here, after picking up any rotation, so they never land under a retired version.
+            let current = try self.ring.refresh(db)
+            let conflictBlobs = try outcomes.map { entry, outcome -> Data? in
+                guard case .conflict(let origin?) = outcome else { return nil }
+                let rkey = ResourceBlob.key(current, type: origin.type, id: origin.id)
+                return Data(
+                    try Sealer(keys: current).seal(
+                        ResourceBlob.encode(origin), aad: Array("conflict|".utf8) + rkey + [UInt8](String(entry.seq).utf8)))
+            }
             for (index, (entry, outcome)) in outcomes.enumerated() {
                 switch outcome {
                 case .committed(let version):
@@ -387,7 +396,7 @@ extension EdgeStore {
                 sql: "SELECT * FROM outbox WHERE state IN (\(names.map { _ in "?" }.joined(separator: ","))) ORDER BY seq LIMIT ?",
                 arguments: StatementArguments(names) + [limit])
         }
-        return try rows.map(decodeEntry)
+        return try rows.map { try decodeEntry($0) }
     }
 
     /// Puts an entry in review back in the queue (attempts reset). With `rebase`, its If-Match
@@ -399,7 +408,8 @@ extension EdgeStore {
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM outbox WHERE seq = ? AND state = 'review'", arguments: [seq]) else {
                 return false
             }
-            var entry = try self.decodeEntry(row)
+            try self.ring.refresh(db)
+            var entry = try self.decodeEntry(row, db: db)
             if rebase { entry.item.ifMatch = baseVersion }
             try db.execute(
                 sql: """
@@ -441,7 +451,7 @@ extension EdgeStore {
             var origin: ResourceVersion?
             if let blob = row["origin_blob"] as Data?, let version = row["origin_version"] as Int64? {
                 let rkey = ResourceBlob.key(keys, type: entry.item.type, id: entry.item.id)
-                let plain = try Sealer(keys: keys).open(Array(blob), aad: Array("conflict|".utf8) + rkey + [UInt8](String(entry.seq).utf8))
+                let plain = try ring.open(Array(blob), aad: Array("conflict|".utf8) + rkey + [UInt8](String(entry.seq).utf8))
                 origin = try ResourceBlob.decode(plain, version: version, lastUpdated: 0, deleted: false)
             }
             return ConflictRecord(seq: row["cseq"], entry: entry, originVersion: origin, createdAt: row["ccreated"], resolution: row["resolution"])

@@ -38,8 +38,11 @@ public struct CachedEntry: Sendable {
 /// keyed hashes, and the stream checkpoint committed with every batch it covers.
 public final class EdgeStore: Sendable {
     let pool: DatabasePool
-    public let keys: TenantKeys
+    let ring: KeyRing
+    /// The tenant's current keys as last seen (lookup keys are stable across rotations).
+    public var keys: TenantKeys { ring.current }
     let clock: any WallClock
+    let kek: KeyEncryptionKey
     private let countersCache: Mutex<EdgeStoreCounters>
     /// Queued outbox entries, as last counted plus those enqueued since (refreshed by
     /// ``refreshQueuedCount()``, so it stays right when the CLI changes the outbox).
@@ -50,7 +53,8 @@ public final class EdgeStore: Sendable {
         self.pool = try SQLiteFile.openPool(path: path)
         self.clock = clock
         let now = clock.nowMillis()
-        let (keys, counters) = try pool.write { db in
+        let pool = self.pool
+        let (ring, counters) = try pool.write { db in
             try db.execute(sql: DataKeys.schema)
             try db.execute(sql: Self.outboxSchema)
             for prefix in ["", "staged_"] {
@@ -77,10 +81,11 @@ public final class EdgeStore: Sendable {
                 throw StoreError(
                     "this data_dir holds the cache of tenant '\(other)', not '\(tenant)'; give each tenant its own data_dir")
             }
-            let keys = try DataKeys.loadOrCreate(db, tenant: tenant, kek: kek, now: now)
-            return (keys, try Self.readCounters(db))
+            let ring = try KeyRing(db, pool: pool, tenant: tenant, kek: kek, now: now)
+            return (ring, try Self.readCounters(db))
         }
-        self.keys = keys
+        self.ring = ring
+        self.kek = kek
         self.countersCache = Mutex(counters)
         let queued = try pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox WHERE state = 'queued'") ?? 0 }
         queuedEstimate.withLock { $0 = queued }
@@ -114,7 +119,7 @@ public final class EdgeStore: Sendable {
 
     func open(_ row: Row, rkey: [UInt8]) throws -> ResourceVersion {
         let version: Int64 = row[0]
-        let plain = try Sealer(keys: keys).open(Array(row[3] as Data), aad: Sealer.aad(lookupKey: rkey, version: version))
+        let plain = try ring.open(Array(row[3] as Data), aad: Sealer.aad(lookupKey: rkey, version: version))
         return try ResourceBlob.decode(plain, version: version, lastUpdated: row[1], deleted: row[2])
     }
 
@@ -201,6 +206,14 @@ public final class EdgeStore: Sendable {
         table prefix: String
     ) throws -> Bool {
         let rkey = Data(sealed.rkey)
+        // A rotation committed by another process since this blob was sealed: seal it again
+        // under the current version (only the first write after a rotation pays for this).
+        let current = try ring.refresh(db)
+        var sealed = sealed
+        if Sealer.keyVersion(of: sealed.blob) != current.version {
+            sealed.blob = try Sealer(keys: current).seal(
+                ResourceBlob.encode(r), aad: Sealer.aad(lookupKey: sealed.rkey, version: r.version))
+        }
         if let existing = try Int64.fetchOne(
             db.cachedStatement(sql: "SELECT version FROM \(prefix)entries WHERE rkey = ?"), arguments: [rkey]),
             existing >= r.version

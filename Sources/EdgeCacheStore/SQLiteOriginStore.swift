@@ -13,7 +13,7 @@ public final class SQLiteOriginStore: OriginStore {
     private let pool: DatabasePool
     private let kek: KeyEncryptionKey
     private let clock: any WallClock
-    private let tenantKeys = Mutex<[String: TenantKeys]>([:])
+    private let rings = Mutex<[String: KeyRing]>([:])
     private let head = Mutex<Int64>(0)
 
     /// Opens (creating if needed) the origin database at `path`.
@@ -69,16 +69,49 @@ public final class SQLiteOriginStore: OriginStore {
 
     public var headLSN: Int64 { head.withLock { $0 } }
 
-    private func keys(_ db: Database, tenant: String) throws -> TenantKeys {
-        if let cached = tenantKeys.withLock({ $0[tenant] }) { return cached }
-        let loaded = try DataKeys.loadOrCreate(db, tenant: tenant, kek: kek, now: clock.nowMillis())
-        tenantKeys.withLock { $0[tenant] = loaded }
-        return loaded
+    /// The tenant's key ring, created with its first data key on first use.
+    private func ring(_ db: Database, tenant: String) throws -> KeyRing {
+        if let cached = rings.withLock({ $0[tenant] }) { return cached }
+        let ring = try KeyRing(db, pool: pool, tenant: tenant, kek: kek, now: clock.nowMillis())
+        return rings.withLock { rings in
+            if let existing = rings[tenant] { return existing }
+            rings[tenant] = ring
+            return ring
+        }
     }
 
+    private func ringForRead(tenant: String) async throws -> KeyRing {
+        if let cached = rings.withLock({ $0[tenant] }) { return cached }
+        return try await pool.write { db in try self.ring(db, tenant: tenant) }
+    }
+
+    /// Inside a write transaction: the tenant's current keys, after picking up any rotation or
+    /// shred another process committed.
+    private func keys(_ db: Database, tenant: String) throws -> TenantKeys {
+        try ring(db, tenant: tenant).refresh(db)
+    }
+
+    /// The tenant's keys for lookups (index key; stable across rotations).
     private func keysForRead(tenant: String) async throws -> TenantKeys {
-        if let cached = tenantKeys.withLock({ $0[tenant] }) { return cached }
-        return try await pool.write { db in try self.keys(db, tenant: tenant) }
+        try await ringForRead(tenant: tenant).current
+    }
+
+    /// Key rotation, re-sealing and shredding on this store's file.
+    public var keyMaintenance: KeyMaintenance {
+        KeyMaintenance(
+            pool: pool, kek: kek,
+            columns: [
+                SealedColumn(
+                    table: "history", column: "blob", keyColumns: ["rkey", "version"], tenantColumn: "tenant",
+                    aad: { row in Sealer.aad(lookupKey: Array(row["rkey"] as Data), version: row["version"]) })
+            ],
+            shredRows: { db, tenant in
+                for table in ["history", "resources", "terms", "changes", "idempotency"] {
+                    try db.execute(sql: "DELETE FROM \(table) WHERE tenant = ?", arguments: [tenant])
+                }
+            },
+            ring: { tenant in try self.pool.write { db in try self.ring(db, tenant: tenant) } },
+            forget: { tenant, error in self.rings.withLock { $0[tenant] }?.forget(error) }, clock: clock)
     }
 
     // MARK: Reads
@@ -124,10 +157,11 @@ public final class SQLiteOriginStore: OriginStore {
     }
 
     /// Opens a `(version, last_updated, deleted, blob)` row.
-    private func open(_ row: Row, keys: TenantKeys, rkey: [UInt8]) throws -> ResourceVersion {
+    private func open(_ row: Row, keys: TenantKeys, rkey: [UInt8], db: Database? = nil) throws -> ResourceVersion {
         let version: Int64 = row[0]
         let sealed = Array(row[3] as Data)
-        let plain = try Sealer(keys: keys).open(sealed, aad: Sealer.aad(lookupKey: rkey, version: version))
+        let ring = try rings.withLock { $0[keys.tenant] }.orThrow(StoreError("no key ring for tenant \(keys.tenant)"))
+        let plain = try ring.open(sealed, aad: Sealer.aad(lookupKey: rkey, version: version), db: db)
         return try ResourceBlob.decode(plain, version: version, lastUpdated: row[1], deleted: row[2])
     }
 
@@ -247,7 +281,7 @@ public final class SQLiteOriginStore: OriginStore {
                     db, sql: "SELECT version, last_updated, deleted, blob FROM history WHERE tenant = ? AND rkey = ? AND version = ?",
                     arguments: [tenant, record[2] as Data, version])
                 {
-                    stored = try open(row, keys: keys, rkey: Array(record[2] as Data))
+                    stored = try open(row, keys: keys, rkey: Array(record[2] as Data), db: db)
                 }
                 return WriteResult(version: stored, created: status == 201, lsn: 0, replayed: true)
             }

@@ -71,28 +71,6 @@ struct Demo: AsyncParsableCommand {
     }
 }
 
-struct Keys: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Key management.", subcommands: [Init.self])
-
-    struct Init: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "Write a new key-encryption key (32 random bytes, base64, mode 0600).")
-
-        @Option(name: .long, help: "Where to write the key; an existing file is never overwritten.")
-        var kekFile: String
-
-        func run() async throws {
-            do {
-                try KeyEncryptionKey.generate().write(toNewFile: kekFile)
-                print("wrote a new key-encryption key to \(kekFile) (mode 0600); back it up: without it the data is unreadable")
-            } catch {
-                FileHandle.standardError.write(Data("edgecache keys init: \(error)\n".utf8))
-                throw ExitCode(1)
-            }
-        }
-    }
-}
-
 struct ConfigCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "config", abstract: "Configuration tools.", subcommands: [Check.self])

@@ -1,0 +1,41 @@
+import EdgeCacheCrypto
+import Foundation
+import GRDB
+
+extension EdgeStore {
+    /// Key rotation, re-sealing and shredding on the edge's file (its one tenant): cache
+    /// entries (and a snapshot being staged), queued writes and conflict records.
+    public var keyMaintenance: KeyMaintenance {
+        let tenant = ring.tenant
+        let entryAAD: @Sendable (Row) -> [UInt8] = { row in
+            Sealer.aad(lookupKey: Array(row["rkey"] as Data), version: row["version"])
+        }
+        return KeyMaintenance(
+            pool: pool, kek: kek,
+            columns: [
+                SealedColumn(table: "entries", column: "blob", keyColumns: ["rkey"], aadColumns: ["version"], aad: entryAAD),
+                SealedColumn(table: "staged_entries", column: "blob", keyColumns: ["rkey"], aadColumns: ["version"], aad: entryAAD),
+                SealedColumn(
+                    table: "outbox", column: "blob", keyColumns: ["seq"], aadColumns: ["key_hash"],
+                    aad: { row in Array("outbox|".utf8) + Array(row["key_hash"] as Data) }),
+                SealedColumn(
+                    table: "conflicts", column: "origin_blob", keyColumns: ["seq"], aadColumns: ["rkey"],
+                    aad: { row in Array("conflict|".utf8) + Array(row["rkey"] as Data) + Array(String(row["seq"] as Int64).utf8) }),
+            ],
+            shredRows: { db, shredded in
+                guard shredded == tenant else {
+                    throw StoreError("this edge holds tenant \(tenant), not \(shredded); shred \(shredded) at the origin")
+                }
+                try db.execute(
+                    sql: """
+                        DELETE FROM entries; DELETE FROM terms; DELETE FROM staged_entries; DELETE FROM staged_terms;
+                        DELETE FROM conflicts; DELETE FROM outbox;
+                        """)
+            },
+            ring: { [ring] name in
+                guard name == tenant else { throw StoreError("this edge holds tenant \(tenant), not \(name)") }
+                return ring
+            },
+            forget: { [ring] _, error in ring.forget(error) }, clock: clock)
+    }
+}
