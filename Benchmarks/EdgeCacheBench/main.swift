@@ -1,6 +1,6 @@
 import Foundation
 
-// edgecache-bench [outbox] [--quick] [--backlog N]
+// edgecache-bench [outbox|stream|all] [--quick] [--backlog N]
 // Prints one line per figure. Build in release mode for figures worth quoting (tools/bench).
 let arguments = CommandLine.arguments.dropFirst()
 let quick = arguments.contains("--quick")
@@ -10,5 +10,12 @@ if let index = arguments.firstIndex(of: "--backlog"), index + 1 < arguments.endI
 }
 let root = FileManager.default.currentDirectoryPath
 print("edgecache-bench: \(quick ? "quick" : "full") run, \(ProcessInfo.processInfo.processorCount) cores, \(Date())")
-for line in try await benchEnqueue(quick: quick) { print(line) }
-for line in try await benchDrain(backlog: backlog, repositoryRoot: root) { print(line) }
+let only = arguments.first { !$0.hasPrefix("--") && Int($0) == nil } ?? "all"
+if only == "all" || only == "stream" {
+    for line in try await benchApply(quick: quick) { print(line) }
+    for line in try await benchPropagation(quick: quick, repositoryRoot: root) { print(line) }
+}
+if only == "all" || only == "outbox" {
+    for line in try await benchEnqueue(quick: quick) { print(line) }
+    for line in try await benchDrain(backlog: backlog, repositoryRoot: root) { print(line) }
+}

@@ -26,9 +26,13 @@ public final class Replayer: Service {
     /// the edge), so no write is sent twice at once.
     private let inFlight = Mutex<Set<String>>([])
 
-    /// Claims entries for sending; returns those no one else is sending.
-    public func claim(_ entries: [OutboxEntry]) -> [OutboxEntry] {
-        inFlight.withLock { busy in entries.filter { busy.insert($0.item.key).inserted } }
+    /// Claims entries for sending (at most `limit`); returns those no one else is sending.
+    public func claim(_ entries: [OutboxEntry], limit: Int = .max) -> [OutboxEntry] {
+        inFlight.withLock { busy in
+            var claimed: [OutboxEntry] = []
+            for entry in entries where claimed.count < limit && busy.insert(entry.item.key).inserted { claimed.append(entry) }
+            return claimed
+        }
     }
 
     /// Claims one key, waiting (up to `timeoutMilliseconds`) while someone else sends it.
@@ -71,27 +75,52 @@ public final class Replayer: Service {
         var description: String { reason }
     }
 
-    public func run() async throws {
+    /// Shared by the replay lanes: when to probe again after failures, and whether to send
+    /// one write at a time.
+    private struct LaneState {
         var nextProbe: Int64 = 0
         var failures = 0
-        var nextHousekeeping: Int64 = 0
-        // After a batch-level refusal, entries go one at a time until one succeeds, so a single
-        // bad write is set aside on its own instead of holding up (or taking down) the rest.
         var singles = false
+        var nextHousekeeping: Int64 = 0
+    }
+
+    private let laneState = Mutex(LaneState())
+
+    /// Batches in flight at once: while the origin commits one, the next is read and sent and
+    /// the previous one's results are recorded. Per-resource order holds because a batch only
+    /// takes a resource's oldest unfinished write, and that one stays unfinished until settled.
+    let lanes = 2
+
+    public func run() async throws {
+        await withTaskGroup(of: Void.self) { group in
+            for lane in 0..<lanes {
+                group.addTask { await self.lane(lane) }
+            }
+        }
+    }
+
+    private func lane(_ lane: Int) async {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             let now = link.clock.nowMillis()
-            if now >= nextHousekeeping {
-                nextHousekeeping = now + 2000
+            let (housekeeping, probeDue, singles) = laneState.withLock { state -> (Bool, Bool, Bool) in
+                let housekeeping = lane == 0 && now >= state.nextHousekeeping
+                if housekeeping { state.nextHousekeeping = now + 2000 }
+                return (housekeeping, now >= state.nextProbe, state.singles)
+            }
+            if housekeeping {
                 try? await store.refreshQueuedCount()
                 _ = try? await store.expireOutbox(before: SystemWallClock().nowMillis() - retentionMilliseconds)
             }
-            var entries: [OutboxEntry]
-            do {
-                entries = now >= nextProbe ? try await store.nextReplayBatch(limit: singles ? 1 : batchSize) : []
-                entries = claim(entries)
-            } catch {
-                logger.error("cannot read the outbox", metadata: ["error": "\(error)"])
-                entries = []
+            // After a batch-level refusal, entries go one at a time (one lane) until one succeeds,
+            // so a single bad write is set aside on its own instead of holding up the rest.
+            var entries: [OutboxEntry] = []
+            if probeDue && (!singles || lane == 0) {
+                do {
+                    let limit = singles ? 1 : batchSize
+                    entries = claim(try await store.nextReplayBatch(limit: limit * lanes), limit: limit)
+                } catch {
+                    logger.error("cannot read the outbox", metadata: ["error": "\(error)"])
+                }
             }
             if entries.isEmpty {
                 do { try await Task.sleep(for: .milliseconds(50)) } catch { return }
@@ -114,18 +143,22 @@ public final class Replayer: Service {
                     logger.error(
                         "outbox entries set aside for review", metadata: ["count": "\(setAside.count)", "seqs": "\(setAside.map(\.0.seq))"])
                 }
-                failures = 0
-                nextProbe = 0
-                singles = false
+                laneState.withLock {
+                    $0.failures = 0
+                    $0.nextProbe = 0
+                    $0.singles = false
+                }
             } catch {
-                failures += 1
-                if let failed = error as? BatchFailed, failed.split { singles = true }
-                let ceiling = min(probeIntervalMilliseconds, Int64(50) << min(failures, 10))
-                nextProbe = link.clock.nowMillis() + Int64(Double(ceiling) * Double.random(in: 0.5...1.0))
+                let failures = laneState.withLock { state -> Int in
+                    state.failures += 1
+                    if let failed = error as? BatchFailed, failed.split { state.singles = true }
+                    let ceiling = min(probeIntervalMilliseconds, Int64(50) << min(state.failures, 10))
+                    state.nextProbe = link.clock.nowMillis() + Int64(Double(ceiling) * Double.random(in: 0.5...1.0))
+                    return state.failures
+                }
                 if failures == 1 {
                     logger.notice("outbox replay waiting for the origin", metadata: ["reason": "\(error)"])
                 }
-
             }
         }
     }
