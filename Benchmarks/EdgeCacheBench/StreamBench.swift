@@ -208,8 +208,9 @@ func benchPropagation(quick: Bool, repositoryRoot: String) async throws -> [Stri
     let p = Percentiles(latencies)
     lines.append(
         String(
-            format: "origin commit -> edge readable at 2000 changes/s (%d changes, %d s): p50 %.1f ms, p99 %.1f ms (target p99 < 100 ms)",
-            committedCount, seconds, p.p50, p.p99))
+            format:
+                "origin commit -> edge readable, writer aiming at 2000 changes/s (achieved %.0f/s, %d changes): p50 %.1f ms, p99 %.1f ms (target p99 < 100 ms)",
+            Double(committedCount) / Double(seconds), committedCount, p.p50, p.p99))
 
     // 2. Consent revocations at 1k background changes/s.
     let background = backgroundWriter(originStore, perSecond: 1000, prefix: "bg") { _, _ in }
