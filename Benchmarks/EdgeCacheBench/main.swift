@@ -1,6 +1,6 @@
 import Foundation
 
-// edgecache-bench [outbox|stream|all] [--quick] [--backlog N]
+// edgecache-bench [outbox|stream|scale|all] [--quick] [--backlog N]
 // Prints one line per figure. Build in release mode for figures worth quoting (tools/bench).
 let arguments = CommandLine.arguments.dropFirst()
 let quick = arguments.contains("--quick")
@@ -14,6 +14,9 @@ let only = arguments.first { !$0.hasPrefix("--") && Int($0) == nil } ?? "all"
 if only == "all" || only == "stream" {
     for line in try await benchApply(quick: quick) { print(line) }
     for line in try await benchPropagation(quick: quick, repositoryRoot: root) { print(line) }
+}
+if only == "all" || only == "scale" {
+    for line in try await benchScale(quick: quick, repositoryRoot: root) { print(line) }
 }
 if only == "all" || only == "outbox" {
     for line in try await benchEnqueue(quick: quick) { print(line) }
