@@ -29,7 +29,7 @@ public final class ConsentFollower: Service {
             var delay = 100
             while !Task.isCancelled {
                 // The main stream may be ahead (e.g. after a bootstrap): it already carried those consents.
-                let since = max((try? self.store.consentCheckpoint()) ?? 0, self.store.counters.checkpoint)
+                let since = max((try? await self.store.consentCheckpoint()) ?? 0, self.store.counters.checkpoint)
                 do {
                     try await self.follow(since: since)
                     delay = 100

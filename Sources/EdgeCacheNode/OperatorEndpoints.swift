@@ -12,12 +12,13 @@ enum OperatorEndpoints {
 
     static func number(_ n: Int64) -> JSONValue { .number(String(n)) }
 
-    static func consentMembers(_ consent: ConsentGuard, store: EdgeStore, tenant: String) -> JSONValue {
+    static func consentMembers(_ consent: ConsentGuard, store: EdgeStore, tenant: String) async -> JSONValue {
+        let laneLSN = (try? await store.consentCheckpoint()) ?? 0
         let stats = consent.snapshot
         func ms(_ v: Int64?) -> JSONValue { v.map { number($0) } ?? .null }
         return .object(
             JSONObject([
-                .init(key: "lane_lsn", value: number((try? store.consentCheckpoint()) ?? 0)),
+                .init(key: "lane_lsn", value: number(laneLSN)),
                 .init(key: "patients_with_rules", value: number(Int64(consent.registry.patientCount(tenant: tenant)))),
                 .init(key: "blocks", value: number(Int64(stats.blocks))),
                 .init(key: "purged_entries", value: number(Int64(stats.purged))),
@@ -112,10 +113,10 @@ enum OperatorEndpoints {
                     ("outbox_review", number(Int64(outbox[.review] ?? 0))),
                     ("outbox_done", number(Int64(outbox[.done] ?? 0))),
                     ("outbox_oldest_queued_ms", oldest),
-                    ("consent", consentMembers(consent, store: store, tenant: config.tenant ?? "")),
+                    ("consent", await consentMembers(consent, store: store, tenant: config.tenant ?? "")),
                     ("cache_budget_bytes", config.cacheMaxBytes.map { number($0) } ?? .null),
                     ("cache_bytes_estimate", number(evictor.estimatedBytes)),
-                    ("evictions", .object(JSONObject(((try? store.evictionCounts()) ?? [:]).sorted { $0.key.rawValue < $1.key.rawValue }.map {
+                    ("evictions", .object(JSONObject(((try? await store.evictionCounts()) ?? [:]).sorted { $0.key.rawValue < $1.key.rawValue }.map {
                         .init(key: $0.key.rawValue, value: number($0.value))
                     } + [.init(key: "consent_purge", value: number(Int64(consent.snapshot.purged)))]))),
                 ] + policyMembers(policies))

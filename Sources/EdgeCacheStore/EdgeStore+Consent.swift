@@ -4,8 +4,8 @@ import GRDB
 
 extension EdgeStore {
     /// The consent lane's checkpoint (0 if it never ran).
-    public func consentCheckpoint() throws -> Int64 {
-        try pool.read { db in try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'consent_lsn'") ?? 0 }
+    public func consentCheckpoint() async throws -> Int64 {
+        try await pool.read { db in try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'consent_lsn'") ?? 0 }
     }
 
     /// Stores Consent versions from the priority lane and moves its checkpoint, in one

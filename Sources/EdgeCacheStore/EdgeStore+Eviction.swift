@@ -78,7 +78,7 @@ extension EdgeStore {
         guard !types.isEmpty else { return [] }
         let tkeys = types.map { Data(ResourceBlob.typeKey(keys, type: $0)) }
         let placeholders = tkeys.map { _ in "?" }.joined(separator: ",")
-        let rows = try await pool.write { db -> [Row] in
+        let rows = try await pool.writeRows { db -> [Row] in
             var arguments = StatementArguments(tkeys)
             var condition = ""
             if let readBefore {
@@ -115,8 +115,8 @@ extension EdgeStore {
     }
 
     /// Evictions so far, by reason.
-    public func evictionCounts() throws -> [EvictionReason: Int64] {
-        try pool.read { db in
+    public func evictionCounts() async throws -> [EvictionReason: Int64] {
+        try await pool.read { db in
             var counts: [EvictionReason: Int64] = [:]
             for reason in EvictionReason.allCases {
                 counts[reason] = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: ["evicted_\(reason.rawValue)"]) ?? 0

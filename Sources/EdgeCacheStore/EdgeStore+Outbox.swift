@@ -246,7 +246,7 @@ extension EdgeStore {
     /// The entry recorded under an idempotency key, if any.
     public func outboxEntry(key: String) async throws -> (OutboxEntry, fingerprint: Data)? {
         let keyHash = Data(keyHash(key))
-        guard let row = try await pool.read({ db in try Row.fetchOne(db, sql: "SELECT * FROM outbox WHERE key_hash = ?", arguments: [keyHash]) })
+        guard let row = try await pool.readRows({ db in try Row.fetchOne(db, sql: "SELECT * FROM outbox WHERE key_hash = ?", arguments: [keyHash]) })
         else { return nil }
         return (try decodeEntry(row), row["fingerprint"])
     }
@@ -259,7 +259,7 @@ extension EdgeStore {
     /// The newest write still waiting (queued or in review) for a resource.
     public func pendingWrite(type: String, id: String) async throws -> OutboxEntry? {
         let rkey = Data(ResourceBlob.key(keys, type: type, id: id))
-        let row = try await pool.read { db in
+        let row = try await pool.readRows { db in
             try Row.fetchOne(
                 db, sql: "SELECT * FROM outbox WHERE rkey = ? AND state = 'queued' ORDER BY seq DESC LIMIT 1", arguments: [rkey])
         }
@@ -305,7 +305,7 @@ extension EdgeStore {
     /// if it is queued (not in review) and due. Unrelated resources never wait for each other.
     public func nextReplayBatch(limit: Int) async throws -> [OutboxEntry] {
         let now = clock.nowMillis()
-        let rows = try await pool.read { db in
+        let rows = try await pool.readRows { db in
             try Row.fetchAll(
                 db,
                 sql: """
@@ -390,7 +390,7 @@ extension EdgeStore {
     /// Entries in the given states, oldest first.
     public func listOutbox(states: Set<OutboxState>, limit: Int = 1000) async throws -> [OutboxEntry] {
         let names = states.map(\.rawValue)
-        let rows = try await pool.read { db in
+        let rows = try await pool.readRows { db in
             try Row.fetchAll(
                 db,
                 sql: "SELECT * FROM outbox WHERE state IN (\(names.map { _ in "?" }.joined(separator: ","))) ORDER BY seq LIMIT ?",
@@ -437,7 +437,7 @@ extension EdgeStore {
 
     /// Conflicts, unresolved first unless `all`.
     public func conflicts(includeResolved: Bool = false) async throws -> [ConflictRecord] {
-        let rows = try await pool.read { db in
+        let rows = try await pool.readRows { db in
             try Row.fetchAll(
                 db,
                 sql: """

@@ -108,7 +108,7 @@ public final class EdgeStore: Sendable {
     /// The stored version of a resource (possibly a tombstone), if cached.
     public func get(type: String, id: String) async throws -> CachedEntry? {
         let rkey = ResourceBlob.key(keys, type: type, id: id)
-        let row = try await pool.read { db in
+        let row = try await pool.readRows { db in
             try Row.fetchOne(
                 db, sql: "SELECT version, last_updated, deleted, blob, stored_at FROM entries WHERE rkey = ?",
                 arguments: [Data(rkey)])
@@ -127,7 +127,7 @@ public final class EdgeStore: Sendable {
     public func search(type: String, query: SearchQuery) async throws -> SearchPage {
         let keys = self.keys
         let tkey = ResourceBlob.typeKey(keys, type: type)
-        let result = try await pool.read { db -> (rows: [Row], total: Int) in
+        let result = try await pool.readRows { db -> (rows: [Row], total: Int) in
             var candidates: Set<Data>? = query.ids.map { Set($0.map { Data(ResourceBlob.key(keys, type: type, id: $0)) }) }
             for group in query.termGroups {
                 var matches = Set<Data>()

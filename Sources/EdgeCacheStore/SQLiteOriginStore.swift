@@ -119,7 +119,7 @@ public final class SQLiteOriginStore: OriginStore {
     public func read(tenant: String, type: String, id: String) async throws -> ResourceVersion? {
         let keys = try await keysForRead(tenant: tenant)
         let rkey = ResourceBlob.key(keys, type: type, id: id)
-        let row = try await pool.read { db in
+        let row = try await pool.readRows { db in
             try Row.fetchOne(
                 db,
                 sql: """
@@ -135,7 +135,7 @@ public final class SQLiteOriginStore: OriginStore {
     public func vread(tenant: String, type: String, id: String, version: Int64) async throws -> ResourceVersion? {
         let keys = try await keysForRead(tenant: tenant)
         let rkey = ResourceBlob.key(keys, type: type, id: id)
-        let row = try await pool.read { db in
+        let row = try await pool.readRows { db in
             try Row.fetchOne(
                 db, sql: "SELECT version, last_updated, deleted, blob FROM history WHERE tenant = ? AND rkey = ? AND version = ?",
                 arguments: [tenant, Data(rkey), version])
@@ -147,7 +147,7 @@ public final class SQLiteOriginStore: OriginStore {
     public func history(tenant: String, type: String, id: String) async throws -> [ResourceVersion] {
         let keys = try await keysForRead(tenant: tenant)
         let rkey = ResourceBlob.key(keys, type: type, id: id)
-        let rows = try await pool.read { db in
+        let rows = try await pool.readRows { db in
             try Row.fetchAll(
                 db,
                 sql: "SELECT version, last_updated, deleted, blob FROM history WHERE tenant = ? AND rkey = ? ORDER BY version DESC",
@@ -182,7 +182,7 @@ public final class SQLiteOriginStore: OriginStore {
             }
             return candidates.map { $0.map { Array($0) } }
         }
-        let page = try await pool.read { db -> (rows: [Row], total: Int) in
+        let page = try await pool.readRows { db -> (rows: [Row], total: Int) in
             var conditions = "r.tenant = ? AND r.tkey = ? AND r.deleted = 0"
             var arguments: StatementArguments = [tenant, Data(tkey)]
             if let from = query.updatedFrom {
@@ -365,7 +365,7 @@ public final class SQLiteOriginStore: OriginStore {
     public func changes(tenant: String, after lsn: Int64, limit: Int, lane: ChangeLane?) async throws -> [Change] {
         let keys = try await keysForRead(tenant: tenant)
         let headNow = headLSN
-        let rows = try await pool.read { db -> [Row] in
+        let rows = try await pool.readRows { db -> [Row] in
             let floor = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'log_floor'") ?? 0
             if lsn < floor || lsn > headNow { throw LogGoneError(requested: lsn, floor: floor, head: headNow) }
             return try Row.fetchAll(
@@ -428,7 +428,7 @@ final class SQLiteOriginSnapshot: OriginSnapshot {
     func next(limit: Int) async throws -> [ResourceVersion] {
         let after = cursor.withLock { $0 } ?? Data()
         let tenant = self.tenant
-        let rows = try await pool.read { db in
+        let rows = try await pool.readRows { db in
             try Row.fetchAll(
                 db,
                 sql: """

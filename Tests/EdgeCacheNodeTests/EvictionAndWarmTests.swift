@@ -72,7 +72,7 @@ extension IntegrationSuites {
             #expect(evictor.estimatedBytes <= 250_000)
             let kept = Set(basics.resources.map(\.id))
             #expect((0..<5).allSatisfy { kept.contains("b-\($0)") }, "recently read entries were evicted")
-            let counts = try edgeStore.evictionCounts()
+            let counts = try await edgeStore.evictionCounts()
             #expect(counts[.budget] == Int64(300 - basics.resources.count))
             let status = try await client.get("https://127.0.0.1:\(edge.port("api"))/status").json
             #expect((status["evictions"] as? [String: Any])?["budget"] as? Int == 300 - basics.resources.count)
