@@ -233,11 +233,25 @@ def figure(rps, p50, p99, errors):
     return text + (f" ({errors} errors)" if errors else "")
 
 
+def cpu_per_request(path):
+    """Server CPU microseconds per request, from PATH.cpu ('TICKS CLK_TCK', written by bench-reads)."""
+    try:
+        ticks, hz = map(int, open(path + ".cpu").read().split())
+    except (OSError, ValueError):
+        return None
+    requests = int(re.search(r"(\d+) requests in", open(path).read()).group(1))
+    return ticks / hz * 1e6 / requests
+
+
 def summary(label, edge_file, nginx_file):
     edge = wrk_parse(edge_file)
     nginx = wrk_parse(nginx_file)
-    print(f"{label}: edge {figure(*edge)} | nginx {figure(*nginx)} | "
-          f"edge/nginx {edge[0] / nginx[0]:.2f}× throughput, p50 {edge[1] / nginx[1]:.2f}×, p99 {edge[2] / nginx[2]:.2f}×")
+    line = (f"{label}: edge {figure(*edge)} | nginx {figure(*nginx)} | "
+            f"edge/nginx {edge[0] / nginx[0]:.2f}× throughput, p50 {edge[1] / nginx[1]:.2f}×, p99 {edge[2] / nginx[2]:.2f}×")
+    edge_cpu, nginx_cpu = cpu_per_request(edge_file), cpu_per_request(nginx_file)
+    if edge_cpu and nginx_cpu:
+        line += f" | server CPU per read: edge {edge_cpu:.0f} µs, nginx {nginx_cpu:.0f} µs"
+    print(line)
 
 
 def free_port():
