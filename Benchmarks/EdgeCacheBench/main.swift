@@ -1,8 +1,18 @@
 import Foundation
 
 // edgecache-bench [outbox|stream|scale|all] [--quick] [--backlog N]
+// edgecache-bench load --db FILE --kek FILE --tenant T --ndjson FILE [--batch N]   (tools/bench-reads)
 // Prints one line per figure. Build in release mode for figures worth quoting (tools/bench).
 let arguments = CommandLine.arguments.dropFirst()
+if arguments.first == "load" {
+    do {
+        for line in try await runLoad(Array(arguments.dropFirst())) { print(line) }
+    } catch {
+        FileHandle.standardError.write(Data("edgecache-bench load: \(error)\n".utf8))
+        exit(1)
+    }
+    exit(0)
+}
 let quick = arguments.contains("--quick")
 var backlog = quick ? 20_000 : 200_000
 if let index = arguments.firstIndex(of: "--backlog"), index + 1 < arguments.endIndex, let n = Int(arguments[index + 1]) {
