@@ -98,8 +98,10 @@ let package = Package(
         .executableTarget(
             name: "edgecache-bench",
             dependencies: [
-                "EdgeCacheNode", "EdgeCacheStore", "EdgeCacheCrypto", "EdgeCacheCore",
+                "EdgeCacheNode", "EdgeCacheStore", "EdgeCacheCrypto", "EdgeCacheCore", "EdgeCacheHTTP",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

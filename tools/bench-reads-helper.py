@@ -243,7 +243,7 @@ def cpu_per_request(path):
     return ticks / hz * 1e6 / requests
 
 
-def summary(label, edge_file, nginx_file):
+def summary(label, edge_file, nginx_file, stack_file=None):
     edge = wrk_parse(edge_file)
     nginx = wrk_parse(nginx_file)
     line = (f"{label}: edge {figure(*edge)} | nginx {figure(*nginx)} | "
@@ -251,6 +251,13 @@ def summary(label, edge_file, nginx_file):
     edge_cpu, nginx_cpu = cpu_per_request(edge_file), cpu_per_request(nginx_file)
     if edge_cpu and nginx_cpu:
         line += f" | server CPU per read: edge {edge_cpu:.0f} µs, nginx {nginx_cpu:.0f} µs"
+    if stack_file:
+        # The floor of the edge's own HTTP stack: the same server stack answering a fixed body.
+        stack = wrk_parse(stack_file)
+        line += f" | stack floor {figure(*stack)}, edge/stack {edge[0] / stack[0]:.2f}×"
+        stack_cpu = cpu_per_request(stack_file)
+        if stack_cpu:
+            line += f", stack CPU per read {stack_cpu:.0f} µs"
     print(line)
 
 
@@ -277,7 +284,7 @@ def main(argv):
     elif command == "wrk-parse":
         print(" ".join(str(v) for v in wrk_parse(argv[2])))
     elif command == "summary":
-        summary(argv[2], argv[3], argv[4])
+        summary(argv[2], argv[3], argv[4], argv[5] if len(argv) > 5 else None)
     else:
         sys.exit(__doc__)
 

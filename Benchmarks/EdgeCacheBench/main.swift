@@ -1,9 +1,19 @@
 import Foundation
 
-// edgecache-bench [outbox|stream|scale|all] [--quick] [--backlog N]
+// edgecache-bench [outbox|stream|apply|scale|all] [--quick] [--backlog N]
+// edgecache-bench hello --cert F --key F --ca F --body FILE [--port P]   (tools/bench-reads: the HTTP stack's floor)
 // edgecache-bench load --db FILE --kek FILE --tenant T --ndjson FILE [--batch N]   (tools/bench-reads)
 // Prints one line per figure. Build in release mode for figures worth quoting (tools/bench).
 let arguments = CommandLine.arguments.dropFirst()
+if arguments.first == "hello" {
+    do {
+        try await runHello(Array(arguments.dropFirst()))
+    } catch {
+        FileHandle.standardError.write(Data("edgecache-bench hello: \(error)\n".utf8))
+        exit(1)
+    }
+    exit(0)
+}
 if arguments.first == "load" {
     do {
         for line in try await runLoad(Array(arguments.dropFirst())) { print(line) }
@@ -21,8 +31,10 @@ if let index = arguments.firstIndex(of: "--backlog"), index + 1 < arguments.endI
 let root = FileManager.default.currentDirectoryPath
 print("edgecache-bench: \(quick ? "quick" : "full") run, \(ProcessInfo.processInfo.processorCount) cores, \(Date())")
 let only = arguments.first { !$0.hasPrefix("--") && Int($0) == nil } ?? "all"
-if only == "all" || only == "stream" {
+if only == "all" || only == "stream" || only == "apply" {
     for line in try await benchApply(quick: quick) { print(line) }
+}
+if only == "all" || only == "stream" {
     for line in try await benchPropagation(quick: quick, repositoryRoot: root) { print(line) }
 }
 if only == "all" || only == "scale" {

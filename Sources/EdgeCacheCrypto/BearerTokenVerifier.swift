@@ -31,6 +31,14 @@ public struct VerifiedToken: Sendable {
     public var patient: String?
     /// `purpose_of_use`: an HL7 v3 PurposeOfUse code such as `TREAT`.
     public var purposeOfUse: String?
+    /// `exp` and `nbf` (epoch seconds): a remembered token is checked against them again.
+    public var expiresAt: Int64 = .max
+    public var notBefore: Int64? = nil
+
+    /// Whether the token is within its validity window at `now` (epoch seconds), with `leeway`.
+    public func isCurrent(now: Int64, leeway: Int64) -> Bool {
+        now <= expiresAt &+ leeway && (notBefore.map { now &+ leeway >= $0 } ?? true)
+    }
 }
 
 /// Why a bearer token was refused. The reason never repeats the token's contents.
@@ -82,9 +90,11 @@ public struct BearerTokenVerifier: Sendable {
         let now = clock.nowMillis() / 1000
         guard let exp = Self.seconds(claims["exp"]) else { throw TokenRejection("the token has no valid 'exp' (expiry) claim") }
         guard now <= exp + leewaySeconds else { throw TokenRejection("the token has expired") }
+        var notBefore: Int64?
         if let nbfValue = claims["nbf"] {
             guard let nbf = Self.seconds(nbfValue) else { throw TokenRejection("the token's 'nbf' claim is not a number") }
             guard now + leewaySeconds >= nbf else { throw TokenRejection("the token is not valid yet") }
+            notBefore = nbf
         }
         let audiences: [String]
         switch claims["aud"] {
@@ -100,7 +110,7 @@ public struct BearerTokenVerifier: Sendable {
         let scope = claims["scope"]?.stringValue ?? ""
         return VerifiedToken(
             tenant: issuer.tenant, issuer: issuer.issuer, subject: claims["sub"]?.stringValue, scope: scope,
-            patient: claims["patient"]?.stringValue, purposeOfUse: purpose)
+            patient: claims["patient"]?.stringValue, purposeOfUse: purpose, expiresAt: exp, notBefore: notBefore)
     }
 
     /// A NumericDate (seconds since the epoch; fractions are dropped).

@@ -6,18 +6,35 @@ public enum Zlib {
     public static let maxDecompressedSize = 64 * 1024 * 1024
 
     /// `uint32be(length) || zlib(data)`.
+    ///
+    /// The window and hash table are sized to the input: `compress2` sets up zlib's full 256 KiB
+    /// of state (a 32 KiB window) for every call, and allocating and clearing it was a third of
+    /// the cost of sealing a 2 KB resource (docs/benchmarks.md, stream apply). Any zlib decoder
+    /// reads the result; a small window also makes decoding allocate less.
     public static func compress(_ data: [UInt8], level: Int32 = 1) throws(CryptoError) -> [UInt8] {
-        var bound = compressBound(uLong(data.count))
-        var out = [UInt8](repeating: 0, count: Int(bound) + 4)
+        var windowBits: Int32 = 9
+        while windowBits < 15, (1 << windowBits) < data.count { windowBits += 1 }
+        let memLevel: Int32 = windowBits <= 12 ? 6 : 8
+        var stream = z_stream()
+        guard deflateInit2_(&stream, level, Z_DEFLATED, windowBits, memLevel, Z_DEFAULT_STRATEGY, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK
+        else { throw CryptoError("zlib compression could not start") }
+        defer { deflateEnd(&stream) }
+        let bound = Int(deflateBound(&stream, uLong(data.count)))
+        var out = [UInt8](repeating: 0, count: bound + 4)
         let n = UInt32(data.count)
         out[0] = UInt8(n >> 24); out[1] = UInt8(n >> 16 & 0xFF); out[2] = UInt8(n >> 8 & 0xFF); out[3] = UInt8(n & 0xFF)
-        let rc = out.withUnsafeMutableBufferPointer { o in
-            data.withUnsafeBufferPointer { i in
-                compress2(o.baseAddress! + 4, &bound, i.baseAddress, uLong(data.count), level)
+        let (rc, produced) = out.withUnsafeMutableBufferPointer { o in
+            data.withUnsafeBufferPointer { i -> (Int32, Int) in
+                stream.next_in = UnsafeMutablePointer(mutating: i.baseAddress)
+                stream.avail_in = uInt(i.count)
+                stream.next_out = o.baseAddress! + 4
+                stream.avail_out = uInt(bound)
+                let rc = deflate(&stream, Z_FINISH)
+                return (rc, bound - Int(stream.avail_out))
             }
         }
-        guard rc == Z_OK else { throw CryptoError("zlib compression failed (\(rc))") }
-        out.removeLast(out.count - 4 - Int(bound))
+        guard rc == Z_STREAM_END else { throw CryptoError("zlib compression failed (\(rc))") }
+        out.removeLast(out.count - 4 - produced)
         return out
     }
 

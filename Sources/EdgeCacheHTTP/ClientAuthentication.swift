@@ -2,6 +2,7 @@ import EdgeCacheCore
 import EdgeCacheCrypto
 import HTTPTypes
 import Hummingbird
+import Synchronization
 
 /// How a listener authenticates its callers: client certificates, bearer tokens, or both.
 ///
@@ -13,9 +14,20 @@ public struct ClientAuthentication: Sendable {
     /// Whether client certificates identify callers.
     public var acceptCertificates: Bool
 
+    /// Tokens that verified, with the identity they give: a client sends the same token on
+    /// every request until it expires, and checking its signature each time was the largest
+    /// single cost of a cached read (docs/benchmarks.md). A remembered token is still checked
+    /// against its `exp` and `nbf` on every use; only a byte-identical token string matches.
+    let verified = VerifiedTokens()
+
     public init(bearer: BearerTokenVerifier?, acceptCertificates: Bool) {
         self.bearer = bearer
         self.acceptCertificates = acceptCertificates
+    }
+
+    /// Whether `request` is judged by its client certificate (so the caller must look it up).
+    public func needsCertificate(_ request: Request) -> Bool {
+        !(bearer != nil && request.headers[.authorization] != nil)
     }
 
     /// Mutual TLS only (the origin's peer listener, and any listener without `auth.issuers`).
@@ -32,12 +44,16 @@ public struct ClientAuthentication: Sendable {
             guard parts.count == 2, parts[0].lowercased() == "bearer" else {
                 return .failure(Self.unauthorized("Only bearer tokens are accepted in Authorization", error: "invalid_request"))
             }
+            let text = String(parts[1]).trimmingSpaces()
+            let now = bearer.clock.nowMillis() / 1000
+            if let known = verified.lookup(text, now: now, leeway: bearer.leewaySeconds) { return .success(known) }
             do {
-                let token = try bearer.verify(String(parts[1]).trimmingSpaces())
-                return .success(
-                    ClientIdentity(
-                        tenant: token.tenant, role: .client, subject: token.subject, purposeOfUse: token.purposeOfUse,
-                        patientContext: token.patient, grant: SMARTGrant(scopeClaim: token.scope)))
+                let token = try bearer.verify(text)
+                let identity = ClientIdentity(
+                    tenant: token.tenant, role: .client, subject: token.subject, purposeOfUse: token.purposeOfUse,
+                    patientContext: token.patient, grant: SMARTGrant(scopeClaim: token.scope))
+                verified.remember(text, identity: identity, token: token)
+                return .success(identity)
             } catch {
                 return .failure(Self.unauthorized("Invalid bearer token: \(error.reason)", error: "invalid_token"))
             }
@@ -68,5 +84,35 @@ public struct ClientAuthentication: Sendable {
             return .failure(.forbidden("break-glass is allowed for treatment only"))
         }
         return .success(reason)
+    }
+}
+
+/// Bearer tokens that verified, and the identity each gives (bounded; process memory only).
+final class VerifiedTokens: Sendable {
+    struct Entry {
+        var identity: ClientIdentity
+        var token: VerifiedToken
+    }
+
+    static let limit = 10_000
+    private let entries = Mutex<[String: Entry]>([:])
+
+    func lookup(_ token: String, now: Int64, leeway: Int64) -> ClientIdentity? {
+        entries.withLock { entries in
+            guard let entry = entries[token] else { return nil }
+            guard entry.token.isCurrent(now: now, leeway: leeway) else {
+                // Expired (or the clock went back before nbf): verify again, which says why.
+                entries[token] = nil
+                return nil
+            }
+            return entry.identity
+        }
+    }
+
+    func remember(_ token: String, identity: ClientIdentity, token verified: VerifiedToken) {
+        entries.withLock { entries in
+            if entries.count >= Self.limit { entries.removeAll(keepingCapacity: true) }
+            entries[token] = Entry(identity: identity, token: verified)
+        }
     }
 }

@@ -66,7 +66,13 @@ public struct NodeResponder: HTTPResponder {
         let path = request.uri.path
         let segments = path.split(separator: "/", omittingEmptySubsequences: true)
         let certificate: ClientIdentity?
-        if let identityOverride { certificate = identityOverride() } else { certificate = await context.peerIdentity() }
+        if let identityOverride {
+            certificate = identityOverride()
+        } else if authentication.needsCertificate(request) {
+            certificate = await context.peerIdentity()
+        } else {
+            certificate = nil  // judged by its bearer token alone
+        }
         let identity: ClientIdentity
         switch authentication.identify(request, certificate: certificate) {
         case .success(let who): identity = who

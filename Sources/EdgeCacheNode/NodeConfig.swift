@@ -27,6 +27,8 @@ import Yams
 /// - `cache.max_bytes` (edge, default none): byte budget of the cache; resident classes are
 ///   evicted (lowest priority, least recently read first) to stay within it
 /// - `cache.eviction_interval_ms` (edge, default 5,000): how often eviction runs
+/// - `cache.hot_bytes` (edge, default 64 MiB; 0 turns it off): memory budget of the hot tier, the
+///   plaintext of recently read entries (see `HotTier`)
 /// - `log.level`: `trace` … `critical`
 /// - `auth.issuers[]` (`issuer`, `tenant`, `audience`, `keys`), `auth.client_certificates` (default
 ///   true), `auth.leeway_s` (default 60): bearer tokens on the API listener (see ``AuthConfig``)
@@ -73,6 +75,7 @@ public struct NodeConfig: Sendable {
     public var policyRefreshMilliseconds = 30_000
     /// The edge cache's byte budget (sealed entry bytes); nil: no budget.
     public var cacheMaxBytes: Int64?
+    public var hotBytes = 64 * 1024 * 1024
     /// How often the evictor runs (milliseconds).
     public var evictionIntervalMilliseconds = 5000
     /// Bearer tokens and client certificates on the API listener.
@@ -169,6 +172,7 @@ public struct NodeConfig: Sendable {
             if let bytes = try cache.int("max_bytes", range: 65_536...Int(Int64(1) << 50)) { config.cacheMaxBytes = Int64(bytes) }
             config.evictionIntervalMilliseconds =
                 try cache.int("eviction_interval_ms", range: 50...3_600_000) ?? config.evictionIntervalMilliseconds
+            config.hotBytes = try cache.int("hot_bytes", range: 0...(1 << 40)) ?? config.hotBytes
             try cache.rejectUnknownKeys()
         }
         if var idempotency = try root.map("idempotency") {

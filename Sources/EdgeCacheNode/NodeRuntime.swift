@@ -51,7 +51,8 @@ public final class NodeRuntime: Sendable {
         let openedOrigin = config.role == .origin
             ? try SQLiteOriginStore(path: config.dataDir + "/origin.sqlite", kek: kek, clock: clock) : nil
         let openedEdge = config.role == .edge
-            ? try EdgeStore(path: config.dataDir + "/edge.sqlite", tenant: config.tenant!, kek: kek, clock: clock) : nil
+            ? try EdgeStore(path: config.dataDir + "/edge.sqlite", tenant: config.tenant!, kek: kek, clock: clock, hotBytes: config.hotBytes)
+            : nil
         let audit = AuditLog(
             store: try AuditStore(path: config.dataDir + "/audit.sqlite", kek: kek, clock: clock), node: config.nodeID, clock: clock,
             logger: logger)

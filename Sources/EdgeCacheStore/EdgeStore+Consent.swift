@@ -57,6 +57,7 @@ extension EdgeStore {
                 try db.cachedStatement(sql: "DELETE FROM entries WHERE rkey = ? AND tkey != ?").execute(arguments: [rkey, consentType])
                 let count = db.changesCount
                 if count > 0 {
+                    self.hot.forget(rkey)
                     removed += count
                     try db.cachedStatement(sql: "DELETE FROM terms WHERE rkey = ?").execute(arguments: [rkey])
                 }

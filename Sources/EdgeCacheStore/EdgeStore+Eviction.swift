@@ -101,6 +101,7 @@ extension EdgeStore {
                 let rkey: Data = row[4]
                 try db.cachedStatement(sql: "DELETE FROM entries WHERE rkey = ?").execute(arguments: [rkey])
                 try db.cachedStatement(sql: "DELETE FROM terms WHERE rkey = ?").execute(arguments: [rkey])
+                self.hot.forget(rkey)
                 freed += Int64((row[3] as Data).count)
                 gone.append(row)
             }

@@ -22,7 +22,7 @@ extension EdgeStore {
                     table: "conflicts", column: "origin_blob", keyColumns: ["seq"], aadColumns: ["rkey"],
                     aad: { row in Array("conflict|".utf8) + Array(row["rkey"] as Data) + Array(String(row["seq"] as Int64).utf8) }),
             ],
-            shredRows: { db, shredded in
+            shredRows: { [hot] db, shredded in
                 guard shredded == tenant else {
                     throw StoreError("this edge holds tenant \(tenant), not \(shredded); shred \(shredded) at the origin")
                 }
@@ -31,6 +31,7 @@ extension EdgeStore {
                         DELETE FROM entries; DELETE FROM terms; DELETE FROM staged_entries; DELETE FROM staged_terms;
                         DELETE FROM conflicts; DELETE FROM outbox;
                         """)
+                hot.clear()
             },
             ring: { [ring] name in
                 guard name == tenant else { throw StoreError("this edge holds tenant \(tenant), not \(name)") }

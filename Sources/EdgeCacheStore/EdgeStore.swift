@@ -47,10 +47,16 @@ public final class EdgeStore: Sendable {
     /// Queued outbox entries, as last counted plus those enqueued since (refreshed by
     /// ``refreshQueuedCount()``, so it stays right when the CLI changes the outbox).
     let queuedEstimate = Mutex(0)
+    /// Plaintext of recently read entries (see ``HotTier``).
+    public let hot: HotTier
 
     /// Opens (creating if needed) the edge database at `path` for `tenant`.
-    public init(path: String, tenant: String, kek: KeyEncryptionKey, clock: any WallClock = SystemWallClock()) throws {
+    /// - Parameter hotBytes: the in-memory hot tier's budget (0: none).
+    public init(
+        path: String, tenant: String, kek: KeyEncryptionKey, clock: any WallClock = SystemWallClock(), hotBytes: Int = 0
+    ) throws {
         self.pool = try SQLiteFile.openPool(path: path)
+        self.hot = HotTier(budget: hotBytes)
         self.clock = clock
         let now = clock.nowMillis()
         let pool = self.pool
@@ -110,11 +116,23 @@ public final class EdgeStore: Sendable {
         let rkey = ResourceBlob.key(keys, type: type, id: id)
         let row = try await pool.readRows { db in
             try Row.fetchOne(
-                db, sql: "SELECT version, last_updated, deleted, blob, stored_at FROM entries WHERE rkey = ?",
+                db.cachedStatement(sql: "SELECT version, last_updated, deleted, blob, stored_at FROM entries WHERE rkey = ?"),
                 arguments: [Data(rkey)])
         }
         guard let row else { return nil }
-        return CachedEntry(resource: try open(row, rkey: rkey), storedAt: row[4])
+        let sealed: Data = row[3]
+        let key = Data(rkey)
+        if let resource = hot.lookup(key, sealed: sealed) {
+            // The row holds exactly the sealed bytes the plaintext was made from; take the
+            // row's own metadata all the same.
+            var r = resource
+            r.lastUpdated = row[1]
+            r.deleted = row[2]
+            return CachedEntry(resource: r, storedAt: row[4])
+        }
+        let resource = try open(row, rkey: rkey)
+        hot.remember(key, sealed: sealed, resource: resource)
+        return CachedEntry(resource: resource, storedAt: row[4])
     }
 
     func open(_ row: Row, rkey: [UInt8]) throws -> ResourceVersion {
@@ -195,31 +213,52 @@ public final class EdgeStore: Sendable {
         return (rkey, blob, terms)
     }
 
+    /// Seals a batch for the cache on every core, off the cooperative thread pool: compressing,
+    /// sealing and extracting search terms is most of a stream batch's CPU, and the SQLite
+    /// transaction that follows is single-threaded (docs/benchmarks.md, stream apply).
+    func sealForCache(_ resources: [ResourceVersion]) async throws -> [(rkey: [UInt8], blob: [UInt8], terms: [[UInt8]])] {
+        let workers = min(ProcessInfo.processInfo.activeProcessorCount, 8, resources.count / 32)
+        guard workers > 1 else { return try resources.map { try sealForCache($0) } }
+        typealias Sealed = (rkey: [UInt8], blob: [UInt8], terms: [[UInt8]])
+        let chunk = (resources.count + workers - 1) / workers
+        let parts = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[[Sealed]], any Error>) in
+            DispatchQueue.global().async {
+                let results = Mutex<[Int: Result<[Sealed], any Error>]>([:])
+                DispatchQueue.concurrentPerform(iterations: workers) { w in
+                    let range = (w * chunk)..<min(resources.count, (w + 1) * chunk)
+                    let result = Result { try resources[range].map { try self.sealForCache($0) } }
+                    results.withLock { $0[w] = result }
+                }
+                continuation.resume(with: Result { try results.withLock { r in try (0..<workers).map { try r[$0]!.get() } } })
+            }
+        }
+        return parts.flatMap { $0 }
+    }
+
     func upsertSealed(_ db: Database, _ r: ResourceVersion, rkey: [UInt8], blob: [UInt8], terms: [[UInt8]], now: Int64) throws
         -> Bool
     {
         try upsertIfNewer(db, r, sealed: (rkey, blob, terms), now: now, table: "")
     }
 
+    /// - Parameter current: the tenant's current keys read in this transaction (a batch reads
+    ///   them once); nil: read them here.
     private func upsertIfNewer(
         _ db: Database, _ r: ResourceVersion, sealed: (rkey: [UInt8], blob: [UInt8], terms: [[UInt8]]), now: Int64,
-        table prefix: String
+        table prefix: String, current: TenantKeys? = nil
     ) throws -> Bool {
         let rkey = Data(sealed.rkey)
         // A rotation committed by another process since this blob was sealed: seal it again
         // under the current version (only the first write after a rotation pays for this).
-        let current = try ring.refresh(db)
+        let current = try current ?? ring.refresh(db)
         var sealed = sealed
         if Sealer.keyVersion(of: sealed.blob) != current.version {
             sealed.blob = try Sealer(keys: current).seal(
                 ResourceBlob.encode(r), aad: Sealer.aad(lookupKey: sealed.rkey, version: r.version))
         }
-        if let existing = try Int64.fetchOne(
-            db.cachedStatement(sql: "SELECT version FROM \(prefix)entries WHERE rkey = ?"), arguments: [rkey]),
-            existing >= r.version
-        {
-            return false
-        }
+        let existing = try Int64.fetchOne(
+            db.cachedStatement(sql: "SELECT version FROM \(prefix)entries WHERE rkey = ?"), arguments: [rkey])
+        if let existing, existing >= r.version { return false }
         try db.cachedStatement(
             sql: """
                 INSERT OR REPLACE INTO \(prefix)entries(rkey, tkey, version, last_updated, deleted, stored_at, blob)
@@ -229,7 +268,9 @@ public final class EdgeStore: Sendable {
             rkey, Data(ResourceBlob.typeKey(keys, type: r.type)), r.version, r.lastUpdated, r.deleted, now,
             Data(sealed.blob),
         ])
-        try db.cachedStatement(sql: "DELETE FROM \(prefix)terms WHERE rkey = ?").execute(arguments: [rkey])
+        if existing != nil {
+            try db.cachedStatement(sql: "DELETE FROM \(prefix)terms WHERE rkey = ?").execute(arguments: [rkey])
+        }
         for term in sealed.terms {
             try db.cachedStatement(sql: "INSERT OR IGNORE INTO \(prefix)terms(term, rkey) VALUES (?, ?)")
                 .execute(arguments: [Data(term), rkey])
@@ -255,7 +296,7 @@ public final class EdgeStore: Sendable {
     public func apply(
         _ changes: [Change], checkpoint: Int64, isResident: @Sendable (String) -> Bool, caughtUpAt: Int64? = nil
     ) async throws -> EdgeStoreCounters {
-        let sealed = try changes.map { try sealForCache($0.resource) }
+        let sealed = try await sealForCache(changes.map(\.resource))
         let now = clock.nowMillis()
         // The bug `tools/drill --inject checkpoint-apart` shows the drills catch: the checkpoint
         // moves in its own transaction, 200 ms before the batch it covers. Debug builds only.
@@ -272,6 +313,7 @@ public final class EdgeStore: Sendable {
         let before = early
         let counters = try await pool.write { db -> EdgeStoreCounters in
             let current = try before ?? Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'checkpoint'") ?? 0
+            let keysNow = try self.ring.refresh(db)
             var applied: Int64 = 0
             var skipped: Int64 = 0
             for (change, s) in zip(changes, sealed) {
@@ -284,7 +326,7 @@ public final class EdgeStore: Sendable {
                 {
                     continue
                 }
-                if try self.upsertIfNewer(db, change.resource, sealed: s, now: now, table: "") {
+                if try self.upsertIfNewer(db, change.resource, sealed: s, now: now, table: "", current: keysNow) {
                     applied += 1
                 } else {
                     skipped += 1
@@ -315,11 +357,12 @@ public final class EdgeStore: Sendable {
 
     /// Adds a page of snapshot resources to the staging tables (not visible to reads).
     public func stageSnapshot(_ resources: [ResourceVersion]) async throws {
-        let sealed = try resources.map { try sealForCache($0) }
+        let sealed = try await sealForCache(resources)
         let now = clock.nowMillis()
         try await pool.write { db in
+            let current = try self.ring.refresh(db)
             for (r, s) in zip(resources, sealed) {
-                _ = try self.upsertIfNewer(db, r, sealed: s, now: now, table: "staged_")
+                _ = try self.upsertIfNewer(db, r, sealed: s, now: now, table: "staged_", current: current)
             }
         }
     }

@@ -197,6 +197,38 @@ import Testing
         await origin.stop()
     }
 
+    @Test func aRememberedTokenStopsWorkingWhenItExpires() async throws {
+        // Verified tokens are remembered (the signature is not checked again on every read),
+        // but each use is checked against exp and nbf on the node's clock.
+        let clock = ManualClock(start: Int64(Date().timeIntervalSince1970 * 1000))
+        let pair = PairConfig(dir: dir.path, pki: SharedPKI.main)
+        let origin = try await InProcessNode(configPath: try pair.writeOrigin())
+        let edge = try await InProcessNode(
+            configPath: try pair.writeEdge(tenant: "a", originPort: origin.port("peer"), extra: authSection), clock: clock)
+        #expect(try await eventually(10) { edge.runtime.edgeLink?.isLive == true })
+        let base = "https://127.0.0.1:\(edge.port("api"))/fhir"
+        let cert = try TestClient(pki: SharedPKI.main, identity: "client-a")
+        let app = try TestClient(pki: SharedPKI.main, identity: nil)
+        #expect(try await cert.put("\(base)/Patient/t1", #"{"resourceType":"Patient"}"#).status == 201)
+        let user = try token(scope: "user/Patient.rs", exp: 120)
+        for _ in 0..<3 { #expect(try await app.get("\(base)/Patient/t1", headers: bearer(user)).status == 200) }
+        let other = try token(scope: "user/Observation.rs", exp: 120)
+        #expect(try await app.get("\(base)/Patient/t1", headers: bearer(other)).status == 403)
+        clock.advance(seconds: 170)  // within the 60 s leeway
+        #expect(try await app.get("\(base)/Patient/t1", headers: bearer(user)).status == 200)
+        clock.advance(seconds: 20)
+        let expired = try await app.get("\(base)/Patient/t1", headers: bearer(user))
+        #expect(expired.status == 401 && diagnostics(expired).contains("expired"), "\(expired.text)")
+        let future = try token(scope: "user/Patient.rs", exp: 900, nbf: 200)
+        #expect(try await app.get("\(base)/Patient/t1", headers: bearer(future)).status == 200)
+        clock.advance(seconds: -300)
+        #expect(try await app.get("\(base)/Patient/t1", headers: bearer(future)).status == 401)
+        await cert.shutdown()
+        await app.shutdown()
+        await edge.stop()
+        await origin.stop()
+    }
+
     @Test func certificatesAreStillCheckedWhenTokensAreOn() async throws {
         let pair = PairConfig(dir: dir.path, pki: SharedPKI.main)
         let origin = try await InProcessNode(configPath: try pair.writeOrigin(extra: authSection + "\n  client_certificates: false"))

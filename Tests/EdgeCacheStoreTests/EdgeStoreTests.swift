@@ -34,6 +34,53 @@ func version(_ type: String, _ id: String, _ v: Int64, deleted: Bool = false, ex
         #expect(try await store.get(type: "Patient", id: "p1")?.resource.version == 2)
     }
 
+    @Test func hotTierNeverOutlivesTheSealedRow() async throws {
+        let path = dir.path + "/hot.sqlite"
+        let node = try EdgeStore(path: path, tenant: "a", kek: kek, hotBytes: 1 << 20)
+        let p1 = version("Patient", "p1", 1, extra: #","name":[{"family":"One"}]"#)
+        let o1 = version("Observation", "o1", 1, extra: #","subject":{"reference":"Patient/p1"}"#)
+        try await node.apply([Change(lsn: 1, resource: p1), Change(lsn: 2, resource: o1)], checkpoint: 2, isResident: Self.full)
+        #expect(try await node.get(type: "Observation", id: "o1")?.resource == o1)
+        #expect(try await node.get(type: "Observation", id: "o1")?.resource == o1)
+        #expect(node.hot.stats.hits == 1 && node.hot.stats.entries == 1)
+        // A newer version from the stream: the remembered plaintext no longer matches the row.
+        let o2 = version("Observation", "o1", 2, extra: #","subject":{"reference":"Patient/p1"},"status":"amended""#)
+        try await node.apply([Change(lsn: 3, resource: o2)], checkpoint: 3, isResident: Self.full)
+        #expect(try await node.get(type: "Observation", id: "o1")?.resource == o2)
+        // Re-sealed under a new key version by another process (the CLI): still the right content.
+        let cli = try EdgeStore(path: path, tenant: "a", kek: kek).keyMaintenance
+        _ = try await cli.rotate(tenant: "a")
+        _ = try await cli.reseal(tenant: "a")
+        let hitsBefore = node.hot.stats.hits
+        #expect(try await node.get(type: "Observation", id: "o1")?.resource == o2)
+        #expect(node.hot.stats.hits == hitsBefore, "a re-sealed row must be opened again, not matched")
+        #expect(try await node.get(type: "Observation", id: "o1")?.resource == o2)
+        #expect(node.hot.stats.hits == hitsBefore + 1)
+        // Deleted behind the tier's back (another connection): the read finds nothing.
+        let other = try EdgeStore(path: path, tenant: "a", kek: kek)
+        #expect(try await other.purgeCompartment(patient: "p1") == 2)
+        #expect(try await node.get(type: "Observation", id: "o1") == nil)
+        #expect(try await node.get(type: "Patient", id: "p1") == nil)
+        // A purge through the store itself also drops the plaintext from memory.
+        try await node.put(o2)
+        #expect(try await node.get(type: "Observation", id: "o1") != nil)
+        #expect(try await node.purgeCompartment(patient: "p1") == 1)
+        #expect(node.hot.stats.entries == 0)
+    }
+
+    @Test func hotTierStaysWithinItsBudget() async throws {
+        let node = try EdgeStore(path: dir.path + "/budget.sqlite", tenant: "a", kek: kek, hotBytes: 64 * 1024)
+        let padding = String(repeating: "x", count: 900)
+        let changes = (1...200).map { Change(lsn: Int64($0), resource: version("Basic", "b\($0)", 1, extra: #","text":"\#(padding)""#)) }
+        try await node.apply(changes, checkpoint: 200, isResident: Self.full)
+        for change in changes { #expect(try await node.get(type: "Basic", id: change.resource.id)?.resource == change.resource) }
+        let stats = node.hot.stats
+        #expect(stats.bytes <= 64 * 1024 && stats.entries > 10 && stats.entries < 200, "\(stats)")
+        // The most recent reads are the ones kept.
+        #expect(try await node.get(type: "Basic", id: "b200") != nil)
+        #expect(node.hot.stats.hits == 1)
+    }
+
     @Test func countersSurviveReopen() async throws {
         try await store.apply([Change(lsn: 4, resource: version("Patient", "p1", 1))], checkpoint: 9, isResident: Self.full)
         let reopened = try EdgeStore(path: dir.path + "/edge.sqlite", tenant: "a", kek: kek)
