@@ -30,7 +30,7 @@ if let index = arguments.firstIndex(of: "--backlog"), index + 1 < arguments.endI
 }
 let root = FileManager.default.currentDirectoryPath
 print("edgecache-bench: \(quick ? "quick" : "full") run, \(ProcessInfo.processInfo.processorCount) cores, \(Date())")
-let only = arguments.first { !$0.hasPrefix("--") && Int($0) == nil } ?? "all"
+let only = arguments.first { !$0.hasPrefix("--") && Int($0) == nil && !$0.contains(",") } ?? "all"
 if only == "all" || only == "stream" || only == "apply" {
     for line in try await benchApply(quick: quick) { print(line) }
 }
@@ -38,7 +38,11 @@ if only == "all" || only == "stream" {
     for line in try await benchPropagation(quick: quick, repositoryRoot: root) { print(line) }
 }
 if only == "all" || only == "scale" {
-    for line in try await benchScale(quick: quick, repositoryRoot: root) { print(line) }
+    var sizes: [Int]?
+    if let index = arguments.firstIndex(of: "--sizes"), index + 1 < arguments.endIndex {
+        sizes = arguments[index + 1].split(separator: ",").compactMap { Int($0) }
+    }
+    for line in try await benchScale(quick: quick, repositoryRoot: root, sizes: sizes) { print(line) }
 }
 if only == "all" || only == "outbox" {
     for line in try await benchEnqueue(quick: quick) { print(line) }
