@@ -108,9 +108,16 @@ public struct ConsentStats: Sendable {
     public var lastBlock: (lsn: Int64, mainLSN: Int64)?
     public private(set) var applied = 0
     private var samples: [Int64] = []
+    /// Upper bounds (ms) of the propagation histogram (`/metrics`).
+    public static let bucketBounds: [Int64] = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000]
+    /// Samples at or below each bound (not cumulative), then above the last; all since start.
+    public private(set) var buckets = [Int](repeating: 0, count: ConsentStats.bucketBounds.count + 1)
+    public private(set) var sumMilliseconds: Int64 = 0
 
     mutating func sample(_ ms: Int64) {
         applied += 1
+        buckets[Self.bucketBounds.firstIndex { ms <= $0 } ?? Self.bucketBounds.count] += 1
+        sumMilliseconds += ms
         if samples.count >= 10_000 { samples.removeFirst(samples.count - 9_999) }
         samples.append(ms)
     }

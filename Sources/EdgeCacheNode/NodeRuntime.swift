@@ -31,6 +31,8 @@ public final class NodeRuntime: Sendable {
     public let auditLog: AuditLog
     /// The policy registry in force.
     public let policies: PolicyHolder
+    /// `/metrics` of this node (event counters since the process started).
+    public let metrics: NodeMetrics
     /// The edge's consent state (edge role only).
     public let consentGuard: ConsentGuard?
     /// The edge's evictor (edge role only).
@@ -56,7 +58,13 @@ public final class NodeRuntime: Sendable {
         let audit = AuditLog(
             store: try AuditStore(path: config.dataDir + "/audit.sqlite", kek: kek, clock: clock), node: config.nodeID, clock: clock,
             logger: logger)
-        let observer: @Sendable (AnsweredRequest) -> Void = { audit.observe($0) }
+        let metrics = NodeMetrics(role: config.role.rawValue)
+        self.metrics = metrics
+        let policies = PolicyHolder(filePolicy ?? DefaultPolicy.registry, source: filePolicy == nil ? .builtin : .file)
+        let observer: @Sendable (AnsweredRequest) -> Void = {
+            audit.observe($0)
+            metrics.observe($0, dataClass: { policies.policy(forType: $0).dataClass.rawValue })
+        }
         // Bearer tokens (and certificates, unless turned off) on the API listener; the peer listener stays mTLS only.
         let issuers = try config.tokenIssuers()
         let apiAuthentication = ClientAuthentication(
@@ -66,7 +74,6 @@ public final class NodeRuntime: Sendable {
         // First in the group, so it is shut down last: every request answered is written.
         var services: [any Service] = [audit]
         auditLog = audit
-        let policies = PolicyHolder(filePolicy ?? DefaultPolicy.registry, source: filePolicy == nil ? .builtin : .file)
         self.policies = policies
         audit.policies = policies
         switch config.role {
@@ -77,7 +84,10 @@ public final class NodeRuntime: Sendable {
             var fhir = FHIRResponder(backend: backend, role: "origin", limits: limits, clock: clock)
             fhir.consent = consent
             let status: @Sendable (String, String) async -> Response? = { path, tenant in
-                await OperatorEndpoints.origin(path: path, tenant: tenant, store: store, config: config, policies: policies, consent: consent)
+                if path == "/metrics" {
+                    return OperatorEndpoints.originMetrics(metrics: metrics, store: store, config: config, audit: audit, policies: policies)
+                }
+                return await OperatorEndpoints.origin(path: path, tenant: tenant, store: store, config: config, policies: policies, consent: consent)
             }
             var api = NodeResponder(
                 allowedRoles: [.client, .edge], nodeTenant: nil, fhir: fhir, replication: nil, limits: limits,
@@ -140,7 +150,11 @@ public final class NodeRuntime: Sendable {
             var api = NodeResponder(
                 allowedRoles: [.client], nodeTenant: tenant, fhir: fhir, replication: nil, limits: limits,
                 operatorEndpoints: { path, _ in
-                    await OperatorEndpoints.edge(
+                    if path == "/metrics" {
+                        return await OperatorEndpoints.edgeMetrics(
+                            metrics: metrics, store: store, link: link, config: config, audit: audit, policies: policies, consent: consent)
+                    }
+                    return await OperatorEndpoints.edge(
                         path: path, store: store, link: link, config: config, policies: policies, consent: consent,
                         evictor: evictor)
                 })

@@ -1,0 +1,227 @@
+import EdgeCacheCore
+import EdgeCacheCrypto
+import EdgeCacheHTTP
+import EdgeCacheStore
+import Foundation
+import Hummingbird
+import NIOSSL
+import Prometheus
+import Synchronization
+
+/// `/metrics`: Prometheus text format (version 0.0.4) for both roles.
+///
+/// Two kinds of figures. Events counted as they happen (requests, cache results by class,
+/// origin fetches) live in a swift-prometheus `PrometheusCollectorRegistry` of this node (not a
+/// process-wide one, so two nodes in one process keep their own) and count since the process
+/// started. Everything else is read when scraped from where it is kept: the stream, eviction,
+/// bootstrap and audit counters from the node's databases, so they carry on across restarts;
+/// outbox depth, lag and staleness from the store and the link; certificate expiry from the
+/// certificate files. Labels never carry resource ids or anything from a request body.
+public final class NodeMetrics: Sendable {
+    let registry = PrometheusCollectorRegistry()
+    private let counters = Mutex<[String: Counter]>([:])
+    let role: String
+
+    public init(role: String) {
+        self.role = role
+    }
+
+    private func counter(_ name: String, _ labels: [(String, String)], help: String) -> Counter {
+        let key = name + "|" + labels.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
+        return counters.withLock { known in
+            if let counter = known[key] { return counter }
+            let counter = registry.makeCounter(name: name, labels: labels, help: help)
+            known[key] = counter
+            return counter
+        }
+    }
+
+    /// Counts an answered `/fhir` or `/replication` request; `dataClass` gives a type's class.
+    func observe(_ answered: AnsweredRequest, dataClass: (String) -> String?) {
+        let api = answered.path.hasPrefix("/fhir") ? "fhir" : "replication"
+        counter(
+            "edgecache_requests_total", [("api", api), ("method", Self.method(answered.method)), ("code", String(answered.status))],
+            help: "Answered /fhir and /replication requests since the process started, by API, method and HTTP status"
+        ).increment()
+        // Reads of one resource answered at an edge carry Cache-Status.
+        guard let status = answered.cacheStatus, answered.method == "GET" || answered.method == "HEAD" else { return }
+        let segments = answered.path.split(separator: "/")
+        guard segments.count == 3, segments[0] == "fhir", let cls = dataClass(String(segments[1])) else { return }
+        let result = Self.cacheResult(status)
+        counter(
+            "edgecache_cache_reads_total", [("class", cls), ("result", result)],
+            help: "Reads of one resource at the edge since the process started, by policy class and result (hit, miss, stale, revalidated, pending)"
+        ).increment()
+        if status.contains("fwd=") {
+            counter(
+                "edgecache_origin_fetches_total", [("reason", result == "miss" ? "miss" : "revalidate")],
+                help: "Requests to the origin made to answer a read (a miss, or revalidating an entry past its TTL) since the process started"
+            ).increment()
+        }
+    }
+
+    static func method(_ method: String) -> String {
+        ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"].contains(method) ? method : "other"
+    }
+
+    /// hit, miss, stale (served past its TTL or with the origin away), revalidated, pending.
+    static func cacheResult(_ status: String) -> String {
+        if status.contains("pending-write") { return "pending" }
+        if status.contains("fwd=miss") { return "miss" }
+        if status.contains("fwd=stale") { return "revalidated" }
+        if status.contains("ttl=-") || status.contains("origin-unreachable") { return "stale" }
+        return "hit"
+    }
+
+    /// The registry's event counters.
+    func events() -> String {
+        var bytes: [UInt8] = []
+        registry.emit(into: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Seconds until the first certificate of a PEM file expires (negative: expired); nil if unreadable.
+    static func secondsToExpiry(_ file: String, now: Date = Date()) -> Double? {
+        guard let certificate = try? NIOSSLCertificate.fromPEMFile(file).first else { return nil }
+        return (Double(certificate.notValidAfter) - now.timeIntervalSince1970).rounded()
+    }
+}
+
+/// Writes metric families in the Prometheus text format.
+struct MetricsText {
+    private(set) var text = ""
+
+    static func escape(_ value: String) -> String {
+        value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            .replacingOccurrences(of: "\n", with: "\\n")
+    }
+
+    static func format(_ value: Double) -> String {
+        if value.isNaN { return "NaN" }
+        if value.isInfinite { return value > 0 ? "+Inf" : "-Inf" }
+        if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
+        return String(value)
+    }
+
+    mutating func family(_ name: String, _ type: String, _ help: String, _ samples: [([(String, String)], Double)]) {
+        guard !samples.isEmpty else { return }
+        text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+        for (labels, value) in samples { sample(name, labels, value) }
+    }
+
+    mutating func family(_ name: String, _ type: String, _ help: String, _ value: Double) {
+        family(name, type, help, [([], value)])
+    }
+
+    private mutating func sample(_ name: String, _ labels: [(String, String)], _ value: Double) {
+        let rendered = labels.isEmpty ? "" : "{" + labels.map { "\($0.0)=\"\(Self.escape($0.1))\"" }.joined(separator: ",") + "}"
+        text += "\(name)\(rendered) \(Self.format(value))\n"
+    }
+
+    /// A histogram from per-bucket counts (the last one above every bound) and a sum.
+    mutating func histogram(_ name: String, _ help: String, bounds: [Double], counts: [Int], sum: Double) {
+        text += "# HELP \(name) \(help)\n# TYPE \(name) histogram\n"
+        var cumulative = 0
+        for (bound, count) in zip(bounds, counts) {
+            cumulative += count
+            sample(name + "_bucket", [("le", Self.format(bound))], Double(cumulative))
+        }
+        cumulative += counts.last ?? 0
+        sample(name + "_bucket", [("le", "+Inf")], Double(cumulative))
+        sample(name + "_sum", [], sum)
+        sample(name + "_count", [], Double(cumulative))
+    }
+}
+
+extension OperatorEndpoints {
+    static func metricsResponse(_ text: String) -> Response {
+        FHIRHTTP.response(
+            status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8"), ("Cache-Control", "no-store")],
+            body: Array(text.utf8))
+    }
+
+    /// What both roles report: certificates, audit chain, policy.
+    static func commonMetrics(_ m: inout MetricsText, config: NodeConfig, audit: AuditLog, policies: PolicyHolder) {
+        var certificates: [([(String, String)], Double)] = []
+        if let left = NodeMetrics.secondsToExpiry(config.certFile) { certificates.append(([("certificate", "node")], left)) }
+        if let left = NodeMetrics.secondsToExpiry(config.caFile) { certificates.append(([("certificate", "ca")], left)) }
+        m.family(
+            "edgecache_certificate_expiry_seconds", "gauge", "Seconds until the node's certificate (and its CA's) expires; negative once expired",
+            certificates)
+        m.family(
+            "edgecache_audit_records_total", "counter", "Records in this node's hash-chained audit trail (kept across restarts)",
+            Double(audit.store.chainHead.count))
+        m.family(
+            "edgecache_policy_info", "gauge", "The policy registry in force (value always 1)",
+            [([("version", policies.version), ("source", policies.source.rawValue)], 1)])
+    }
+
+    static func originMetrics(metrics: NodeMetrics, store: any OriginStore, config: NodeConfig, audit: AuditLog, policies: PolicyHolder)
+        -> Response
+    {
+        var m = MetricsText()
+        m.family("edgecache_up", "gauge", "1 while the node answers (role as a label)", [([("role", "origin")], 1)])
+        m.family("edgecache_head_lsn", "gauge", "The origin's newest committed change (LSN), all tenants", Double(store.headLSN))
+        commonMetrics(&m, config: config, audit: audit, policies: policies)
+        return metricsResponse(metrics.events() + m.text)
+    }
+
+    static func edgeMetrics(
+        metrics: NodeMetrics, store: EdgeStore, link: EdgeLink, config: NodeConfig, audit: AuditLog, policies: PolicyHolder,
+        consent: ConsentGuard
+    ) async -> Response {
+        var m = MetricsText()
+        let counters = store.counters
+        let state = link.snapshot
+        m.family("edgecache_up", "gauge", "1 while the node answers (role as a label)", [([("role", "edge")], 1)])
+        m.family("edgecache_link_live", "gauge", "1 while the change stream from the origin is live", link.isLive ? 1 : 0)
+        m.family("edgecache_applied_lsn", "gauge", "The last change (LSN) applied at this edge, committed with its batch", Double(counters.checkpoint))
+        m.family("edgecache_origin_head_lsn", "gauge", "The origin's newest change (LSN) as last heard", Double(state.originHead))
+        m.family(
+            "edgecache_stream_lag_changes", "gauge", "Changes the origin has committed that this edge has not applied yet",
+            Double(max(0, state.originHead - counters.checkpoint)))
+        if let staleness = link.stalenessMilliseconds {
+            m.family(
+                "edgecache_staleness_seconds", "gauge", "How far behind the origin this edge may be: time since it last knew it was caught up",
+                Double(staleness) / 1000)
+        }
+        m.family(
+            "edgecache_stream_events_total", "counter", "Change-stream events by result (kept across restarts)",
+            [([("result", "applied")], Double(counters.eventsApplied)), ([("result", "skipped")], Double(counters.eventsSkipped))])
+        m.family("edgecache_bootstraps_total", "counter", "Snapshot bootstraps (kept across restarts)", Double(counters.bootstraps))
+        if let entries = try? await store.entryCount() {
+            m.family("edgecache_cached_entries", "gauge", "Entries in the sealed cache (tombstones included)", Double(entries))
+        }
+        let outbox = (try? await store.outboxCounts()) ?? [:]
+        m.family(
+            "edgecache_outbox_entries", "gauge", "Writes in the outbox by state (done and discarded are kept for outbox.retention_days)",
+            OutboxState.allCases.map { ([("state", $0.rawValue)], Double(outbox[$0] ?? 0)) })
+        let oldest = ((try? await store.oldestQueuedAt()) ?? nil).map { max(0, Double(SystemWallClock().nowMillis() - $0) / 1000) } ?? 0
+        m.family("edgecache_outbox_oldest_queued_seconds", "gauge", "Age of the oldest write waiting to be replayed (0: none)", oldest)
+        m.family(
+            "edgecache_conflicts_in_review", "gauge", "Queued writes set aside for a person (conflicts, rejections, too many attempts)",
+            Double(outbox[.review] ?? 0))
+        let evictions = (try? await store.evictionCounts()) ?? [:]
+        m.family(
+            "edgecache_evictions_total", "counter", "Entries evicted, by reason (kept across restarts)",
+            EvictionReason.allCases.map { ([("reason", $0.rawValue)], Double(evictions[$0] ?? 0)) })
+        let stats = consent.snapshot
+        m.family("edgecache_consent_blocks_total", "counter", "Consent changes that blocked a patient at this edge since the process started", Double(stats.blocks))
+        m.family(
+            "edgecache_consent_purged_entries_total", "counter", "Cached entries purged because consent was withdrawn, since the process started",
+            Double(stats.purged))
+        m.histogram(
+            "edgecache_consent_propagation_seconds", "Origin commit of a consent change to the rule in force at this edge, since the process started",
+            bounds: ConsentStats.bucketBounds.map { Double($0) / 1000 }, counts: stats.buckets, sum: Double(stats.sumMilliseconds) / 1000)
+        let hot = store.hot.stats
+        m.family("edgecache_hot_tier_bytes", "gauge", "Bytes held by the in-memory hot tier", Double(hot.bytes))
+        m.family(
+            "edgecache_hot_tier_lookups_total", "counter", "Hot tier lookups by result since the process started",
+            [([("result", "hit")], Double(hot.hits)), ([("result", "miss")], Double(hot.misses))])
+        m.family(
+            "edgecache_data_key_version", "gauge", "The tenant's current data key version at this edge",
+            [([("tenant", config.tenant ?? "")], Double(store.keys.version))])
+        commonMetrics(&m, config: config, audit: audit, policies: policies)
+        return metricsResponse(metrics.events() + m.text)
+    }
+}
