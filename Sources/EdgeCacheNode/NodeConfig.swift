@@ -29,7 +29,7 @@ import Yams
 /// - `cache.eviction_interval_ms` (edge, default 5,000): how often eviction runs
 /// - `cache.hot_bytes` (edge, default 64 MiB; 0 turns it off): memory budget of the hot tier, the
 ///   plaintext of recently read entries (see `HotTier`)
-/// - `log.level`: `trace` … `critical`
+/// - `log.level`: `trace` … `critical`; `log.format`: `text` (default) or `json`
 /// - `auth.issuers[]` (`issuer`, `tenant`, `audience`, `keys`), `auth.client_certificates` (default
 ///   true), `auth.leeway_s` (default 60): bearer tokens on the API listener (see ``AuthConfig``)
 ///
@@ -65,6 +65,8 @@ public struct NodeConfig: Sendable {
     public var logRetentionChanges = 1_000_000
     public var batchLimit = 500
     public var logLevel = "info"
+    /// `text` (one line per event) or `json` (one JSON object per line, see `JSONLogHandler`).
+    public var logFormat = "text"
     public var outboxMaxEntries = 1_000_000
     public var outboxMaxAttempts = 10
     public var outboxBatchSize = 500
@@ -199,6 +201,11 @@ public struct NodeConfig: Sendable {
                 throw ConfigError(file: file, line: log.line, "'log.level' must be one of trace, debug, info, notice, warning, error, critical")
             }
             config.logLevel = level
+            let format = try log.string("format") ?? "text"
+            guard ["text", "json"].contains(format) else {
+                throw ConfigError(file: file, line: log.line, "'log.format' must be text or json")
+            }
+            config.logFormat = format
             try log.rejectUnknownKeys()
         }
         try root.rejectUnknownKeys()

@@ -13,9 +13,11 @@ struct EdgeCacheCommand: AsyncParsableCommand {
 }
 
 /// Sets up logging to standard error at `level`.
-func bootstrapLogging(level: String) -> Logger {
+/// - Parameter format: `text` (one line per event) or `json` (``JSONLogHandler``).
+func bootstrapLogging(level: String, format: String = "text") -> Logger {
     let logLevel = Logger.Level(rawValue: level) ?? .info
     LoggingSystem.bootstrap { label in
+        if format == "json" { return JSONLogHandler(label: label, level: logLevel) }
         var handler = StreamLogHandler.standardError(label: label)
         handler.logLevel = logLevel
         return handler
@@ -38,7 +40,7 @@ struct Serve: AsyncParsableCommand {
             FileHandle.standardError.write(Data("edgecache: config error: \(error)\n".utf8))
             throw ExitCode(2)
         }
-        var logger = bootstrapLogging(level: nodeConfig.logLevel)
+        var logger = bootstrapLogging(level: nodeConfig.logLevel, format: nodeConfig.logFormat)
         logger[metadataKey: "node"] = "\(nodeConfig.nodeID)"
         let runtime: NodeRuntime
         do {
