@@ -12,6 +12,16 @@ enum OperatorEndpoints {
 
     static func number(_ n: Int64) -> JSONValue { .number(String(n)) }
 
+    /// 200 with `status` when every check holds, else 503 `not-ready` naming the failed checks.
+    static func readiness(_ checks: [(String, Bool)], serving: String, extra: [(String, JSONValue)] = []) -> Response {
+        let failed = checks.filter { !$0.1 }.map(\.0)
+        let members: [(String, JSONValue)] = [
+            ("status", .string(failed.isEmpty ? serving : "not-ready")),
+            ("checks", .object(JSONObject(checks.map { .init(key: $0.0, value: .string($0.1 ? "ok" : "failed")) }))),
+        ]
+        return json(failed.isEmpty ? 200 : 503, members + extra)
+    }
+
     static func consentMembers(_ consent: ConsentGuard, store: EdgeStore, tenant: String) async -> JSONValue {
         let laneLSN = (try? await store.consentCheckpoint()) ?? 0
         let stats = consent.snapshot
@@ -59,7 +69,11 @@ enum OperatorEndpoints {
                     }
                 }, tenant: tenant)
         case "/healthz": return json(200, [("status", .string("alive"))])
-        case "/readyz": return json(200, [("status", .string("ready"))])
+        case "/readyz":
+            // The store answers, and a policy registry is loaded.
+            let storeOK = (try? await store.search(tenant: tenant, type: "Patient", query: SearchQuery())) != nil
+            return readiness(
+                [("store", storeOK), ("policy", !policies.version.isEmpty)], serving: "ready")
         case "/status":
             return json(
                 200,
@@ -88,7 +102,14 @@ enum OperatorEndpoints {
                     }
                 }, tenant: tenant)
         case "/healthz": return json(200, [("status", .string("alive"))])
-        case "/readyz": return json(200, [("status", .string("serving")), ("live", .bool(link.isLive))])
+        case "/readyz":
+            // The store answers, the tenant's data key opens, a policy registry is loaded: the
+            // edge can serve what it holds, whether or not the link to the origin is live.
+            let storeOK = (try? await store.entryCount()) != nil
+            let keysOK = await store.keysUsable()
+            return readiness(
+                [("store", storeOK), ("keys", keysOK), ("policy", !policies.version.isEmpty)], serving: "serving",
+                extra: [("live", .bool(link.isLive)), ("link", .string(link.isLive ? "live" : link.notLiveReason))])
         case "/status":
             let counters = store.counters
             let state = link.snapshot

@@ -185,6 +185,12 @@ public final class EdgeStore: Sendable {
         return SearchPage(resources: resources, total: result.total, hasMore: result.rows.count > query.count)
     }
 
+    /// Whether the tenant's current data key can be read from the database and opened (false
+    /// after a shred, or when the key rows cannot be read).
+    public func keysUsable() async -> Bool {
+        (try? await pool.read { db in _ = try self.ring.refresh(db); return true }) ?? false
+    }
+
     /// Number of cached entries (including tombstones).
     public func entryCount() async throws -> Int {
         try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM entries") ?? 0 }

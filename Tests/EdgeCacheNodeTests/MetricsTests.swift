@@ -80,6 +80,12 @@ import Testing
         #expect(!text.contains("m1") && !text.contains("m2"), "no resource ids in metrics")
         if let check = try promtool(text) { #expect(check.status == 0, "promtool: \(check.output)") }
 
+        let ready = try await client.get("\(edgeBase)/readyz")
+        #expect(ready.status == 200 && ready.json["status"] as? String == "serving", "\(ready.text)")
+        #expect(ready.json["checks"] as? [String: String] == ["store": "ok", "keys": "ok", "policy": "ok"])
+        let originReady = try await client.get("\(originBase)/readyz")
+        #expect(originReady.status == 200 && originReady.json["status"] as? String == "ready", "\(originReady.text)")
+
         let originScrape = try await client.get("\(originBase)/metrics")
         #expect(originScrape.status == 200)
         #expect(value(originScrape.text, "edgecache_head_lsn") ?? 0 >= 2)

@@ -68,6 +68,14 @@ func version(_ type: String, _ id: String, _ v: Int64, deleted: Bool = false, ex
         #expect(node.hot.stats.entries == 0)
     }
 
+    @Test func keysAreUnusableAfterAShred() async throws {
+        let path = dir.path + "/shred.sqlite"
+        let node = try EdgeStore(path: path, tenant: "a", kek: kek)
+        #expect(await node.keysUsable())
+        _ = try await EdgeStore(path: path, tenant: "a", kek: kek).keyMaintenance.shred(tenant: "a")
+        #expect(await node.keysUsable() == false)  // what an edge's /readyz reports as keys: failed
+    }
+
     @Test func hotTierStaysWithinItsBudget() async throws {
         let node = try EdgeStore(path: dir.path + "/budget.sqlite", tenant: "a", kek: kek, hotBytes: 64 * 1024)
         let padding = String(repeating: "x", count: 900)
