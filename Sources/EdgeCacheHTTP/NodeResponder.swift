@@ -24,6 +24,11 @@ public struct NodeResponder: HTTPResponder {
     public var observer: (@Sendable (AnsweredRequest) -> Void)?
     /// Certificates, bearer tokens or both (default: certificates only).
     public var authentication: ClientAuthentication = .certificatesOnly
+    /// Roles that may read the operator endpoints only (`/healthz`, `/readyz`, `/status`,
+    /// `/metrics`): the node's own kind of certificate, so that `edgecache status` can run on
+    /// the node's host with the node's own certificate. An origin certificate names no tenant.
+    public var operatorRoles: Set<ClientIdentity.Role> = []
+    public static let operatorPaths: Set<String> = ["/healthz", "/readyz", "/status", "/metrics"]
 
     public init(
         allowedRoles: Set<ClientIdentity.Role>, nodeTenant: String?, fhir: FHIRResponder, replication: ReplicationResponder?,
@@ -79,6 +84,11 @@ public struct NodeResponder: HTTPResponder {
         case .failure(let error): return FHIRHTTP.error(error)
         }
         resolved = identity
+        if let role = identity.role, !allowedRoles.contains(role), operatorRoles.contains(role), Self.operatorPaths.contains(path),
+            identity.tenant == nodeTenant || role == .origin
+        {
+            if let response = await operatorEndpoints(path, identity.tenant ?? "") { return response }
+        }
         guard let role = identity.role, allowedRoles.contains(role) else {
             return FHIRHTTP.error(.forbidden("This listener does not accept certificates of role '\(identity.role?.rawValue ?? "none")'"))
         }

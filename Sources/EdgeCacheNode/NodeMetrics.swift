@@ -81,7 +81,7 @@ public final class NodeMetrics: Sendable {
     }
 
     /// Seconds until the first certificate of a PEM file expires (negative: expired); nil if unreadable.
-    static func secondsToExpiry(_ file: String, now: Date = Date()) -> Double? {
+    public static func secondsToExpiry(_ file: String, now: Date = Date()) -> Double? {
         guard let certificate = try? NIOSSLCertificate.fromPEMFile(file).first else { return nil }
         return (Double(certificate.notValidAfter) - now.timeIntervalSince1970).rounded()
     }

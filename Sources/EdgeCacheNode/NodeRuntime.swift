@@ -94,6 +94,7 @@ public final class NodeRuntime: Sendable {
                 operatorEndpoints: status)
             api.observer = observer
             api.authentication = apiAuthentication
+            api.operatorRoles = [.origin]
             var replication = ReplicationResponder(
                 store: store,
                 settings: StreamSettings(heartbeatMilliseconds: config.heartbeatMilliseconds, batchLimit: config.batchLimit),
@@ -160,6 +161,7 @@ public final class NodeRuntime: Sendable {
                 })
             api.observer = observer
             api.authentication = apiAuthentication
+            api.operatorRoles = [.edge]
             services.append(try Self.application(api, name: "api", address: config.apiAddress, tls13: false, config: config, logger: logger, ports: portsRef))
             services.append(
                 StreamFollower(store: store, origin: origin, link: link, policies: policies, consent: consent, logger: logger))

@@ -46,6 +46,11 @@ public final class OriginClient: Sendable {
         try? await http.shutdown()
     }
 
+    /// A GET of `path` (see ``send(method:path:headers:body:maxBytes:contentType:)``).
+    public func get(_ path: String) async throws(Unreachable) -> Reply {
+        try await send(method: .GET, path: path)
+    }
+
     /// Sends a request and collects a bounded reply within the request timeout.
     public func send(
         method: HTTPMethod, path: String, headers: [(String, String)] = [], body: [UInt8]? = nil, maxBytes: Int = 64 << 20,

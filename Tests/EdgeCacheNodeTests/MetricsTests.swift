@@ -44,7 +44,8 @@ import Testing
 
     @Test func edgeAndOriginExposeWhatOperatorsWatch() async throws {
         let pair = PairConfig(dir: dir.path, pki: SharedPKI.main)
-        let origin = try await InProcessNode(configPath: try pair.writeOrigin())
+        let originConfig = try pair.writeOrigin()
+        let origin = try await InProcessNode(configPath: originConfig)
         let edgeConfig = try pair.writeEdge(tenant: "a", originPort: origin.port("peer"))
         let edge = try await InProcessNode(configPath: edgeConfig)
         #expect(try await eventually(10) { edge.runtime.edgeLink?.isLive == true })
@@ -91,6 +92,14 @@ import Testing
         #expect(value(originScrape.text, "edgecache_head_lsn") ?? 0 >= 2)
         #expect(value(originScrape.text, #"edgecache_up{role="origin"}"#) == 1)
         if let check = try promtool(originScrape.text) { #expect(check.status == 0, "promtool: \(check.output)") }
+        // The terminal dashboard, with the node's own certificate (not a client's).
+        let board = try runCLI(["status", "--config", edgeConfig, "--once"])
+        #expect(board.status == 0, "\(board.output)")
+        #expect(board.output.contains("link         LIVE") && board.output.contains("CONVERGED"), "\(board.output)")
+        #expect(board.output.contains("outbox       queued 0") && board.output.contains("certificate  node expires in"))
+        let originBoard = try runCLI(["status", "--config", originConfig, "--once"])
+        #expect(originBoard.status == 0 && originBoard.output.contains("head LSN"), "\(originBoard.output)")
+
         // Counters kept in the databases carry on across a restart; event counters start again.
         let applied = value(text, #"edgecache_stream_events_total{result="applied"}"#) ?? 0
         let audited = value(text, "edgecache_audit_records_total") ?? 0
@@ -104,5 +113,8 @@ import Testing
         await client.shutdown()
         await restarted.stop()
         await origin.stop()
+        // A node that is not running: the dashboard says so and --once exits 1.
+        let down = try runCLI(["status", "--config", edgeConfig, "--once"])
+        #expect(down.status == 1 && down.output.contains("NOT ANSWERING"), "\(down.output)")
     }
 }
