@@ -50,17 +50,12 @@ struct Keys: AsyncParsableCommand {
                 let started = ContinuousClock.now
                 let version = try await target.maintenance.rotate(tenant: target.tenant)
                 print("\(target.label): data key v\(version) is now current for new writes")
-                let lastPrint = Mutex(ContinuousClock.now)
-                let label = target.label
+                let total = try await target.maintenance.versionsInUse(tenant: target.tenant).values.reduce(0, +)
+                let line = ProgressLine(label: "\(target.label): re-sealing", total: total)
                 let done = try await target.maintenance.reseal(tenant: target.tenant, batchSize: batchSize) { progress in
-                    let now = ContinuousClock.now
-                    let due = lastPrint.withLock { last in
-                        guard now - last > .milliseconds(500) else { return false }
-                        last = now
-                        return true
-                    }
-                    if due { print("\(label): re-sealing… \(progress.resealed) re-sealed, \(progress.scanned) scanned") }
+                    line.update(progress.resealed, detail: "re-sealed (\(progress.scanned) looked at)")
                 }
+                line.finish(done.resealed, detail: "re-sealed (\(done.scanned) looked at)")
                 let seconds = Double((ContinuousClock.now - started).components.attoseconds) / 1e18
                     + Double((ContinuousClock.now - started).components.seconds)
                 let rate = seconds > 0 ? Int(Double(done.resealed) / seconds) : done.resealed

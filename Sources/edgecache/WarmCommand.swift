@@ -40,10 +40,12 @@ struct Warm: AsyncParsableCommand {
         }
         let origin = try OriginClient(config: nodeConfig)
         let started = Date()
-        let step = max(1, ids.count / 20)
+        let progress = ProgressLine(label: "warm", total: ids.count)
         let result = await Warmer(store: store, origin: origin, policies: policies, tenant: tenant).warm(patients: ids) { done, total, resources in
-            if done % step == 0 || done == total {
-                print("warm: \(done)/\(total) patients, \(resources) resources stored")
+            if done == total {
+                progress.finish(done, detail: "patients, \(resources) resources stored")
+            } else {
+                progress.update(done, detail: "patients, \(resources) resources stored")
             }
         }
         await origin.shutdown()

@@ -53,6 +53,7 @@ extension IntegrationSuites {
             try "# ward 3 census\nw0\nPatient/w1\nw2\n".write(toFile: census, atomically: true, encoding: .utf8)
             let warmed = try runCLI(["warm", "--config", edgeConfig, "--patients", census])
             #expect(warmed.status == 0 && warmed.output.contains("warmed 3 of 3 patients: 400 resources stored"), "\(warmed.output)")
+            #expect(warmed.output.contains("warm: [##############################] 3/3 patients, 400 resources stored"), "\(warmed.output)")
             #expect(try await edgeStore.entryCount() == 450)
 
             // The most recently read entries survive an eviction pass.

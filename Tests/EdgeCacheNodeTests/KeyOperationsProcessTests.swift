@@ -68,6 +68,8 @@ extension IntegrationSuites {
         #expect(rotated.status == 0, "\(rotated.output)")
         #expect(rotated.output.contains("tenant a: data key v2 is now current"), "\(rotated.output)")
         #expect(rotated.output.contains("tenant a: re-sealed \(count) entries to v2"), "\(rotated.output)")
+        // Not a terminal: plain progress lines, the last one complete.
+        #expect(rotated.output.contains("tenant a: re-sealing: [##############################] 300/300 re-sealed"), "\(rotated.output)")
         #expect(rotated.output.contains("tenant a: retired data key version(s) v1"), "\(rotated.output)")
         #expect(rotated.output.contains("audit trail: data key v2 is now current"), "\(rotated.output)")
         #expect(rotated.output.contains("audit trail: retired data key version(s) v1"), "\(rotated.output)")
