@@ -27,13 +27,26 @@ public struct SearchQuery: Sendable, Equatable {
     /// Whether the query restricts anything beyond type and paging.
     public var isPlainListing: Bool { ids == nil && termGroups.isEmpty && updatedFrom == nil && updatedBefore == nil }
 
+    /// The search parameters this node understands (others are ignored, as FHIR's lenient handling allows).
+    public static let supported: Set<String> = ["_id", "identifier", "patient", "subject", "_lastUpdated", "_count", "_offset"]
+
     /// Parses decoded query parameters.
     /// - Throws: 400 for a malformed value of a supported parameter.
     public static func parse(_ parameters: [(String, String)]) throws(FHIRError) -> SearchQuery {
         var query = SearchQuery()
         var kept: [(String, String)] = []
         for (rawName, value) in parameters {
-            let name = rawName.split(separator: ":", maxSplits: 1).first.map(String.init) ?? rawName
+            let parts = rawName.split(separator: ":", maxSplits: 1)
+            let name = parts.first.map(String.init) ?? rawName
+            if parts.count == 2, Self.supported.contains(name) {
+                // Only the type modifier of a patient reference is understood; anything else
+                // (`:not`, `:missing`, chains, `:of-type`, …) is refused rather than dropped.
+                guard name == "patient" || name == "subject", parts[1] == "Patient" else {
+                    throw FHIRError(
+                        status: 400, code: "not-supported",
+                        "The search modifier or chain '\(rawName.prefix(80))' is not supported; supported: _id, identifier, patient, subject (optionally :Patient), _lastUpdated, _count, _offset")
+                }
+            }
             switch name {
             case "_id":
                 let values = value.split(separator: ",").map(String.init)

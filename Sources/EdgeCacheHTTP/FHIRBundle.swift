@@ -25,7 +25,8 @@ public enum FHIRBundle {
         if let total = page.total { append("\"total\":\(total),", &out) }
         append("\"link\":[", &out)
         link("self", url(offset: query.offset), &out)
-        if page.hasMore {
+        // `_count=0` asks for the total only: a next link would point at the same page forever.
+        if page.hasMore, query.count > 0 {
             append(",", &out)
             link("next", url(offset: query.offset + query.count), &out)
         }

@@ -12,6 +12,15 @@ import Testing
         #expect(q.effectiveParameters.map(\.0) == ["_id", "identifier", "patient"])
     }
 
+    @Test func modifiersAreRefusedNotDropped() throws {
+        // Found by the fhirpy interop suite: `patient:not=X` used to answer X's own resources.
+        for name in ["patient:not", "subject:missing", "subject:Patient.name", "identifier:of-type", "_id:above"] {
+            #expect(throws: FHIRError.self, "\(name)") { _ = try SearchQuery.parse([(name, "x")]) }
+        }
+        let typed = try SearchQuery.parse([("subject:Patient", "p1"), ("unknown:exact", "ignored")])
+        #expect(typed.termGroups == [["subject|Patient/p1"]])
+    }
+
     @Test func lastUpdatedPrefixesBecomeBounds() throws {
         let day = FHIRTime.parseRange("2026-11-22")!
         var q = try SearchQuery.parse([("_lastUpdated", "ge2026-11-22"), ("_lastUpdated", "lt2026-11-23")])
