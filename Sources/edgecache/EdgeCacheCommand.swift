@@ -25,6 +25,16 @@ func bootstrapLogging(level: String, format: String = "text") -> Logger {
     return Logger(label: "edgecache")
 }
 
+/// The config at `path`, or exit status 2 after printing the error (file, line, what is wrong).
+func loadConfigOrExit(_ path: String) throws -> NodeConfig {
+    do {
+        return try NodeConfig.load(path: path)
+    } catch {
+        FileHandle.standardError.write(Data("edgecache: config error: \(error)\n".utf8))
+        throw ExitCode(2)
+    }
+}
+
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the node described by a config file (origin or edge).")
 
@@ -33,13 +43,7 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         umask(0o077)  // SQLite -wal/-shm files and everything else a node writes: owner only.
-        let nodeConfig: NodeConfig
-        do {
-            nodeConfig = try NodeConfig.load(path: config)
-        } catch {
-            FileHandle.standardError.write(Data("edgecache: config error: \(error)\n".utf8))
-            throw ExitCode(2)
-        }
+        let nodeConfig = try loadConfigOrExit(config)
         var logger = bootstrapLogging(level: nodeConfig.logLevel, format: nodeConfig.logFormat)
         logger[metadataKey: "node"] = "\(nodeConfig.nodeID)"
         let runtime: NodeRuntime

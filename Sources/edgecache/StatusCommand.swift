@@ -20,13 +20,7 @@ struct Status: AsyncParsableCommand {
     @Flag(name: .long, help: "Print one reading and exit.") var once = false
 
     func run() async throws {
-        let nodeConfig: NodeConfig
-        do {
-            nodeConfig = try NodeConfig.load(path: config)
-        } catch {
-            FileHandle.standardError.write(Data("edgecache: config error: \(error)\n".utf8))
-            throw ExitCode(2)
-        }
+        let nodeConfig = try loadConfigOrExit(config)
         guard let base = url ?? Self.localURL(nodeConfig) else {
             FileHandle.standardError.write(
                 Data("edgecache status: \(nodeConfig.dataDir)/listening.json not found: is the node running? (or pass --url)\n".utf8))

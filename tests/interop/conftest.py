@@ -412,3 +412,12 @@ def dataset(pair, request):
         f"{', '.join(CAREBUNDLE_PROFILES)}): {counts}; PUT at the origin and applied at the edge in "
         f"{data.load_seconds:.1f} s")
     return data
+
+
+def content(resource):
+    """A resource's JSON without the parts the server assigns (meta.versionId, meta.lastUpdated)."""
+    out = dict(resource)
+    meta = {k: v for k, v in (out.pop("meta", None) or {}).items() if k not in ("versionId", "lastUpdated")}
+    if meta:
+        out["meta"] = meta
+    return out

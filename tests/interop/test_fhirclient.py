@@ -12,6 +12,7 @@ from fhirclient.client import FHIRClient
 from fhirclient.models.contactpoint import ContactPoint
 from fhirclient.models.observation import Observation
 from fhirclient.models.patient import Patient
+from conftest import content
 
 SEARCH_PARAMETERS = {"_id", "_lastUpdated", "identifier", "patient", "subject"}
 
@@ -31,15 +32,6 @@ def smart(pair):
 
 def model(resource_type):
     return getattr(importlib.import_module(f"fhirclient.models.{resource_type.lower()}"), resource_type)
-
-
-def content(resource):
-    """A resource's JSON without the parts the server assigns (meta.versionId, meta.lastUpdated)."""
-    out = dict(resource)
-    meta = {k: v for k, v in (out.pop("meta", None) or {}).items() if k not in ("versionId", "lastUpdated")}
-    if meta:
-        out["meta"] = meta
-    return out
 
 
 def heart_rate(patient_id, bpm):

@@ -9,6 +9,7 @@ import ssl
 import pytest
 from fhirpy import AsyncFHIRClient, SyncFHIRClient
 from fhirpy.base.exceptions import ForbiddenError, OperationOutcome, ResourceNotFound
+from conftest import content
 
 
 class Exchanges:
@@ -39,15 +40,6 @@ def client_for(pair, exchanges, token):
 @pytest.fixture
 def fhir(pair, exchanges):
     return client_for(pair, exchanges, pair.token(scope="user/*.cruds"))
-
-
-def content(resource):
-    """A resource's JSON without the parts the server assigns (meta.versionId, meta.lastUpdated)."""
-    out = dict(resource)
-    meta = {k: v for k, v in (out.pop("meta", None) or {}).items() if k not in ("versionId", "lastUpdated")}
-    if meta:
-        out["meta"] = meta
-    return out
 
 
 def blood_glucose(patient_id, mg_dl):
