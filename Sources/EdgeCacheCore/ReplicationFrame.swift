@@ -3,12 +3,13 @@
 /// NDJSON. A change is a header line `{"k":"c","lsn":..,"type":..,"id":..,"v":..,"ts":..,"del":false}`
 /// followed, unless it is a deletion, by one line holding the resource JSON. A heartbeat is
 /// `{"k":"hb","head":..,"sent":..,"time":..}`: `head` is the origin's head LSN, `sent` the LSN up to
-/// which every change of the tenant has been sent before this line (the edge may checkpoint it). A snapshot starts with `{"k":"snap","lsn":..}`, then change
-/// frames, and ends with `{"k":"end","count":..}`.
+/// which every change of the tenant has been sent before this line (the edge may checkpoint it). A snapshot starts with `{"k":"snap","lsn":..,"total":..}`
+/// (`total`: the resources it will hold, for progress; absent from origins before it was added),
+/// then change frames, and ends with `{"k":"end","count":..}`.
 public enum ReplicationFrame: Sendable, Equatable {
     case change(lsn: Int64, ResourceVersion)
     case heartbeat(head: Int64, sent: Int64, time: Int64)
-    case snapshotStart(lsn: Int64)
+    case snapshotStart(lsn: Int64, total: Int64? = nil)
     case snapshotEnd(count: Int64)
 
     /// Appends the frame's lines (each ending in `\n`) to `out`.
@@ -26,8 +27,9 @@ public enum ReplicationFrame: Sendable, Equatable {
             }
         case .heartbeat(let head, let sent, let time):
             out.append(contentsOf: Array("{\"k\":\"hb\",\"head\":\(head),\"sent\":\(sent),\"time\":\(time)}\n".utf8))
-        case .snapshotStart(let lsn):
-            out.append(contentsOf: Array("{\"k\":\"snap\",\"lsn\":\(lsn)}\n".utf8))
+        case .snapshotStart(let lsn, let total):
+            let suffix = total.map { ",\"total\":\($0)" } ?? ""
+            out.append(contentsOf: Array("{\"k\":\"snap\",\"lsn\":\(lsn)\(suffix)}\n".utf8))
         case .snapshotEnd(let count):
             out.append(contentsOf: Array("{\"k\":\"end\",\"count\":\(count)}\n".utf8))
         }
@@ -74,7 +76,9 @@ public struct FrameDecoder: Sendable {
         case "hb":
             return .heartbeat(head: try int("head"), sent: try int("sent"), time: try int("time"))
         case "snap":
-            return .snapshotStart(lsn: try int("lsn"))
+            let total = o["total"] == nil ? nil : try int("total")
+            guard total.map({ $0 >= 0 }) ?? true else { throw FrameDecodingError(message: "'total' is negative") }
+            return .snapshotStart(lsn: try int("lsn"), total: total)
         case "end":
             return .snapshotEnd(count: try int("count"))
         case "c":

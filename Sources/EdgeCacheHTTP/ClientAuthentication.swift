@@ -10,7 +10,9 @@ import Synchronization
 /// takes tokens); otherwise by its client certificate (when the listener takes certificates).
 public struct ClientAuthentication: Sendable {
     /// Verifies bearer tokens; nil: the listener ignores `Authorization` (certificates only).
-    public var bearer: BearerTokenVerifier?
+    public var bearer: BearerTokenVerifier? { verifier?.withLock { $0 } }
+    /// Shared by every copy, so ``replaceIssuers(_:)`` reaches the listener that holds one.
+    private let verifier: SharedVerifier?
     /// Whether client certificates identify callers.
     public var acceptCertificates: Bool
 
@@ -21,13 +23,24 @@ public struct ClientAuthentication: Sendable {
     let verified = VerifiedTokens()
 
     public init(bearer: BearerTokenVerifier?, acceptCertificates: Bool) {
-        self.bearer = bearer
+        self.verifier = bearer.map { SharedVerifier($0) }
         self.acceptCertificates = acceptCertificates
+    }
+
+    /// Replaces the trusted issuers and their keys (a reload). Tokens remembered as verified
+    /// are forgotten, so a token signed by a key no longer listed stops working at once.
+    /// - Returns: false if this listener takes no bearer tokens (nothing to replace).
+    @discardableResult
+    public func replaceIssuers(_ issuers: [TokenIssuer]) -> Bool {
+        guard let verifier else { return false }
+        verifier.withLock { $0.issuers = issuers }
+        verified.forgetAll()
+        return true
     }
 
     /// Whether `request` is judged by its client certificate (so the caller must look it up).
     public func needsCertificate(_ request: Request) -> Bool {
-        !(bearer != nil && request.headers[.authorization] != nil)
+        !(verifier != nil && request.headers[.authorization] != nil)
     }
 
     /// Mutual TLS only (the origin's peer listener, and any listener without `auth.issuers`).
@@ -109,10 +122,23 @@ final class VerifiedTokens: Sendable {
         }
     }
 
+    func forgetAll() {
+        entries.withLock { $0.removeAll() }
+    }
+
     func remember(_ token: String, identity: ClientIdentity, token verified: VerifiedToken) {
         entries.withLock { entries in
             if entries.count >= Self.limit { entries.removeAll(keepingCapacity: true) }
             entries[token] = Entry(identity: identity, token: verified)
         }
     }
+}
+
+/// The bearer token verifier of a listener, shared by every copy of its ``ClientAuthentication``.
+final class SharedVerifier: Sendable {
+    private let state: Mutex<BearerTokenVerifier>
+
+    init(_ verifier: BearerTokenVerifier) { state = Mutex(verifier) }
+
+    func withLock<T: Sendable>(_ body: (inout BearerTokenVerifier) -> T) -> T { state.withLock { body(&$0) } }
 }

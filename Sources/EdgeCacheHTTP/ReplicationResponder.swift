@@ -188,7 +188,7 @@ public struct ReplicationResponder: Sendable {
         let deflater = try ZlibDeflater()
         let snapshot = try await store.snapshot(tenant: tenant)
         var out: [UInt8] = []
-        ReplicationFrame.snapshotStart(lsn: snapshot.lsn).encode(into: &out)
+        ReplicationFrame.snapshotStart(lsn: snapshot.lsn, total: snapshot.count).encode(into: &out)
         var count: Int64 = 0
         while true {
             let page = try await snapshot.next(limit: 500)

@@ -33,6 +33,16 @@ public final class AuditLog: Service, @unchecked Sendable {
         record(.keyOperation(action, tenant: tenant, keyVersion: keyVersion, outcome: outcome, actor: "node", node: node, time: clock.nowMillis()))
     }
 
+    /// Records a reload of the node's certificates and keys (`tls-reload`, resource
+    /// `Certificate/<node>`): outcome 200, or 422 when it was refused and nothing changed.
+    public func recordReload(outcome: Int, detail: String, tenant: String = "-") {
+        record(
+            AuditRecord(
+                time: clock.nowMillis(), action: "tls-reload", outcome: outcome, actor: "node", tenant: tenant,
+                resource: "Certificate/\(node)", source: detail, policyVersion: "-", node: node,
+                requestID: UUID().uuidString.lowercased()))
+    }
+
     /// Turns an answered request into a record.
     public func observe(_ answered: AnsweredRequest) {
         let segments = answered.path.split(separator: "/").map(String.init)

@@ -47,7 +47,12 @@ public final class ConsentFollower: Service {
     }
 
     private func follow(since: Int64) async throws {
-        let response = try await origin.openStream(path: "/replication/v1/changes?since=\(since)&lane=consent")
+        try await origin.withStream(path: "/replication/v1/changes?since=\(since)&lane=consent") { response in
+            try await self.read(response, since: since)
+        }
+    }
+
+    private func read(_ response: HTTPClientResponse, since: Int64) async throws {
         if response.status.code == 410 { throw StreamFollower.Gone() }
         guard response.status.code == 200 else { throw StreamFollower.BadStatus(status: Int(response.status.code)) }
         let inflater = try ZlibInflater()

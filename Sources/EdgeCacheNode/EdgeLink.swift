@@ -5,7 +5,7 @@ import Synchronization
 /// on the monotonic clock so staleness never depends on wall clocks agreeing.
 public final class EdgeLink: Sendable {
     private let state: Mutex<LinkState>
-    private let bootstrapping = Mutex(false)
+    private let bootstrap = Mutex<(running: BootstrapProgress?, last: BootstrapSummary?)>((nil, nil))
     let clock: any WallClock
 
     /// - Parameter caughtUpWallClock: the persisted wall-clock time the edge was last caught up
@@ -39,8 +39,38 @@ public final class EdgeLink: Sendable {
 
     public func disconnected() { state.withLock { $0.disconnected() } }
 
-    public func setBootstrapping(_ value: Bool) { bootstrapping.withLock { $0 = value } }
-    public var isBootstrapping: Bool { bootstrapping.withLock { $0 } }
+    /// A snapshot bootstrap began (its total not known yet).
+    public func bootstrapStarted() {
+        let now = clock.nowMillis()
+        bootstrap.withLock { $0.running = BootstrapProgress(startedAt: now, total: nil) }
+    }
+
+    /// The snapshot announced how many resources it holds.
+    public func bootstrapTotal(_ total: Int64?) { bootstrap.withLock { $0.running?.total = total } }
+
+    /// Resources received so far; returns the progress.
+    @discardableResult
+    public func bootstrapReceived(_ received: Int64) -> BootstrapProgress? {
+        bootstrap.withLock {
+            $0.running?.received = received
+            return $0.running
+        }
+    }
+
+    /// The bootstrap ended: with a summary when it was swapped in, nil when it failed.
+    public func bootstrapEnded(lsn: Int64?, wallNow: Int64) {
+        let now = clock.nowMillis()
+        bootstrap.withLock {
+            if let lsn, let running = $0.running {
+                $0.last = BootstrapSummary(resources: running.received, milliseconds: now - running.startedAt, lsn: lsn, finishedAt: wallNow)
+            }
+            $0.running = nil
+        }
+    }
+
+    public var isBootstrapping: Bool { bootstrap.withLock { $0.running != nil } }
+    /// The bootstrap under way, if any, and the last one that finished.
+    public var bootstrapState: (running: BootstrapProgress?, last: BootstrapSummary?) { bootstrap.withLock { $0 } }
 
     public var snapshot: LinkState { state.withLock { $0 } }
 

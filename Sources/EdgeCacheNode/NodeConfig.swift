@@ -1,3 +1,4 @@
+import EdgeCacheHTTP
 import Foundation
 import Yams
 
@@ -255,6 +256,11 @@ extension NodeConfig {
             guard FileManager.default.isReadableFile(atPath: path) else {
                 throw ConfigError(file: sourceFile, line: nil, "'\(key)' names \(path), which cannot be read")
             }
+        }
+        do {
+            _ = try TLSMaterial.load(certFile: certFile, keyFile: keyFile, caFile: caFile)
+        } catch {
+            throw ConfigError(file: sourceFile, line: nil, error.description)
         }
         _ = try tokenIssuers()
         guard FileManager.default.isReadableFile(atPath: kekFile) else {

@@ -80,6 +80,11 @@ public final class NodeMetrics: Sendable {
         return String(decoding: bytes, as: UTF8.self)
     }
 
+    /// The serial number (hex) of the first certificate of a PEM file; nil if unreadable.
+    public static func serialNumber(ofFile file: String) -> String? {
+        (try? NIOSSLCertificate.fromPEMFile(file).first).map { NodeReloader.hex($0.serialNumber) }
+    }
+
     /// Seconds until the first certificate of a PEM file expires (negative: expired); nil if unreadable.
     public static func secondsToExpiry(_ file: String, now: Date = Date()) -> Double? {
         guard let certificate = try? NIOSSLCertificate.fromPEMFile(file).first else { return nil }
@@ -141,13 +146,21 @@ extension OperatorEndpoints {
     }
 
     /// What both roles report: certificates, audit chain, policy.
-    static func commonMetrics(_ m: inout MetricsText, config: NodeConfig, audit: AuditLog, policies: PolicyHolder) {
-        var certificates: [([(String, String)], Double)] = []
-        if let left = NodeMetrics.secondsToExpiry(config.certFile) { certificates.append(([("certificate", "node")], left)) }
-        if let left = NodeMetrics.secondsToExpiry(config.caFile) { certificates.append(([("certificate", "ca")], left)) }
+    static func commonMetrics(_ m: inout MetricsText, config: NodeConfig, audit: AuditLog, policies: PolicyHolder, reloads: ReloadStatus) {
+        let tls = reloads.snapshot
+        let now = Double(SystemWallClock().nowMillis()) / 1000
         m.family(
-            "edgecache_certificate_expiry_seconds", "gauge", "Seconds until the node's certificate (and its CA's) expires; negative once expired",
-            certificates)
+            "edgecache_certificate_expiry_seconds", "gauge",
+            "Seconds until the certificate in use (and its CA's) expires; negative once expired",
+            [([("certificate", "node")], (Double(tls.certificateNotAfter) - now).rounded()), ([("certificate", "ca")], (Double(tls.caNotAfter) - now).rounded())])
+        let onDisk = NodeMetrics.serialNumber(ofFile: config.certFile)
+        m.family(
+            "edgecache_certificate_reload_pending", "gauge",
+            "1 when tls.cert on disk is not the certificate in use (replaced but not reloaded: send SIGHUP)",
+            onDisk.map { $0 == tls.certificateSerial ? 0 : 1 } ?? 1)
+        m.family(
+            "edgecache_reloads_total", "counter", "Reloads of certificates and keys (SIGHUP) by result since the process started",
+            [([("result", "ok")], Double(tls.succeeded)), ([("result", "failed")], Double(tls.failed))])
         m.family(
             "edgecache_audit_records_total", "counter", "Records in this node's hash-chained audit trail (kept across restarts)",
             Double(audit.store.chainHead.count))
@@ -156,19 +169,20 @@ extension OperatorEndpoints {
             [([("version", policies.version), ("source", policies.source.rawValue)], 1)])
     }
 
-    static func originMetrics(metrics: NodeMetrics, store: any OriginStore, config: NodeConfig, audit: AuditLog, policies: PolicyHolder)
-        -> Response
+    static func originMetrics(
+        metrics: NodeMetrics, store: any OriginStore, config: NodeConfig, audit: AuditLog, policies: PolicyHolder, reloads: ReloadStatus
+    ) -> Response
     {
         var m = MetricsText()
         m.family("edgecache_up", "gauge", "1 while the node answers (role as a label)", [([("role", "origin")], 1)])
         m.family("edgecache_head_lsn", "gauge", "The origin's newest committed change (LSN), all tenants", Double(store.headLSN))
-        commonMetrics(&m, config: config, audit: audit, policies: policies)
+        commonMetrics(&m, config: config, audit: audit, policies: policies, reloads: reloads)
         return metricsResponse(metrics.events() + m.text)
     }
 
     static func edgeMetrics(
         metrics: NodeMetrics, store: EdgeStore, link: EdgeLink, config: NodeConfig, audit: AuditLog, policies: PolicyHolder,
-        consent: ConsentGuard
+        consent: ConsentGuard, reloads: ReloadStatus
     ) async -> Response {
         var m = MetricsText()
         let counters = store.counters
@@ -221,7 +235,7 @@ extension OperatorEndpoints {
         m.family(
             "edgecache_data_key_version", "gauge", "The tenant's current data key version at this edge",
             [([("tenant", config.tenant ?? "")], Double(store.keys.version))])
-        commonMetrics(&m, config: config, audit: audit, policies: policies)
+        commonMetrics(&m, config: config, audit: audit, policies: policies, reloads: reloads)
         return metricsResponse(metrics.events() + m.text)
     }
 }

@@ -37,12 +37,17 @@ public final class NodeRuntime: Sendable {
     public let consentGuard: ConsentGuard?
     /// The edge's evictor (edge role only).
     public let evictor: Evictor?
+    /// Reloads certificates and keys on SIGHUP.
+    public let reloader: NodeReloader
 
     /// - Parameter clock: replaces both the wall clock and the link's monotonic clock (tests).
     public init(config: NodeConfig, logger: Logger, clock injected: (any WallClock)? = nil) throws {
         self.config = config
         self.logger = logger
         let kek = try KeyEncryptionKey.load(path: config.kekFile)
+        let material = try TLSMaterial.load(certFile: config.certFile, keyFile: config.keyFile, caFile: config.caFile)
+        var listeners: [NodeReloader.Listener] = []
+        let reloads = ReloadStatus(material)
         let clock: any WallClock = injected ?? SystemWallClock()
         let filePolicy = try config.policyFile.map { path throws(ConfigError) in try PolicyFile.load(path: path) }
         let limits = RequestLimits(
@@ -71,6 +76,7 @@ public final class NodeRuntime: Sendable {
             bearer: issuers.isEmpty
                 ? nil : BearerTokenVerifier(issuers: issuers, leewaySeconds: Int64(config.auth.leewaySeconds), clock: clock),
             acceptCertificates: config.auth.clientCertificates)
+        let originClient: OriginClient?
         // First in the group, so it is shut down last: every request answered is written.
         var services: [any Service] = [audit]
         auditLog = audit
@@ -85,9 +91,11 @@ public final class NodeRuntime: Sendable {
             fhir.consent = consent
             let status: @Sendable (String, String) async -> Response? = { path, tenant in
                 if path == "/metrics" {
-                    return OperatorEndpoints.originMetrics(metrics: metrics, store: store, config: config, audit: audit, policies: policies)
+                    return OperatorEndpoints.originMetrics(
+                        metrics: metrics, store: store, config: config, audit: audit, policies: policies, reloads: reloads)
                 }
-                return await OperatorEndpoints.origin(path: path, tenant: tenant, store: store, config: config, policies: policies, consent: consent)
+                return await OperatorEndpoints.origin(
+                    path: path, tenant: tenant, store: store, config: config, policies: policies, consent: consent, reloads: reloads)
             }
             var api = NodeResponder(
                 allowedRoles: [.client, .edge], nodeTenant: nil, fhir: fhir, replication: nil, limits: limits,
@@ -108,8 +116,14 @@ public final class NodeRuntime: Sendable {
                 allowedRoles: [.edge], nodeTenant: nil, fhir: fhir, replication: replication, limits: limits,
                 operatorEndpoints: status)
             peer.observer = observer
-            services.append(try Self.application(api, name: "api", address: config.apiAddress, tls13: false, config: config, logger: logger, ports: portsRef))
-            services.append(try Self.application(peer, name: "peer", address: config.peerAddress!, tls13: true, config: config, logger: logger, ports: portsRef))
+            services.append(
+                try Self.application(
+                    api, name: "api", address: config.apiAddress, tls13: false, material: material, config: config, logger: logger,
+                    ports: portsRef, listeners: &listeners))
+            services.append(
+                try Self.application(
+                    peer, name: "peer", address: config.peerAddress!, tls13: true, material: material, config: config, logger: logger,
+                    ports: portsRef, listeners: &listeners))
             services.append(
                 LogCompactor(
                     store: store, keep: config.logRetentionChanges, idempotencyRetentionDays: config.idempotencyRetentionDays,
@@ -120,13 +134,15 @@ public final class NodeRuntime: Sendable {
             edgeStore = nil
             edgeLink = nil
             cleanup = {}
+            originClient = nil
         case .edge:
             let tenant = config.tenant!
             let store = openedEdge!
             if let stored = try store.storedPolicy() {
                 policies.replace(stored, source: .stored)
             }
-            let origin = try OriginClient(config: config)
+            let origin = try OriginClient(config: config, material: material)
+            originClient = origin
             audit.anchorTarget = origin
             audit.anchorInterval = Int64(config.auditAnchorIntervalMilliseconds)
             let link = EdgeLink(
@@ -153,16 +169,20 @@ public final class NodeRuntime: Sendable {
                 operatorEndpoints: { path, _ in
                     if path == "/metrics" {
                         return await OperatorEndpoints.edgeMetrics(
-                            metrics: metrics, store: store, link: link, config: config, audit: audit, policies: policies, consent: consent)
+                            metrics: metrics, store: store, link: link, config: config, audit: audit, policies: policies, consent: consent,
+                            reloads: reloads)
                     }
                     return await OperatorEndpoints.edge(
                         path: path, store: store, link: link, config: config, policies: policies, consent: consent,
-                        evictor: evictor)
+                        evictor: evictor, reloads: reloads)
                 })
             api.observer = observer
             api.authentication = apiAuthentication
             api.operatorRoles = [.edge]
-            services.append(try Self.application(api, name: "api", address: config.apiAddress, tls13: false, config: config, logger: logger, ports: portsRef))
+            services.append(
+                try Self.application(
+                    api, name: "api", address: config.apiAddress, tls13: false, material: material, config: config, logger: logger,
+                    ports: portsRef, listeners: &listeners))
             services.append(
                 StreamFollower(store: store, origin: origin, link: link, policies: policies, consent: consent, logger: logger))
             services.append(ConsentFollower(store: store, origin: origin, consent: consent, logger: logger))
@@ -177,16 +197,20 @@ public final class NodeRuntime: Sendable {
             edgeLink = link
             cleanup = { await origin.shutdown() }
         }
+        reloader = NodeReloader(
+            config: config, material: material, listeners: listeners, origin: originClient, authentication: apiAuthentication,
+            audit: audit, status: reloads, clock: clock, logger: logger)
+        services.append(reloader)
         self.services = services
     }
 
     private static func application(
-        _ responder: NodeResponder, name: String, address: NodeConfig.Address, tls13: Bool, config: NodeConfig,
-        logger: Logger, ports: ListeningPorts
+        _ responder: NodeResponder, name: String, address: NodeConfig.Address, tls13: Bool, material: TLSMaterial, config: NodeConfig,
+        logger: Logger, ports: ListeningPorts, listeners: inout [NodeReloader.Listener]
     ) throws -> some Service {
-        let tls = try TLSSettings.server(
-            certFile: config.certFile, keyFile: config.keyFile, caFile: config.caFile, minimumTLS13: tls13,
-            optionalClientCertificate: responder.authentication.bearer != nil)
+        let optional = responder.authentication.bearer != nil
+        let contexts = try TLSContextHolder(material.serverConfiguration(minimumTLS13: tls13, optionalClientCertificate: optional))
+        listeners.append(.init(name: name, contexts: contexts, minimumTLS13: tls13, optionalClientCertificate: optional))
         let http1 = HTTP1Channel.Configuration(
             idleTimeout: .seconds(Int64(config.idleTimeoutSeconds)),
             httpDecoderConfiguration: .init(maxHeaderFieldSize: 64 * 1024, maxHeaderListSize: 256 * 1024, maxHeaderFieldCount: 1000))
@@ -194,7 +218,7 @@ public final class NodeRuntime: Sendable {
         let dataDir = config.dataDir
         return Application(
             responder: responder,
-            server: try .tls(.http1(configuration: http1), tlsConfiguration: tls),
+            server: .reloadableTLS(http1: http1, contexts: contexts),
             configuration: .init(address: .hostname(address.host, port: address.port), serverName: nil, reuseAddress: true),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0

@@ -41,6 +41,51 @@ enum OperatorEndpoints {
             ]))
     }
 
+    /// The certificate in use and what reloads did.
+    static func tlsMember(_ reloads: ReloadStatus) -> (String, JSONValue) {
+        let tls = reloads.snapshot
+        return (
+            "tls",
+            .object(
+                JSONObject([
+                    .init(key: "certificate_serial", value: .string(tls.certificateSerial)),
+                    .init(key: "certificate_not_after", value: number(tls.certificateNotAfter)),
+                    .init(key: "ca_not_after", value: number(tls.caNotAfter)),
+                    .init(key: "reloads", value: number(Int64(tls.succeeded))),
+                    .init(key: "reloads_failed", value: number(Int64(tls.failed))),
+                    .init(key: "last_reload_at", value: tls.lastAt.map { number($0) } ?? .null),
+                    .init(key: "last_reload_result", value: tls.lastResult.map { .string($0) } ?? .null),
+                ]))
+        )
+    }
+
+    /// A snapshot bootstrap under way (received, total, rate, time left) and the last one done.
+    static func bootstrapMember(_ link: EdgeLink) -> (String, JSONValue) {
+        let state = link.bootstrapState
+        let now = link.clock.nowMillis()
+        var members: [JSONObject.Member] = [.init(key: "running", value: .bool(state.running != nil))]
+        if let running = state.running {
+            members += [
+                .init(key: "received", value: number(running.received)),
+                .init(key: "total", value: running.total.map { number($0) } ?? .null),
+                .init(key: "elapsed_ms", value: number(now - running.startedAt)),
+                .init(key: "rate_per_s", value: running.rate(now: now).map { number(Int64($0.rounded())) } ?? .null),
+                .init(key: "seconds_left", value: running.secondsLeft(now: now).map { number(Int64($0.rounded(.up))) } ?? .null),
+            ]
+        }
+        if let last = state.last {
+            members.append(
+                .init(
+                    key: "last",
+                    value: .object(
+                        JSONObject([
+                            .init(key: "resources", value: number(last.resources)), .init(key: "ms", value: number(last.milliseconds)),
+                            .init(key: "lsn", value: number(last.lsn)), .init(key: "finished_at", value: number(last.finishedAt)),
+                        ]))))
+        }
+        return ("bootstrap", .object(JSONObject(members)))
+    }
+
     static func policyMembers(_ policies: PolicyHolder) -> [(String, JSONValue)] {
         [("policy_version", .string(policies.version)), ("policy_source", .string(policies.source.rawValue))]
     }
@@ -55,7 +100,8 @@ enum OperatorEndpoints {
     }
 
     static func origin(
-        path: String, tenant: String, store: any OriginStore, config: NodeConfig, policies: PolicyHolder, consent: ConsentRegistry
+        path: String, tenant: String, store: any OriginStore, config: NodeConfig, policies: PolicyHolder, consent: ConsentRegistry,
+        reloads: ReloadStatus
     ) async -> Response? {
         switch path {
         case "/digest":
@@ -79,7 +125,7 @@ enum OperatorEndpoints {
                 200,
                 [
                     ("role", .string("origin")), ("node_id", .string(config.nodeID)),
-                    ("head_lsn", number(store.headLSN)),
+                    ("head_lsn", number(store.headLSN)), tlsMember(reloads),
                 ] + policyMembers(policies))
         default: return nil
         }
@@ -87,7 +133,7 @@ enum OperatorEndpoints {
 
     static func edge(
         path: String, store: EdgeStore, link: EdgeLink, config: NodeConfig, policies: PolicyHolder, consent: ConsentGuard,
-        evictor: Evictor
+        evictor: Evictor, reloads: ReloadStatus
     ) async -> Response? {
         switch path {
         case "/digest":
@@ -128,7 +174,7 @@ enum OperatorEndpoints {
                     ("staleness_ms", staleness),
                     ("events_applied", number(counters.eventsApplied)),
                     ("events_skipped", number(counters.eventsSkipped)),
-                    ("bootstraps", number(counters.bootstraps)),
+                    ("bootstraps", number(counters.bootstraps)), bootstrapMember(link),
                     ("cached_entries", entries),
                     ("outbox_queued", number(Int64(outbox[.queued] ?? 0))),
                     ("outbox_review", number(Int64(outbox[.review] ?? 0))),
@@ -140,6 +186,7 @@ enum OperatorEndpoints {
                     ("evictions", .object(JSONObject(((try? await store.evictionCounts()) ?? [:]).sorted { $0.key.rawValue < $1.key.rawValue }.map {
                         .init(key: $0.key.rawValue, value: number($0.value))
                     } + [.init(key: "consent_purge", value: number(Int64(consent.snapshot.purged)))]))),
+                    tlsMember(reloads),
                 ] + policyMembers(policies))
         default: return nil
         }

@@ -4,6 +4,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOSSL
+import Synchronization
 
 /// The transport from an edge to its origin: HTTPS with the edge's client certificate.
 ///
@@ -23,27 +24,73 @@ public final class OriginClient: Sendable {
         public var description: String { "origin unreachable: \(reason)" }
     }
 
-    let http: HTTPClient
+    /// The client new requests use; replaced by ``reload(tls:)``.
+    private let current: Mutex<ClientGeneration>
+    /// Replaced clients that still carry requests (an open change stream, say).
+    private let retired = Mutex<[ClientGeneration]>([])
+    private let configuration: HTTPClient.Configuration
     public let baseURL: String
     let requestTimeout: TimeAmount
 
-    public init(config: NodeConfig) throws {
+    public convenience init(config: NodeConfig) throws {
+        let material = try TLSMaterial.load(certFile: config.certFile, keyFile: config.keyFile, caFile: config.caFile)
+        try self.init(config: config, material: material)
+    }
+
+    public init(config: NodeConfig, material: TLSMaterial) throws {
         guard let url = config.originURL else { throw ConfigError(file: config.sourceFile, line: nil, "origin.url missing") }
         self.baseURL = url.hasSuffix("/") ? String(url.dropLast()) : url
         self.requestTimeout = .milliseconds(Int64(config.originRequestTimeoutMilliseconds))
-        var tls = try TLSSettings.client(certFile: config.certFile, keyFile: config.keyFile, caFile: config.caFile)
-        tls.minimumTLSVersion = .tlsv13
         var configuration = HTTPClient.Configuration(
-            tlsConfiguration: tls,
+            tlsConfiguration: Self.tls(material),
             timeout: .init(
                 connect: .milliseconds(Int64(config.originConnectTimeoutMilliseconds)),
                 read: .milliseconds(Int64(config.heartbeatTimeoutMilliseconds))))
         configuration.httpVersion = .http1Only
-        self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        self.configuration = configuration
+        self.current = Mutex(ClientGeneration(HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)))
+    }
+
+    static func tls(_ material: TLSMaterial) -> TLSConfiguration {
+        var tls = material.clientConfiguration()
+        tls.minimumTLSVersion = .tlsv13
+        return tls
+    }
+
+    /// Presents `material` on every connection opened from now on. Requests in flight, and
+    /// change streams already open, finish on the connections they have; the replaced client
+    /// is shut down once the last of them ends.
+    public func reload(tls material: TLSMaterial) {
+        var configuration = self.configuration
+        configuration.tlsConfiguration = Self.tls(material)
+        let next = ClientGeneration(HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration))
+        let old = current.withLock { current in
+            defer { current = next }
+            return current
+        }
+        retired.withLock { $0.append(old) }
+        if old.retire() { Task { await self.close(old) } }
+    }
+
+    /// Clients replaced by a reload that are still open (tests, /status).
+    public var retiredClients: Int { retired.withLock { $0.count } }
+
+    private func close(_ generation: ClientGeneration) async {
+        try? await generation.http.shutdown()
+        retired.withLock { $0.removeAll { $0 === generation } }
     }
 
     public func shutdown() async {
-        try? await http.shutdown()
+        let all = retired.withLock { $0 } + [current.withLock { $0 }]
+        for generation in all { try? await generation.http.shutdown() }
+        retired.withLock { $0.removeAll() }
+    }
+
+    /// Runs `body` with the current client, which stays open until `body` returns.
+    private func withClient<T>(_ body: (HTTPClient) async throws -> T) async throws -> T {
+        let generation = current.withLock { $0.lease() }
+        defer { if generation.release() { Task { await self.close(generation) } } }
+        return try await body(generation.http)
     }
 
     /// A GET of `path` (see ``send(method:path:headers:body:maxBytes:contentType:)``).
@@ -64,20 +111,56 @@ public final class OriginClient: Sendable {
             request.headers.replaceOrAdd(name: "Content-Type", value: contentType)
         }
         do {
-            let deadline = NIODeadline.now() + requestTimeout
-            let response = try await http.execute(request, deadline: deadline)
-            let bytes = try await withDeadline(deadline) { try await response.body.collect(upTo: maxBytes) }
-            return Reply(status: Int(response.status.code), headers: response.headers, body: Array(bytes.readableBytesView))
+            let timeout = requestTimeout
+            return try await withClient { http in
+                let deadline = NIODeadline.now() + timeout
+                let response = try await http.execute(request, deadline: deadline)
+                let bytes = try await withDeadline(deadline) { try await response.body.collect(upTo: maxBytes) }
+                return Reply(status: Int(response.status.code), headers: response.headers, body: Array(bytes.readableBytesView))
+            }
         } catch {
             throw Unreachable(reason: String(describing: error).prefix(200).description)
         }
     }
 
-    /// Opens a long-lived streaming GET; the caller iterates the body.
-    public func openStream(path: String) async throws -> HTTPClientResponse {
+    /// Opens a long-lived streaming GET and hands the response to `body`, which reads it; the
+    /// client (and its certificate) stays in use until `body` returns.
+    public func withStream<T>(path: String, _ body: (HTTPClientResponse) async throws -> T) async throws -> T {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = .GET
-        return try await http.execute(request, timeout: requestTimeout)
+        let timeout = requestTimeout
+        return try await withClient { http in
+            try await body(try await http.execute(request, timeout: timeout))
+        }
+    }
+}
+
+/// One `HTTPClient` and the requests that use it.
+final class ClientGeneration: Sendable {
+    let http: HTTPClient
+    private let state = Mutex<(leases: Int, retired: Bool)>((0, false))
+
+    init(_ http: HTTPClient) { self.http = http }
+
+    func lease() -> ClientGeneration {
+        state.withLock { $0.leases += 1 }
+        return self
+    }
+
+    /// Ends a lease; true if the client is retired and now unused (the caller shuts it down).
+    func release() -> Bool {
+        state.withLock {
+            $0.leases -= 1
+            return $0.retired && $0.leases == 0
+        }
+    }
+
+    /// Marks the client replaced; true if nothing uses it (the caller shuts it down).
+    func retire() -> Bool {
+        state.withLock {
+            $0.retired = true
+            return $0.leases == 0
+        }
     }
 }
 

@@ -79,13 +79,18 @@ public final class StreamFollower: Service {
                     action = cursor.retry()
                 case .bootstrap:
                     do {
-                        self.link.setBootstrapping(true)
+                        self.link.bootstrapStarted()
                         let lsn = try await self.bootstrap()
-                        self.link.setBootstrapping(false)
-                        self.logger.notice("bootstrapped from snapshot", metadata: ["lsn": "\(lsn)"])
+                        self.link.bootstrapEnded(lsn: lsn, wallNow: SystemWallClock().nowMillis())
+                        let summary = self.link.bootstrapState.last
+                        self.logger.notice(
+                            "bootstrapped from snapshot",
+                            metadata: [
+                                "lsn": "\(lsn)", "resources": "\(summary?.resources ?? 0)", "ms": "\(summary?.milliseconds ?? 0)",
+                            ])
                         action = cursor.bootstrapped(at: lsn)
                     } catch {
-                        self.link.setBootstrapping(false)
+                        self.link.bootstrapEnded(lsn: nil, wallNow: 0)
                         if Task.isCancelled { return }
                         self.logger.warning("bootstrap failed", metadata: ["reason": "\(Self.describe(error))"])
                         let wait = cursor.failed(random: Double.random(in: 0...1))
@@ -104,7 +109,12 @@ public final class StreamFollower: Service {
 
     /// Streams from `since` until the stream ends or fails.
     private func follow(since: Int64, cursor: inout StreamCursor) async throws {
-        let response = try await origin.openStream(path: "/replication/v1/changes?since=\(since)")
+        try await origin.withStream(path: "/replication/v1/changes?since=\(since)") { response in
+            try await self.read(response, cursor: &cursor)
+        }
+    }
+
+    private func read(_ response: HTTPClientResponse, cursor: inout StreamCursor) async throws {
         if response.status.code == 410 { throw Gone() }
         guard response.status.code == 200 else { throw BadStatus(status: Int(response.status.code)) }
         cursor.connected()
@@ -151,7 +161,10 @@ public final class StreamFollower: Service {
 
     /// Downloads a snapshot into staging tables and swaps it in; returns its LSN.
     private func bootstrap() async throws -> Int64 {
-        let response = try await origin.openStream(path: "/replication/v1/snapshot")
+        try await origin.withStream(path: "/replication/v1/snapshot") { response in try await self.readSnapshot(response) }
+    }
+
+    private func readSnapshot(_ response: HTTPClientResponse) async throws -> Int64 {
         guard response.status.code == 200 else { throw BadStatus(status: Int(response.status.code)) }
         try await store.beginSnapshot()
         let inflater = try ZlibInflater()
@@ -160,12 +173,16 @@ public final class StreamFollower: Service {
         var snapshotLSN: Int64?
         var staged: [ResourceVersion] = []
         var count: Int64 = 0
+        var lastProgressLine = link.clock.nowMillis()
         for try await chunk in response.body {
             for line in try splitter.feed(try inflater.decompress(Array(chunk.readableBytesView))) {
                 guard let frame = try decoder.decode(line: line) else { continue }
                 switch frame {
-                case .snapshotStart(let lsn):
+                case .snapshotStart(let lsn, let total):
                     snapshotLSN = lsn
+                    link.bootstrapTotal(total)
+                    logger.notice(
+                        "snapshot bootstrap started", metadata: ["lsn": "\(lsn)", "resources": "\(total.map { "\($0)" } ?? "unknown")"])
                 case .change(_, let resource):
                     guard snapshotLSN != nil else { throw FrameDecodingError(message: "snapshot without a start") }
                     count += 1
@@ -175,7 +192,16 @@ public final class StreamFollower: Service {
                         try await store.stageSnapshot(staged)
                         staged.removeAll(keepingCapacity: true)
                     }
+                    if count % 100 == 0, let progress = link.bootstrapReceived(count) {
+                        // Plain lines (never a redrawn bar: logs are files), at most every 2 s.
+                        let now = link.clock.nowMillis()
+                        if now - lastProgressLine >= 2000 {
+                            lastProgressLine = now
+                            logger.notice("snapshot bootstrap: \(progress.describe(now: now))")
+                        }
+                    }
                 case .snapshotEnd(let total):
+                    link.bootstrapReceived(count)
                     guard let lsn = snapshotLSN, total == count else {
                         throw FrameDecodingError(message: "snapshot ended with \(total) resources, received \(count)")
                     }

@@ -126,6 +126,8 @@ extension OriginStore {
 public protocol OriginSnapshot: Sendable {
     /// The LSN the snapshot reflects.
     var lsn: Int64 { get }
+    /// How many resources it holds (its pages add up to this).
+    var count: Int64 { get }
     /// The next page of resources (empty at the end).
     func next(limit: Int) async throws -> [ResourceVersion]
 }

@@ -397,10 +397,13 @@ public final class SQLiteOriginStore: OriginStore {
     public func snapshot(tenant: String) async throws -> any OriginSnapshot {
         let keys = try await keysForRead(tenant: tenant)
         let snapshotPool = try pool.makeSnapshot()
-        let lsn = try await snapshotPool.read { db in
-            try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'changes'") ?? 0
+        let (lsn, count) = try await snapshotPool.read { db in
+            (
+                try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'changes'") ?? 0,
+                try Int64.fetchOne(db, sql: "SELECT COUNT(*) FROM resources WHERE tenant = ? AND deleted = 0", arguments: [tenant]) ?? 0
+            )
         }
-        return SQLiteOriginSnapshot(pool: snapshotPool, tenant: tenant, keys: keys, lsn: lsn, store: self)
+        return SQLiteOriginSnapshot(pool: snapshotPool, tenant: tenant, keys: keys, lsn: lsn, count: count, store: self)
     }
 
     fileprivate func openRow(_ row: Row, keys: TenantKeys, rkey: [UInt8]) throws -> ResourceVersion {
@@ -414,14 +417,16 @@ final class SQLiteOriginSnapshot: OriginSnapshot {
     let tenant: String
     let keys: TenantKeys
     let lsn: Int64
+    let count: Int64
     let store: SQLiteOriginStore
     private let cursor = Mutex<Data?>(nil)
 
-    init(pool: DatabaseSnapshot, tenant: String, keys: TenantKeys, lsn: Int64, store: SQLiteOriginStore) {
+    init(pool: DatabaseSnapshot, tenant: String, keys: TenantKeys, lsn: Int64, count: Int64, store: SQLiteOriginStore) {
         self.pool = pool
         self.tenant = tenant
         self.keys = keys
         self.lsn = lsn
+        self.count = count
         self.store = store
     }
 

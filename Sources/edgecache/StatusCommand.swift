@@ -114,14 +114,50 @@ struct Dashboard {
         return "[" + String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled) + "]"
     }
 
-    func certificateLine(_ now: Date) -> String {
-        func days(_ file: String) -> String {
-            guard let seconds = NodeMetrics.secondsToExpiry(file, now: now) else { return "unreadable" }
+    /// The certificate in use (from `/status`), or the files' when the node does not answer.
+    func certificateLines(_ reading: JSONObject?, _ now: Date) -> [String] {
+        func days(_ seconds: Double?) -> String {
+            guard let seconds else { return "unreadable" }
             let d = Int((seconds / 86_400).rounded(.down))
             let text = seconds < 0 ? "EXPIRED" : "\(d) days"
             return seconds < 21 * 86_400 ? red(text) : text
         }
-        return "certificate  node expires in \(days(nodeConfig.certFile)), CA in \(days(nodeConfig.caFile))"
+        guard case .object(let tls)? = reading?["tls"], let notAfter = Self.int(tls["certificate_not_after"]) else {
+            return [
+                "certificate  node expires in \(days(NodeMetrics.secondsToExpiry(nodeConfig.certFile, now: now))), "
+                    + "CA in \(days(NodeMetrics.secondsToExpiry(nodeConfig.caFile, now: now))) (files)"
+            ]
+        }
+        let left = Double(notAfter) - now.timeIntervalSince1970
+        let caLeft = Self.int(tls["ca_not_after"]).map { Double($0) - now.timeIntervalSince1970 }
+        let serial = tls["certificate_serial"]?.stringValue ?? "?"
+        var lines = ["certificate  node expires in \(days(left)), CA in \(days(caLeft)) (serial \(serial.prefix(16)))"]
+        let onDisk = NodeMetrics.serialNumber(ofFile: nodeConfig.certFile)
+        var reload = "reloads      \(Self.int(tls["reloads"]) ?? 0) ok, \(Self.int(tls["reloads_failed"]) ?? 0) refused"
+        if let result = tls["last_reload_result"]?.stringValue, let at = Self.int(tls["last_reload_at"]) {
+            let when = Date(timeIntervalSince1970: Double(at) / 1000).formatted(.iso8601.time(includingFractionalSeconds: false))
+            reload += ", last at \(when): " + (result == "ok" ? "ok" : red(String(result.prefix(160))))
+        }
+        lines.append(reload)
+        if let onDisk, onDisk != serial {
+            lines.append("             " + yellow("tls.cert on disk is not the certificate in use: send SIGHUP to load it"))
+        }
+        return lines
+    }
+
+    /// A snapshot bootstrap under way, with a bar when the origin announced its size.
+    func bootstrapLine(_ reading: JSONObject) -> String? {
+        guard case .object(let b)? = reading["bootstrap"], b["running"] == .bool(true) else { return nil }
+        let received = Self.int(b["received"]) ?? 0
+        var line = "bootstrap    "
+        if let total = Self.int(b["total"]) {
+            line += "\(Self.bar(total == 0 ? 1 : Double(received) / Double(total))) \(Self.grouped(received))/\(Self.grouped(total)) resources"
+        } else {
+            line += "\(Self.grouped(received)) resources"
+        }
+        if let rate = Self.int(b["rate_per_s"]) { line += ", \(Self.grouped(rate))/s" }
+        if let left = Self.int(b["seconds_left"]) { line += ", about \(left) s left" }
+        return yellow(line)
     }
 
     mutating func render(_ reading: JSONObject?, at now: Date) -> [String] {
@@ -130,14 +166,14 @@ struct Dashboard {
         var lines = ["EdgeCache \(role)  \(nodeConfig.nodeID)" + (nodeConfig.tenant.map { "  tenant \($0)" } ?? "") + "   \(stamp)"]
         guard let r = reading else {
             lines.append("node         " + red("NOT ANSWERING") + " (is it running? see its log)")
-            lines.append(certificateLine(now))
+            lines += certificateLines(nil, now)
             return lines
         }
         let policy = "policy       \(r["policy_version"]?.stringValue ?? "?") (\(r["policy_source"]?.stringValue ?? "?"))"
         guard role == "edge" else {
             lines.append("head LSN     \(Self.grouped(Self.int(r["head_lsn"]) ?? 0))")
             lines.append(policy)
-            lines.append(certificateLine(now))
+            lines += certificateLines(r, now)
             return lines
         }
         let link = r["link"]?.stringValue ?? "?"
@@ -151,6 +187,7 @@ struct Dashboard {
             if rate > 0 { lagLine += String(format: ", applying %.0f/s", rate) }
         }
         lines.append(lagLine)
+        if let bootstrap = bootstrapLine(r) { lines.append(bootstrap) }
         if let staleness = Self.int(r["staleness_ms"]) {
             lines.append("staleness    " + (staleness == 0 ? green("0 (caught up)") : yellow(Self.duration(ms: staleness)) + " since last caught up"))
         } else {
@@ -184,7 +221,7 @@ struct Dashboard {
         }
         lines.append("cache        \(Self.grouped(Self.int(r["cached_entries"]) ?? 0)) entries")
         lines.append(policy)
-        lines.append(certificateLine(now))
+        lines += certificateLines(r, now)
         let converged = link == "live" && lag == 0 && queued == 0
         lines.append("state        " + (converged ? green("CONVERGED: live, nothing to apply, nothing queued") : yellow("not converged")))
         previous = (now, queued, applied)

@@ -19,7 +19,7 @@ import Testing
             json: Array(#"{"resourceType":"Patient","id":"p1","note":"line\nbreak"}"#.utf8))
         let tombstone = ResourceVersion(type: "Observation", id: "o1", version: 4, lastUpdated: 2000, deleted: true, json: [])
         let frames: [ReplicationFrame] = [
-            .snapshotStart(lsn: 9), .change(lsn: 5, patient), .change(lsn: 6, tombstone),
+            .snapshotStart(lsn: 9), .snapshotStart(lsn: 10, total: 2), .change(lsn: 5, patient), .change(lsn: 6, tombstone),
             .heartbeat(head: 10, sent: 6, time: 123), .snapshotEnd(count: 2),
         ]
         #expect(try decodeAll(lines(frames)) == frames)
