@@ -43,6 +43,9 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         umask(0o077)  // SQLite -wal/-shm files and everything else a node writes: owner only.
+        // SIGHUP reloads certificates and keys (NodeReloader); until its handler is installed, a
+        // SIGHUP must not end the process (its default action).
+        signal(SIGHUP, SIG_IGN)
         let nodeConfig = try loadConfigOrExit(config)
         var logger = bootstrapLogging(level: nodeConfig.logLevel, format: nodeConfig.logFormat)
         logger[metadataKey: "node"] = "\(nodeConfig.nodeID)"

@@ -119,3 +119,29 @@ import Testing
         #expect(!link.isLive(at: 1500))
     }
 }
+
+@Suite struct BootstrapProgressTests {
+    @Test func reportsShareRateAndTimeLeft() {
+        var progress = BootstrapProgress(startedAt: 1000, total: 48_000)
+        progress.received = 12_000
+        #expect(progress.fraction == 0.25)
+        #expect(progress.rate(now: 5000) == 3000)
+        #expect(progress.secondsLeft(now: 5000) == 12)
+        #expect(progress.describe(now: 5000) == "12,000 of 48,000 resources (25%), 3,000/s, about 12 s left")
+    }
+
+    @Test func withoutATotalItCountsOnly() {
+        var progress = BootstrapProgress(startedAt: 0, total: nil)
+        progress.received = 7
+        #expect(progress.fraction == nil && progress.secondsLeft(now: 1000) == nil)
+        #expect(progress.describe(now: 50) == "7 resources")
+        #expect(BootstrapProgress(startedAt: 0, total: 0).fraction == 1)
+    }
+
+    @Test func aNegativeTotalIsRefused() {
+        #expect(throws: FrameDecodingError.self) {
+            var decoder = FrameDecoder()
+            _ = try decoder.decode(line: Array(#"{"k":"snap","lsn":3,"total":-1}"#.utf8))
+        }
+    }
+}

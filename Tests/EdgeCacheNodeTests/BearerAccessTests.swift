@@ -229,6 +229,49 @@ import Testing
         await origin.stop()
     }
 
+    @Test func aReloadReplacesIssuerKeysAndForgetsRememberedTokens() async throws {
+        // The issuer's key file is replaced (the identity provider rotated its signing key) and
+        // the node reloads: tokens signed by the old key stop working at once, even one that
+        // was remembered as verified, and tokens signed by the new key work.
+        let keyFile = dir.path + "/idp.pub.pem"
+        try FileManager.default.copyItem(atPath: "\(keys.dir)/p256.pub.pem", toPath: keyFile)
+        let section = """
+            auth:
+              issuers:
+                - issuer: \(iss)
+                  tenant: a
+                  audience: \(aud)
+                  keys: [\(keyFile)]
+            """
+        let pair = PairConfig(dir: dir.path, pki: SharedPKI.main)
+        let origin = try await InProcessNode(configPath: try pair.writeOrigin(extra: section))
+        let base = "https://127.0.0.1:\(origin.port("api"))/fhir"
+        let cert = try TestClient(pki: SharedPKI.main, identity: "client-a")
+        let app = try TestClient(pki: SharedPKI.main, identity: nil)
+        #expect(try await cert.put("\(base)/Patient/k1", #"{"resourceType":"Patient"}"#).status == 201)
+        let old = try token(scope: "user/Patient.rs", alg: "ES256")
+        let new = try token(scope: "user/Patient.rs", alg: "ES384")
+        for _ in 0..<2 { #expect(try await app.get("\(base)/Patient/k1", headers: bearer(old)).status == 200) }
+        #expect(try await app.get("\(base)/Patient/k1", headers: bearer(new)).status == 401)
+
+        try FileManager.default.removeItem(atPath: keyFile)
+        try FileManager.default.copyItem(atPath: "\(keys.dir)/p384.pub.pem", toPath: keyFile)
+        #expect(origin.runtime.reloader.reload() == nil)
+        let refused = try await app.get("\(base)/Patient/k1", headers: bearer(old))
+        #expect(refused.status == 401, "\(refused.text)")
+        #expect(try await app.get("\(base)/Patient/k1", headers: bearer(new)).status == 200)
+
+        // An unreadable key file is refused, and the keys in force stay as they were.
+        try "not a key".write(toFile: keyFile, atomically: true, encoding: .utf8)
+        let reason = origin.runtime.reloader.reload()
+        #expect(reason?.contains("idp.pub.pem") == true, "\(reason ?? "accepted")")
+        #expect(try await app.get("\(base)/Patient/k1", headers: bearer(new)).status == 200)
+        #expect(origin.runtime.reloader.snapshot.succeeded == 1 && origin.runtime.reloader.snapshot.failed == 1)
+        await cert.shutdown()
+        await app.shutdown()
+        await origin.stop()
+    }
+
     @Test func certificatesAreStillCheckedWhenTokensAreOn() async throws {
         let pair = PairConfig(dir: dir.path, pki: SharedPKI.main)
         let origin = try await InProcessNode(configPath: try pair.writeOrigin(extra: authSection + "\n  client_certificates: false"))

@@ -141,6 +141,10 @@ extension IntegrationSuites {
         #expect(try await eventually(20) { try await status(client, pair.edgeAPI)["applied_lsn"] as? Int == 130 })
         let edgeStatus = try await status(client, pair.edgeAPI)
         #expect(edgeStatus["bootstraps"] as? Int == 1, "\(edgeStatus)")
+        // Its size and duration stay in /status (the origin announced 120 resources).
+        let bootstrap = edgeStatus["bootstrap"] as? [String: Any] ?? [:]
+        let last = bootstrap["last"] as? [String: Any] ?? [:]
+        #expect(bootstrap["running"] as? Bool == false && last["resources"] as? Int == 120 && last["lsn"] as? Int == 130, "\(bootstrap)")
         #expect(try await versions(client, pair.edgeAPI) == versions(client, pair.originAPI))
         await client.shutdown()
         await pair.proxy.close()
