@@ -3,6 +3,7 @@ import EdgeCacheHTTP
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import NIOSSL
 import Synchronization
 
@@ -28,7 +29,8 @@ public final class OriginClient: Sendable {
     private let current: Mutex<ClientGeneration>
     /// Replaced clients that still carry requests (an open change stream, say).
     private let retired = Mutex<[ClientGeneration]>([])
-    private let configuration: HTTPClient.Configuration
+    /// The configuration of new clients (its TLS part replaced by a reload).
+    private let currentConfiguration: Mutex<HTTPClient.Configuration>
     public let baseURL: String
     let requestTimeout: TimeAmount
 
@@ -47,7 +49,7 @@ public final class OriginClient: Sendable {
                 connect: .milliseconds(Int64(config.originConnectTimeoutMilliseconds)),
                 read: .milliseconds(Int64(config.heartbeatTimeoutMilliseconds))))
         configuration.httpVersion = .http1Only
-        self.configuration = configuration
+        self.currentConfiguration = Mutex(configuration)
         self.current = Mutex(ClientGeneration(HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)))
     }
 
@@ -61,8 +63,10 @@ public final class OriginClient: Sendable {
     /// change streams already open, finish on the connections they have; the replaced client
     /// is shut down once the last of them ends.
     public func reload(tls material: TLSMaterial) {
-        var configuration = self.configuration
-        configuration.tlsConfiguration = Self.tls(material)
+        let configuration = currentConfiguration.withLock {
+            $0.tlsConfiguration = Self.tls(material)
+            return $0
+        }
         let next = ClientGeneration(HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration))
         let old = current.withLock { current in
             defer { current = next }
@@ -75,6 +79,46 @@ public final class OriginClient: Sendable {
     /// Clients replaced by a reload that are still open (tests, /status).
     public var retiredClients: Int { retired.withLock { $0.count } }
 
+    /// When the pool was last renewed after a failure (see ``renew(after:)``).
+    private let lastRenewal = Mutex<ContinuousClock.Instant?>(nil)
+
+    /// Swaps in a fresh client after a request on `generation` failed to reach the origin.
+    ///
+    /// AsyncHTTPClient's pool backs off between failed connection attempts, exponentially up to
+    /// 60 s, and keeps that state until a connection succeeds: after an outage of a minute the
+    /// first connection attempt could wait tens of seconds after the origin is back (the drills
+    /// measured 6 to 20 s). The edge has its own backoff (stream cursor, replay probes), so the
+    /// pool's is dropped: at most every 500 ms a failure starts a new pool. Requests still
+    /// running on the old one finish there.
+    private func renew(after generation: ClientGeneration) {
+        let now = ContinuousClock.now
+        let due = lastRenewal.withLock { last -> Bool in
+            if let last, now - last < .milliseconds(500) { return false }
+            last = now
+            return true
+        }
+        guard due else { return }
+        let next = ClientGeneration(HTTPClient(eventLoopGroupProvider: .singleton, configuration: currentConfiguration.withLock { $0 }))
+        let replaced = current.withLock { current -> ClientGeneration? in
+            guard current === generation else { return nil }
+            defer { current = next }
+            return current
+        }
+        guard let replaced else {
+            Task { try? await next.http.shutdown() }
+            return
+        }
+        retired.withLock { $0.append(replaced) }
+        if replaced.retire() { Task { await self.close(replaced) } }
+    }
+
+    /// Whether `error` means the request did not get through to the origin (no connection,
+    /// a connection that broke, a timeout), as opposed to an answer the caller refused.
+    static func isTransportFailure(_ error: any Error) -> Bool {
+        error is HTTPClientError || error is NIOConnectionError || error is ChannelError || error is IOError
+            || error is Unreachable || error is NIOSSLError
+    }
+
     private func close(_ generation: ClientGeneration) async {
         try? await generation.http.shutdown()
         retired.withLock { $0.removeAll { $0 === generation } }
@@ -86,11 +130,17 @@ public final class OriginClient: Sendable {
         retired.withLock { $0.removeAll() }
     }
 
-    /// Runs `body` with the current client, which stays open until `body` returns.
+    /// Runs `body` with the current client, which stays open until `body` returns; a transport
+    /// failure renews the pool for the next request.
     private func withClient<T>(_ body: (HTTPClient) async throws -> T) async throws -> T {
         let generation = current.withLock { $0.lease() }
         defer { if generation.release() { Task { await self.close(generation) } } }
-        return try await body(generation.http)
+        do {
+            return try await body(generation.http)
+        } catch {
+            if Self.isTransportFailure(error), !Task.isCancelled { renew(after: generation) }
+            throw error
+        }
     }
 
     /// A GET of `path` (see ``send(method:path:headers:body:maxBytes:contentType:)``).

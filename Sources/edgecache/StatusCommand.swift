@@ -74,7 +74,7 @@ func fflushStandardOutput() {
 struct Dashboard {
     let nodeConfig: NodeConfig
     let color: Bool
-    var previous: (at: Date, queued: Int64, applied: Int64)?
+    var previous: (at: Date, queued: Int64, applied: Int64, bootstrapping: Bool)?
     var drainStart: Int64?
 
     init(nodeConfig: NodeConfig, color: Bool) {
@@ -182,7 +182,7 @@ struct Dashboard {
         let head = Self.int(r["origin_head_lsn"]) ?? 0
         let lag = max(0, head - applied)
         var lagLine = "stream       applied LSN \(Self.grouped(applied)), origin head \(Self.grouped(head)), lag \(Self.grouped(lag)) changes"
-        if let p = previous, now > p.at {
+        if let p = previous, now > p.at, !p.bootstrapping {
             let rate = Double(applied - p.applied) / now.timeIntervalSince(p.at)
             if rate > 0 { lagLine += String(format: ", applying %.0f/s", rate) }
         }
@@ -206,7 +206,8 @@ struct Dashboard {
         } else if drainStart == nil || queued > drainStart! {
             drainStart = queued
         }
-        if let start = drainStart, let p = previous, p.queued > queued, link == "live" {
+        // While the origin answers (live, or catching up with the stream that echoes the writes back).
+        if let start = drainStart, let p = previous, p.queued > queued, link != "origin-unreachable" {
             let rate = Double(p.queued - queued) / max(0.001, now.timeIntervalSince(p.at))
             let left = Double(queued) / max(rate, 0.001)
             lines.append(
@@ -224,7 +225,7 @@ struct Dashboard {
         lines += certificateLines(r, now)
         let converged = link == "live" && lag == 0 && queued == 0
         lines.append("state        " + (converged ? green("CONVERGED: live, nothing to apply, nothing queued") : yellow("not converged")))
-        previous = (now, queued, applied)
+        previous = (now, queued, applied, link == "bootstrapping")
         return lines
     }
 }
