@@ -16,7 +16,12 @@ public struct TLSMaterial: Sendable {
     /// Why material was refused; the message names the file and says what to fix.
     public struct Invalid: Error, Sendable, CustomStringConvertible {
         public let description: String
-        init(_ description: String) { self.description = description }
+        /// The setting whose file is at fault: `tls.cert`, `tls.key` or `tls.ca`.
+        public let setting: String
+        init(_ description: String) {
+            self.description = description
+            self.setting = String(description.prefix { $0 != " " && $0 != ":" })
+        }
     }
 
     /// The node's own certificate (the first of its chain).

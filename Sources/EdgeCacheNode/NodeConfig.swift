@@ -85,6 +85,8 @@ public struct NodeConfig: Sendable {
     public var auth = AuthConfig()
     /// The file this came from.
     public var sourceFile: String
+    /// Lines of `tls.cert`, `tls.key` and `tls.ca` in it, for errors about those files.
+    public var tlsLines: [String: Int] = [:]
 
     /// Reads and validates a config file.
     public static func load(path: String) throws(ConfigError) -> NodeConfig {
@@ -127,6 +129,7 @@ public struct NodeConfig: Sendable {
         let key = resolve(try tls.requiredString("key", hint: "the node's private key (PEM)"))
         let ca = resolve(try tls.requiredString("ca", hint: "the CA that signs every EdgeCache certificate (PEM)"))
         try tls.rejectUnknownKeys()
+        let tlsLines = ["cert", "key", "ca"].reduce(into: [String: Int]()) { lines, key in lines["tls.\(key)"] = tls.line(of: key) }
         let dataDir = resolve(try root.requiredString("data_dir", hint: "a folder for the node's SQLite files"))
         var keys = try root.requiredMap("keys", hint: "keys: { kek_file: ... } (create one with edgecache keys init)")
         let kek = resolve(try keys.requiredString("kek_file", hint: "create one with: edgecache keys init --kek-file PATH"))
@@ -135,6 +138,7 @@ public struct NodeConfig: Sendable {
             role: role, nodeID: nodeID, tenant: tenant, apiAddress: api, peerAddress: peer, originURL: nil,
             certFile: cert, keyFile: key, caFile: ca, dataDir: dataDir, kekFile: kek,
             policyFile: try root.string("policy").map(resolve), sourceFile: file)
+        config.tlsLines = tlsLines
         if var origin = try root.map("origin") {
             config.originURL = try origin.requiredString("url", hint: "the origin's peer URL, e.g. https://origin.example:9443")
             if let url = config.originURL, URL(string: url)?.scheme != "https" {
@@ -251,17 +255,23 @@ public struct NodeConfig: Sendable {
 
 extension NodeConfig {
     /// Checks that the files the config names exist and are usable.
+    /// Reads and checks the `tls` files (``TLSMaterial/load(certFile:keyFile:caFile:now:)``); an
+    /// error names the config line of the file at fault.
+    public func loadTLSMaterial(now: Int64 = Int64(Date().timeIntervalSince1970)) throws(ConfigError) -> TLSMaterial {
+        do {
+            return try TLSMaterial.load(certFile: certFile, keyFile: keyFile, caFile: caFile, now: now)
+        } catch {
+            throw ConfigError(file: sourceFile, line: tlsLines[error.setting], error.description)
+        }
+    }
+
     public func checkFiles() throws(ConfigError) {
         for (key, path) in [("tls.cert", certFile), ("tls.key", keyFile), ("tls.ca", caFile)] {
             guard FileManager.default.isReadableFile(atPath: path) else {
                 throw ConfigError(file: sourceFile, line: nil, "'\(key)' names \(path), which cannot be read")
             }
         }
-        do {
-            _ = try TLSMaterial.load(certFile: certFile, keyFile: keyFile, caFile: caFile)
-        } catch {
-            throw ConfigError(file: sourceFile, line: nil, error.description)
-        }
+        _ = try loadTLSMaterial()
         _ = try tokenIssuers()
         guard FileManager.default.isReadableFile(atPath: kekFile) else {
             throw ConfigError(

@@ -125,7 +125,7 @@ public final class NodeReloader: Service, Sendable {
     private func prepareAndApply() throws -> TLSMaterial {
         let next = try NodeConfig.load(path: configPath)
         let previous = loaded.withLock { $0 }
-        let material = try TLSMaterial.load(certFile: next.certFile, keyFile: next.keyFile, caFile: next.caFile, now: clock.nowMillis() / 1000)
+        let material = try next.loadTLSMaterial(now: clock.nowMillis() / 1000)
         let named = ClientIdentity(certificate: material.leaf)
         guard named.tenant == identity.tenant, named.role == identity.role else {
             throw Refused(

@@ -45,7 +45,7 @@ public final class NodeRuntime: Sendable {
         self.config = config
         self.logger = logger
         let kek = try KeyEncryptionKey.load(path: config.kekFile)
-        let material = try TLSMaterial.load(certFile: config.certFile, keyFile: config.keyFile, caFile: config.caFile)
+        let material = try config.loadTLSMaterial()
         var listeners: [NodeReloader.Listener] = []
         let reloads = ReloadStatus(material)
         let clock: any WallClock = injected ?? SystemWallClock()

@@ -35,7 +35,7 @@ public final class OriginClient: Sendable {
     let requestTimeout: TimeAmount
 
     public convenience init(config: NodeConfig) throws {
-        let material = try TLSMaterial.load(certFile: config.certFile, keyFile: config.keyFile, caFile: config.caFile)
+        let material = try config.loadTLSMaterial()
         try self.init(config: config, material: material)
     }
 

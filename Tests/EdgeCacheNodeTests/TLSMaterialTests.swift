@@ -64,6 +64,7 @@ import Testing
         let text = try String(contentsOfFile: path, encoding: .utf8).replacingOccurrences(of: "key: \(pki.key("origin"))", with: "key: \(pki.key("client-a"))")
         try text.write(toFile: path, atomically: true, encoding: .utf8)
         let bad = try runCLI(["config", "check", "--config", path])
-        #expect(bad.status == 2 && bad.output.contains("does not belong to the certificate"), "\(bad.output)")
+        // The error names the config file and the line of the setting at fault (tls: is line 4).
+        #expect(bad.status == 2 && bad.output.hasPrefix("\(path):4: tls.key \(pki.key("client-a")): does not belong to the certificate"), "\(bad.output)")
     }
 }
