@@ -29,7 +29,17 @@ struct Status: AsyncParsableCommand {
         var clientConfig = nodeConfig
         clientConfig.originURL = base
         clientConfig.originRequestTimeoutMilliseconds = 3000
-        let client = try OriginClient(config: clientConfig)
+        let client: OriginClient
+        do {
+            client = try OriginClient(config: clientConfig)
+        } catch {
+            FileHandle.standardError.write(
+                Data(
+                    ("edgecache status: the node's own certificate and key cannot be used to read its status: \(error)\n"
+                        + "(a running node keeps serving with the files it loaded last; see its log and /metrics "
+                        + "edgecache_certificate_reload_pending)\n").utf8))
+            throw ExitCode(1)
+        }
         defer { Task { await client.shutdown() } }
         let terminal = isatty(STDOUT_FILENO) == 1 && !once
         var board = Dashboard(nodeConfig: nodeConfig, color: terminal)
