@@ -17,12 +17,6 @@ public final class TLSContextHolder: Sendable {
     /// The context for the next connection.
     public var current: NIOSSLContext { context.withLock { $0 } }
 
-    /// Builds a context from `configuration` and, only if that succeeds, makes it current.
-    public func replace(with configuration: TLSConfiguration) throws {
-        let next = try NIOSSLContext(configuration: configuration)
-        context.withLock { $0 = next }
-    }
-
     /// Makes an already built context current.
     public func replace(with next: NIOSSLContext) {
         context.withLock { $0 = next }

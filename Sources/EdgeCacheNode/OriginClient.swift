@@ -63,21 +63,27 @@ public final class OriginClient: Sendable {
     /// change streams already open, finish on the connections they have; the replaced client
     /// is shut down once the last of them ends.
     public func reload(tls material: TLSMaterial) {
-        let configuration = currentConfiguration.withLock {
-            $0.tlsConfiguration = Self.tls(material)
-            return $0
-        }
-        let next = ClientGeneration(HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration))
-        let old = current.withLock { current in
+        currentConfiguration.withLock { $0.tlsConfiguration = Self.tls(material) }
+        replaceClient(ifCurrent: nil)
+    }
+
+    /// Makes a new client (from the current configuration) the one new requests use, if
+    /// `expected` is still current (nil: in any case); the replaced one is retired and shut down
+    /// when its last lease ends.
+    private func replaceClient(ifCurrent expected: ClientGeneration?) {
+        let next = ClientGeneration(HTTPClient(eventLoopGroupProvider: .singleton, configuration: currentConfiguration.withLock { $0 }))
+        let replaced = current.withLock { current -> ClientGeneration? in
+            if let expected, current !== expected { return nil }
             defer { current = next }
             return current
         }
-        retired.withLock { $0.append(old) }
-        if old.retire() { Task { await self.close(old) } }
+        guard let replaced else {
+            Task { try? await next.http.shutdown() }
+            return
+        }
+        retired.withLock { $0.append(replaced) }
+        if replaced.retire() { Task { await self.close(replaced) } }
     }
-
-    /// Clients replaced by a reload that are still open (tests, /status).
-    public var retiredClients: Int { retired.withLock { $0.count } }
 
     /// When the pool was last renewed after a failure (see ``renew(after:)``).
     private let lastRenewal = Mutex<ContinuousClock.Instant?>(nil)
@@ -97,19 +103,7 @@ public final class OriginClient: Sendable {
             last = now
             return true
         }
-        guard due else { return }
-        let next = ClientGeneration(HTTPClient(eventLoopGroupProvider: .singleton, configuration: currentConfiguration.withLock { $0 }))
-        let replaced = current.withLock { current -> ClientGeneration? in
-            guard current === generation else { return nil }
-            defer { current = next }
-            return current
-        }
-        guard let replaced else {
-            Task { try? await next.http.shutdown() }
-            return
-        }
-        retired.withLock { $0.append(replaced) }
-        if replaced.retire() { Task { await self.close(replaced) } }
+        if due { replaceClient(ifCurrent: generation) }
     }
 
     /// Whether `error` means the request did not get through to the origin (no connection,
