@@ -1,5 +1,6 @@
 import EdgeCacheCore
 import EdgeCacheCrypto
+import EdgeCacheHTTP
 import EdgeCacheNode
 import EdgeCacheStore
 import Foundation
@@ -90,7 +91,7 @@ func benchScale(quick: Bool, repositoryRoot: String, sizes chosen: [Int]? = nil)
         """, file: dir + "/client.yaml")
     var logger = Logger(label: "bench")
     logger.logLevel = ProcessInfo.processInfo.environment["EDGECACHE_BENCH_LOG"] != nil ? .info : .critical
-    let client = try OriginClient(config: clientConfig)
+    let client = try OriginClient(config: clientConfig, peer: .anyPeer)
     let wal = ((try? FileManager.default.attributesOfItem(atPath: dir + "/edge-data/edge.sqlite-wal")[.size] as? Int) ?? 0) / 1_048_576
     let start = ContinuousClock.now
     let runtime = try NodeRuntime(config: edgeConfig, logger: logger)

@@ -10,6 +10,8 @@ import Yams
 /// - `tenant`: (edge) the tenant it serves; must match its certificate
 /// - `listen.api`: `host:port` of the FHIR listener; `listen.peer`: (origin) the edges' listener
 /// - `origin.url`: (edge) the origin's peer URL; `origin.request_timeout_ms`, `origin.connect_timeout_ms`
+/// - `origin.node`, `origin.uri` (edge, optional): the `urn:edgecache:node:` name, and a URI subject
+///   alternative name (e.g. a SPIFFE ID), the origin's certificate must carry besides role `origin`
 /// - `tls.cert`, `tls.key`, `tls.ca`: PEM files
 /// - `data_dir`: where the SQLite files live
 /// - `keys.kek_file`: the key-encryption key
@@ -51,6 +53,10 @@ public struct NodeConfig: Sendable {
     public var originURL: String?
     public var originRequestTimeoutMilliseconds = 3000
     public var originConnectTimeoutMilliseconds = 1500
+    /// The node name the origin's certificate must carry (`origin.node`); nil: any.
+    public var originNode: String?
+    /// A URI subject alternative name the origin's certificate must carry (`origin.uri`); nil: any.
+    public var originURI: String?
     public var certFile: String
     public var keyFile: String
     public var caFile: String
@@ -148,6 +154,8 @@ public struct NodeConfig: Sendable {
                 try origin.int("request_timeout_ms", range: 100...120_000) ?? config.originRequestTimeoutMilliseconds
             config.originConnectTimeoutMilliseconds =
                 try origin.int("connect_timeout_ms", range: 100...60_000) ?? config.originConnectTimeoutMilliseconds
+            config.originNode = try origin.string("node")
+            config.originURI = try origin.string("uri")
             try origin.rejectUnknownKeys()
         }
         if var limits = try root.map("limits") {

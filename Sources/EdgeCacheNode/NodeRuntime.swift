@@ -141,7 +141,7 @@ public final class NodeRuntime: Sendable {
             if let stored = try store.storedPolicy() {
                 policies.replace(stored, source: .stored)
             }
-            let origin = try OriginClient(config: config, material: material)
+            let origin = try OriginClient(config: config, material: material, peer: .origin(config), logger: logger)
             originClient = origin
             audit.anchorTarget = origin
             audit.anchorInterval = Int64(config.auditAnchorIntervalMilliseconds)

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import EdgeCacheHTTP
 import Foundation
+import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -12,6 +13,11 @@ import Synchronization
 /// One per process, shut down explicitly. The read timeout is an idle timeout (reset by every
 /// chunk), kept above the heartbeat interval so a live stream never trips it while a hung
 /// origin does.
+///
+/// Every new connection is checked against a ``PeerRequirement`` (for an edge: role `origin`)
+/// right after its TLS handshake and before any request is written on it; on a certificate
+/// that does not meet it, every request fails with ``PeerRefused`` before a byte of it is sent,
+/// nothing the server sends is read, and the connection is closed (see ``PeerCheck``).
 public final class OriginClient: Sendable {
     public struct Reply: Sendable {
         public var status: Int
@@ -34,12 +40,14 @@ public final class OriginClient: Sendable {
     public let baseURL: String
     let requestTimeout: TimeAmount
 
-    public convenience init(config: NodeConfig) throws {
+    /// - Parameter peer: what the server's certificate must name (``PeerRequirement/origin(_:)``
+    ///   for an edge's origin).
+    public convenience init(config: NodeConfig, peer: PeerRequirement, logger: Logger = Logger(label: "edgecache")) throws {
         let material = try config.loadTLSMaterial()
-        try self.init(config: config, material: material)
+        try self.init(config: config, material: material, peer: peer, logger: logger)
     }
 
-    public init(config: NodeConfig, material: TLSMaterial) throws {
+    public init(config: NodeConfig, material: TLSMaterial, peer: PeerRequirement, logger: Logger = Logger(label: "edgecache")) throws {
         guard let url = config.originURL else { throw ConfigError(file: config.sourceFile, line: nil, "origin.url missing") }
         self.baseURL = url.hasSuffix("/") ? String(url.dropLast()) : url
         self.requestTimeout = .milliseconds(Int64(config.originRequestTimeoutMilliseconds))
@@ -49,6 +57,9 @@ public final class OriginClient: Sendable {
                 connect: .milliseconds(Int64(config.originConnectTimeoutMilliseconds)),
                 read: .milliseconds(Int64(config.heartbeatTimeoutMilliseconds))))
         configuration.httpVersion = .http1Only
+        let check = PeerCheck(requirement: peer, url: baseURL, logger: logger)
+        configuration.http1_1ConnectionDebugInitializer = { channel in check.verify(channel) }
+        configuration.http2ConnectionDebugInitializer = { channel in check.verify(channel) }
         self.currentConfiguration = Mutex(configuration)
         self.current = Mutex(ClientGeneration(HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)))
     }

@@ -94,6 +94,9 @@ struct ConfigCommand: AsyncParsableCommand {
             do {
                 let nodeConfig = try NodeConfig.load(path: config)
                 try nodeConfig.checkFiles()
+                for warning in nodeConfig.originHostWarnings() {
+                    FileHandle.standardError.write(Data("\(config): warning: \(warning)\n".utf8))
+                }
                 print("\(config): OK (\(nodeConfig.role.rawValue) \(nodeConfig.nodeID))")
             } catch {
                 FileHandle.standardError.write(Data("\(error)\n".utf8))

@@ -31,7 +31,7 @@ struct Status: AsyncParsableCommand {
         clientConfig.originRequestTimeoutMilliseconds = 3000
         let client: OriginClient
         do {
-            client = try OriginClient(config: clientConfig)
+            client = try OriginClient(config: clientConfig, peer: .ownNode(nodeConfig))
         } catch {
             FileHandle.standardError.write(
                 Data(

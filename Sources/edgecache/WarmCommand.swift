@@ -38,7 +38,7 @@ struct Warm: AsyncParsableCommand {
         } else if let file = nodeConfig.policyFile {
             policies.replace(try PolicyFile.load(path: file), source: .file)
         }
-        let origin = try OriginClient(config: nodeConfig)
+        let origin = try OriginClient(config: nodeConfig, peer: .origin(nodeConfig))
         let started = Date()
         let progress = ProgressLine(label: "warm", total: ids.count)
         let result = await Warmer(store: store, origin: origin, policies: policies, tenant: tenant).warm(patients: ids) { done, total, resources in

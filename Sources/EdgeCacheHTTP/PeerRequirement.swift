@@ -1,0 +1,99 @@
+import NIOSSL
+
+/// What the certificate of a server this node calls must name, beyond chaining to `tls.ca` and
+/// naming the host: an edge accepts as its origin only a certificate with role `origin` (and,
+/// when configured, a given node name and URI), so no other certificate from the same CA can
+/// pose as the origin.
+public struct PeerRequirement: Sendable, Equatable {
+    /// The role the certificate must carry (`urn:edgecache:role:`); nil: any certificate of the CA.
+    public var role: ClientIdentity.Role?
+    /// The tenant it must carry (`urn:edgecache:tenant:`); nil: any or none.
+    public var tenant: String?
+    /// The node name it must carry (`urn:edgecache:node:`); nil: any.
+    public var node: String?
+    /// A URI subject alternative name it must carry (for example a SPIFFE ID); nil: none needed.
+    public var uri: String?
+
+    public init(role: ClientIdentity.Role?, tenant: String? = nil, node: String? = nil, uri: String? = nil) {
+        self.role = role
+        self.tenant = tenant
+        self.node = node
+        self.uri = uri
+    }
+
+    /// Any certificate that chains to the CA (tools that call a node of any role).
+    public static let anyPeer = PeerRequirement(role: nil)
+
+    /// Why `certificate` does not meet the requirement, or nil if it does.
+    public func refusal(_ certificate: NIOSSLCertificate) -> String? {
+        let identity = ClientIdentity(certificate: certificate)
+        if let role, identity.role != role {
+            return "its certificate does not carry role '\(role.rawValue)' (urn:edgecache:role:\(role.rawValue))"
+        }
+        if let tenant, identity.tenant != tenant {
+            return "its certificate does not carry tenant '\(tenant)'"
+        }
+        if let node, identity.node != node {
+            return "its certificate does not carry node name '\(node)' (urn:edgecache:node:\(node))"
+        }
+        if let uri, !Self.uris(certificate).contains(uri) {
+            return "its certificate does not carry the URI '\(uri)'"
+        }
+        return nil
+    }
+
+    /// What a certificate says it is, for a log line: its EdgeCache role, tenant and node, its
+    /// other names and its serial number (no key material).
+    public static func describe(_ certificate: NIOSSLCertificate) -> String {
+        let identity = ClientIdentity(certificate: certificate)
+        var parts = [
+            "role=\(identity.role?.rawValue ?? "none")", "tenant=\(identity.tenant ?? "none")", "node=\(identity.node ?? "none")",
+        ]
+        let others = certificate._subjectAlternativeNames().compactMap { name -> String? in
+            switch name.nameType {
+            case .dnsName: return "DNS:" + String(decoding: name.contents, as: UTF8.self)
+            case .ipAddress: return "IP:" + Self.ip(Array(name.contents))
+            case .uri:
+                let uri = String(decoding: name.contents, as: UTF8.self)
+                return uri.hasPrefix("urn:edgecache:") ? nil : "URI:" + uri
+            default: return nil
+            }
+        }
+        if !others.isEmpty { parts.append("names=" + others.joined(separator: ",")) }
+        parts.append("serial=" + certificate.serialNumber.prefix(20).map { String($0, radix: 16).leftPadded(2) }.joined())
+        return parts.joined(separator: " ")
+    }
+
+    /// The URI subject alternative names of `certificate`.
+    static func uris(_ certificate: NIOSSLCertificate) -> [String] {
+        certificate._subjectAlternativeNames().filter { $0.nameType == .uri }.map { String(decoding: $0.contents, as: UTF8.self) }
+    }
+
+    /// The DNS and IP subject alternative names of `certificate` (IP in text form).
+    public static func hostNames(_ certificate: NIOSSLCertificate) -> [String] {
+        certificate._subjectAlternativeNames().compactMap { name in
+            switch name.nameType {
+            case .dnsName: return String(decoding: name.contents, as: UTF8.self).lowercased()
+            case .ipAddress: return Self.ip(Array(name.contents))
+            default: return nil
+            }
+        }
+    }
+
+    static func ip(_ bytes: [UInt8]) -> String {
+        if bytes.count == 4 { return bytes.map(String.init).joined(separator: ".") }
+        var groups: [String] = []
+        var i = 0
+        while i + 1 < bytes.count {
+            groups.append(String(UInt16(bytes[i]) << 8 | UInt16(bytes[i + 1]), radix: 16))
+            i += 2
+        }
+        return groups.joined(separator: ":")
+    }
+}
+
+extension String {
+    fileprivate func leftPadded(_ width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
+}
