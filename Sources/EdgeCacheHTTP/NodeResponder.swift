@@ -115,7 +115,7 @@ public struct NodeResponder: HTTPResponder {
         }
         if let replication, segments.count >= 2, segments[0] == "replication", segments[1] == "v1" {
             return await replication.respond(
-                to: request, segments: Array(segments.dropFirst(2)), tenant: tenant, logger: context.logger)
+                to: request, segments: Array(segments.dropFirst(2)), tenant: tenant, node: identity.node, logger: context.logger)
         }
         return FHIRHTTP.error(.notFound("No such endpoint"))
     }

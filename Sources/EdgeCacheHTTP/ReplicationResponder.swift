@@ -32,7 +32,8 @@ public struct ReplicationResponder: Sendable {
     /// Applies a batch of replayed writes for a tenant (`POST /replication/v1/writes`).
     public let writeBatch: (@Sendable (String, [ReplayItem]) async throws -> [ReplayResult])?
     public let limits: RequestLimits
-    /// Accepts an edge's audit chain head `(tenant, node, count, hash)`; false if it contradicts an earlier one.
+    /// Accepts an edge's audit chain head `(tenant, node, count, hash)`; false if it contradicts an
+    /// earlier one. The node is the one the edge's certificate names (`urn:edgecache:node:`).
     public var acceptAnchor: (@Sendable (String, String, Int64, [UInt8]) async throws -> Bool)?
     /// The policy registry the origin publishes (`GET /replication/v1/policy`).
     public var policy: (@Sendable () -> PolicyRegistry)?
@@ -53,8 +54,9 @@ public struct ReplicationResponder: Sendable {
         ("Content-Type", "application/x-ndjson"), ("Content-Encoding", "deflate"), ("Cache-Control", "no-store"),
     ]
 
-    /// Serves `segments` (after `/replication/v1`) for an edge of `tenant`.
-    public func respond(to request: Request, segments: [Substring], tenant: String, logger: Logger) async -> Response {
+    /// Serves `segments` (after `/replication/v1`) for an edge of `tenant` whose certificate
+    /// names `node` (nil: none).
+    public func respond(to request: Request, segments: [Substring], tenant: String, node callerNode: String?, logger: Logger) async -> Response {
         let parameters = QueryString.parse(request.uri.query)
         if let requested = parameters.first(where: { $0.0 == "tenant" })?.1, requested != tenant {
             return FHIRHTTP.error(.forbidden("This certificate's tenant may not replicate tenant '\(requested.prefix(64))'"))
@@ -62,11 +64,21 @@ public struct ReplicationResponder: Sendable {
         if request.method == .post, segments.count == 1, segments[0] == "audit-anchor", let acceptAnchor {
             var anchorLimits = limits
             anchorLimits.maxBodyBytes = 4096
+            // Keyed by the node the certificate names: one edge can never anchor for another.
+            guard let node = callerNode, !node.isEmpty else {
+                return FHIRHTTP.error(.forbidden("This certificate names no node (urn:edgecache:node:...), so it cannot anchor an audit trail"))
+            }
             guard let body = try? await request.collectBody(limits: anchorLimits),
-                case .object(let o)? = try? JSONParser.parse(body), let node = o["node"]?.stringValue,
+                case .object(let o)? = try? JSONParser.parse(body),
                 case .number(let countText)? = o["count"], let count = Int64(countText), count >= 0,
                 let hex = o["head"]?.stringValue, let hash = Self.bytes(hex: hex), hash.count == 32
             else { return FHIRHTTP.error(.invalid("An anchor is {\"node\":…,\"count\":N,\"head\":\"64 hex digits\"}")) }
+            if let named = o["node"] {
+                guard named.stringValue == node else {
+                    logger.warning("an edge sent an audit anchor for another node; refused", metadata: ["node": "\(node)"])
+                    return FHIRHTTP.error(.forbidden("An anchor may name only the node of the certificate that sends it ('\(node)')"))
+                }
+            }
             do {
                 guard try await acceptAnchor(tenant, node, count, hash) else {
                     logger.error("audit chain of an edge contradicts its earlier anchor", metadata: ["node": "\(node)"])

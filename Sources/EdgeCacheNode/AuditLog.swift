@@ -142,6 +142,9 @@ public final class AuditLog: Service, @unchecked Sendable {
     /// Where an edge ships its chain head (nil at the origin).
     var anchorTarget: OriginClient?
     var anchorInterval: Int64 = 10_000
+    /// The node name of this edge's certificate (`urn:edgecache:node:`), which the origin keys
+    /// anchors by; replaced when a reload brings a certificate with another name.
+    let anchorNode = Mutex<String?>(nil)
 
     public func run() async throws {
         await withTaskGroup(of: Void.self) { group in
@@ -184,13 +187,21 @@ public final class AuditLog: Service, @unchecked Sendable {
     /// Ships the chain head to the origin; on its acknowledgement records it as the anchor.
     func sendAnchor(_ origin: OriginClient, count: Int64, hash: [UInt8]) async -> Bool {
         let hex = hash.map { String(format: "%02x", $0) }.joined()
-        let body = Array("{\"node\":\"\(node)\",\"count\":\(count),\"head\":\"\(hex)\"}".utf8)
+        // The origin takes the node from the certificate; the body names the same one (an
+        // origin older than this version needs it). Without a node name the origin answers 403.
+        var fields: [JSONObject.Member] = [.init(key: "count", value: .number(String(count))), .init(key: "head", value: .string(hex))]
+        if let named = anchorNode.withLock({ $0 }) { fields.insert(.init(key: "node", value: .string(named)), at: 0) }
+        let body = JSONValue.object(JSONObject(fields)).serialized()
         guard let reply = try? await origin.send(
             method: .POST, path: "/replication/v1/audit-anchor", body: body, contentType: "application/json")
         else { return false }
         guard reply.status == 200 else {
             if reply.status == 409 {
                 logger.error("the origin refused this edge's audit head: it contradicts one acknowledged before")
+            } else if reply.status == 403 {
+                logger.error(
+                    "the origin refused this edge's audit anchor: the certificate must name this node (urn:edgecache:node:)",
+                    metadata: ["node": "\(anchorNode.withLock { $0 } ?? "none")"])
             }
             return false
         }

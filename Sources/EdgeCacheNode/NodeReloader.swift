@@ -146,6 +146,7 @@ public final class NodeReloader: Service, Sendable {
         }
         for (holder, context) in contexts { holder.replace(with: context) }
         origin?.reload(tls: material)
+        audit?.anchorNode.withLock { $0 = named.node }
         if hadTokens { authentication.replaceIssuers(issuers) }
         let changed = Self.restartOnlyChanges(previous, next)
         if !changed.isEmpty {

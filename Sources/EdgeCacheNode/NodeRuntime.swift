@@ -144,6 +144,7 @@ public final class NodeRuntime: Sendable {
             let origin = try OriginClient(config: config, material: material, peer: .origin(config), logger: logger)
             originClient = origin
             audit.anchorTarget = origin
+            audit.anchorNode.withLock { $0 = ClientIdentity(certificate: material.leaf).node }
             audit.anchorInterval = Int64(config.auditAnchorIntervalMilliseconds)
             let link = EdgeLink(
                 applied: store.counters.checkpoint, heartbeatTimeoutMilliseconds: Int64(config.heartbeatTimeoutMilliseconds),
