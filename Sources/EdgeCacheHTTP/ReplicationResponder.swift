@@ -9,7 +9,8 @@ import ServiceLifecycle
 
 /// Settings of the origin's change stream.
 public struct StreamSettings: Sendable {
-    /// Heartbeat interval (milliseconds); heartbeats carry the head LSN and the origin's time.
+    /// Heartbeat interval (milliseconds); heartbeats carry the tenant's head LSN (the LSN of its
+    /// newest change, never the origin's overall head) and the origin's time.
     public var heartbeatMilliseconds: Int
     /// Most changes read per query.
     public var batchLimit: Int
@@ -130,7 +131,7 @@ public struct ReplicationResponder: Sendable {
                 return FHIRHTTP.error(
                     FHIRError(
                         status: 410, code: "not-found",
-                        "The change log no longer reaches back to LSN \(gone.requested) (retained from \(gone.floor), head \(gone.head)); bootstrap from /replication/v1/snapshot"
+                        "The change log no longer reaches back to LSN \(gone.requested) (this tenant's log is kept after LSN \(gone.floor), its newest change is LSN \(gone.head)); bootstrap from /replication/v1/snapshot"
                     ))
             } catch {
                 return FHIRHTTP.error(FHIRError(status: 500, code: "exception", "Cannot read the change log"))
@@ -175,11 +176,14 @@ public struct ReplicationResponder: Sendable {
         var cursor = since
         var lastBeat: Int64 = 0
         while !Task.isCancelled, !Task.isShuttingDownGracefully {
-            let head = store.headLSN
+            // The tenant's own head: another tenant's writes neither wake this loop nor show in
+            // what it sends (heartbeat `head` and `sent` stay within the tenant's positions).
+            var head = store.tenantHeadLSN(tenant)
             var out: [UInt8] = []
             if head > cursor {
                 let changes = try await store.changes(tenant: tenant, after: cursor, limit: settings.batchLimit, lane: lane)
                 for change in changes { ReplicationFrame.change(lsn: change.lsn, change.resource).encode(into: &out) }
+                head = max(head, changes.last?.lsn ?? 0)
                 cursor = changes.count < settings.batchLimit ? max(cursor, head) : changes.last!.lsn
             }
             let now = monotonic.nowMillis()

@@ -91,6 +91,10 @@ public final class NodeRuntime: Sendable {
             fhir.consent = consent
             let status: @Sendable (String, String) async -> Response? = { path, tenant in
                 if path == "/metrics" {
+                    // Counters of every tenant: for the origin's own certificate only.
+                    guard tenant.isEmpty else {
+                        return FHIRHTTP.error(.forbidden("The origin's /metrics is read with the origin's own certificate"))
+                    }
                     return OperatorEndpoints.originMetrics(
                         metrics: metrics, store: store, config: config, audit: audit, policies: policies, reloads: reloads)
                 }

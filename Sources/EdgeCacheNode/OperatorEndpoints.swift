@@ -121,11 +121,14 @@ enum OperatorEndpoints {
             return readiness(
                 [("store", storeOK), ("policy", !policies.version.isEmpty)], serving: "ready")
         case "/status":
+            // A tenant's caller sees its tenant's head only; the origin's own certificate (no
+            // tenant) sees the head of all tenants.
+            let head = tenant.isEmpty ? store.headLSN : store.tenantHeadLSN(tenant)
             return json(
                 200,
                 [
                     ("role", .string("origin")), ("node_id", .string(config.nodeID)),
-                    ("head_lsn", number(store.headLSN)), tlsMember(reloads),
+                    ("head_lsn", number(head)), tlsMember(reloads),
                 ] + policyMembers(policies))
         default: return nil
         }

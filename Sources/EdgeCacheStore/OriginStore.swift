@@ -70,8 +70,12 @@ public struct Change: Sendable {
 /// One implementation today (``SQLiteOriginStore``); PostgreSQL can take its place later without
 /// changing the edges or the wire protocol.
 public protocol OriginStore: Sendable {
-    /// The newest LSN committed (any tenant).
+    /// The newest LSN committed (any tenant): for the origin's own operator only, as it shows
+    /// the write volume of every tenant.
     var headLSN: Int64 { get }
+    /// The tenant's position: the LSN of its newest change (0 if it has none). This is the only
+    /// head an edge or a client of the tenant is shown.
+    func tenantHeadLSN(_ tenant: String) -> Int64
 
     /// The current version of a resource, including a tombstone if it was deleted.
     func read(tenant: String, type: String, id: String) async throws -> ResourceVersion?

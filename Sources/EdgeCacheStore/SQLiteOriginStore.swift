@@ -15,6 +15,8 @@ public final class SQLiteOriginStore: OriginStore {
     private let clock: any WallClock
     private let rings = Mutex<[String: KeyRing]>([:])
     private let head = Mutex<Int64>(0)
+    /// Each tenant's head (the LSN of its newest change); see ``tenantHeadLSN(_:)``.
+    private let tenantHeads = Mutex<[String: Int64]>([:])
 
     /// Opens (creating if needed) the origin database at `path`.
     public init(path: String, kek: KeyEncryptionKey, clock: any WallClock = SystemWallClock()) throws {
@@ -54,6 +56,18 @@ public final class SQLiteOriginStore: OriginStore {
                 try db.execute(sql: "ALTER TABLE changes ADD COLUMN lane INTEGER NOT NULL DEFAULT 0")
             }
             try db.execute(sql: "CREATE INDEX IF NOT EXISTS changes_by_lane ON changes(tenant, lane, lsn) WHERE lane > 0")
+            // Per-tenant floors: the newest change of each tenant that compaction removed, so a
+            // tenant's log reaches back as far as its own changes do, and its head survives
+            // compaction. A database compacted before this table existed starts every tenant at
+            // the global floor (what it answered 410 below before).
+            if try !db.tableExists("tenant_log_floor") {
+                try db.execute(sql: "CREATE TABLE tenant_log_floor(tenant TEXT PRIMARY KEY, lsn INTEGER NOT NULL) WITHOUT ROWID")
+                try db.execute(
+                    sql: """
+                        INSERT INTO tenant_log_floor(tenant, lsn)
+                        SELECT DISTINCT d.tenant, m.value FROM data_keys d, meta m WHERE m.key = 'log_floor' AND m.value > 0
+                        """)
+            }
         }
         // A wrong KEK fails here, at start, not on a tenant's first request.
         try pool.read { db in
@@ -65,9 +79,33 @@ public final class SQLiteOriginStore: OriginStore {
             try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'changes'") ?? 0
         }
         head.withLock { $0 = current }
+        let heads = try pool.read { db in
+            try String.fetchAll(db, sql: "SELECT DISTINCT tenant FROM data_keys").map { ($0, try Self.tenantHead(db, tenant: $0)) }
+        }
+        tenantHeads.withLock { $0 = Dictionary(heads, uniquingKeysWith: max) }
     }
 
     public var headLSN: Int64 { head.withLock { $0 } }
+
+    public func tenantHeadLSN(_ tenant: String) -> Int64 { tenantHeads.withLock { $0[tenant] ?? 0 } }
+
+    /// Inside a transaction: the LSN of the tenant's newest change, or of its newest compacted one.
+    private static func tenantHead(_ db: Database, tenant: String) throws -> Int64 {
+        max(
+            try Int64.fetchOne(db, sql: "SELECT MAX(lsn) FROM changes WHERE tenant = ?", arguments: [tenant]) ?? 0,
+            try tenantFloor(db, tenant: tenant))
+    }
+
+    /// Inside a transaction: the newest change of the tenant that compaction removed (0: none).
+    private static func tenantFloor(_ db: Database, tenant: String) throws -> Int64 {
+        try Int64.fetchOne(db, sql: "SELECT lsn FROM tenant_log_floor WHERE tenant = ?", arguments: [tenant]) ?? 0
+    }
+
+    private func advance(tenant: String, to lsn: Int64) {
+        guard lsn > 0 else { return }
+        head.withLock { $0 = max($0, lsn) }
+        tenantHeads.withLock { $0[tenant] = max($0[tenant] ?? 0, lsn) }
+    }
 
     /// The tenant's key ring, created with its first data key on first use.
     private func ring(_ db: Database, tenant: String) throws -> KeyRing {
@@ -226,7 +264,7 @@ public final class SQLiteOriginStore: OriginStore {
             // Stamped once the writer holds the lock: lastUpdated is as close to the commit as it can be.
             try self.apply(db, tenant: tenant, operation, claim: idempotency, now: self.clock.nowMillis())
         }
-        if result.lsn > 0 { head.withLock { $0 = max($0, result.lsn) } }
+        advance(tenant: tenant, to: result.lsn)
         return result
     }
 
@@ -251,7 +289,7 @@ public final class SQLiteOriginStore: OriginStore {
             return results
         }
         let maxLSN = results.compactMap { try? $0.get().lsn }.max() ?? 0
-        if maxLSN > 0 { head.withLock { $0 = max($0, maxLSN) } }
+        advance(tenant: tenant, to: maxLSN)
         return results
     }
 
@@ -364,10 +402,13 @@ public final class SQLiteOriginStore: OriginStore {
 
     public func changes(tenant: String, after lsn: Int64, limit: Int, lane: ChangeLane?) async throws -> [Change] {
         let keys = try await keysForRead(tenant: tenant)
-        let headNow = headLSN
         let rows = try await pool.readRows { db -> [Row] in
-            let floor = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'log_floor'") ?? 0
-            if lsn < floor || lsn > headNow { throw LogGoneError(requested: lsn, floor: floor, head: headNow) }
+            // Only the tenant's own positions: its log reaches back to `lsn` unless one of its
+            // changes after `lsn` was compacted, and `lsn` past its newest change means the
+            // origin lost changes the edge had (restored from an older backup).
+            let floor = try Self.tenantFloor(db, tenant: tenant)
+            let tenantHead = try Self.tenantHead(db, tenant: tenant)
+            if lsn < floor || lsn > tenantHead { throw LogGoneError(requested: lsn, floor: floor, head: tenantHead) }
             return try Row.fetchAll(
                 db,
                 sql: """
@@ -388,6 +429,11 @@ public final class SQLiteOriginStore: OriginStore {
             let floor = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'log_floor'") ?? 0
             let newFloor = max(floor, maxLSN - Int64(keep))
             guard newFloor > floor else { return floor }
+            try db.execute(
+                sql: """
+                    INSERT INTO tenant_log_floor(tenant, lsn) SELECT tenant, MAX(lsn) FROM changes WHERE lsn <= ? GROUP BY tenant
+                    ON CONFLICT(tenant) DO UPDATE SET lsn = max(lsn, excluded.lsn)
+                    """, arguments: [newFloor])
             try db.execute(sql: "DELETE FROM changes WHERE lsn <= ?", arguments: [newFloor])
             try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'log_floor'", arguments: [newFloor])
             return newFloor
@@ -399,7 +445,7 @@ public final class SQLiteOriginStore: OriginStore {
         let snapshotPool = try pool.makeSnapshot()
         let (lsn, count) = try await snapshotPool.read { db in
             (
-                try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'changes'") ?? 0,
+                try Self.tenantHead(db, tenant: tenant),
                 try Int64.fetchOne(db, sql: "SELECT COUNT(*) FROM resources WHERE tenant = ? AND deleted = 0", arguments: [tenant]) ?? 0
             )
         }

@@ -87,7 +87,11 @@ import Testing
         let originReady = try await client.get("\(originBase)/readyz")
         #expect(originReady.status == 200 && originReady.json["status"] as? String == "ready", "\(originReady.text)")
 
-        let originScrape = try await client.get("\(originBase)/metrics")
+        // The origin's counters cover every tenant: only the origin's own certificate reads them.
+        #expect(try await client.get("\(originBase)/metrics").status == 403)
+        let originOperator = try TestClient(pki: SharedPKI.main, identity: "origin")
+        let originScrape = try await originOperator.get("\(originBase)/metrics")
+        await originOperator.shutdown()
         #expect(originScrape.status == 200)
         #expect(value(originScrape.text, "edgecache_head_lsn") ?? 0 >= 2)
         #expect(value(originScrape.text, #"edgecache_up{role="origin"}"#) == 1)

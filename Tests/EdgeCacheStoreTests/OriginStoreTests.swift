@@ -113,6 +113,32 @@ func resource(_ json: String, type: String = "Patient", id: String? = nil) throw
         #expect(all.count == 10 && all.allSatisfy { $0.version == 3 })
     }
 
+    @Test func eachTenantHasItsOwnHeadAndLogFloor() async throws {
+        let kek = try KeyEncryptionKey.generate()
+        let path = dir.path + "/heads.sqlite"
+        let store = try SQLiteOriginStore(path: path, kek: kek)
+        func put(_ tenant: String, _ id: String) async throws -> Int64 {
+            try await store.write(tenant: tenant, .update(type: "Patient", id: id, resource: try resource(#"{"resourceType":"Patient"}"#), ifMatch: nil)).lsn
+        }
+        let quiet = try await put("a", "a1")  // LSN 1
+        for i in 0..<20 { _ = try await put("b", "b\(i % 5)") }  // LSN 2...21
+        #expect(store.headLSN == 21 && store.tenantHeadLSN("a") == quiet && store.tenantHeadLSN("b") == 21)
+        #expect(store.tenantHeadLSN("nobody") == 0)
+        // Compaction past tenant a's only change: a's log still reaches back to a's own position
+        // (no change of a after it was dropped), and a's head stays where it was.
+        #expect(try await store.compactLog(keep: 5) == 16)
+        #expect(try await store.changes(tenant: "a", after: quiet, limit: 10).isEmpty)
+        await #expect(throws: LogGoneError.self) { try await store.changes(tenant: "a", after: 0, limit: 10) }
+        await #expect(throws: LogGoneError.self) { try await store.changes(tenant: "b", after: 10, limit: 10) }
+        #expect(try await store.changes(tenant: "b", after: 16, limit: 10).count == 5)
+        // A position past the tenant's newest change is one the origin never gave it.
+        await #expect(throws: LogGoneError.self) { try await store.changes(tenant: "a", after: 5, limit: 10) }
+        #expect(try await store.snapshot(tenant: "a").lsn == quiet)
+        // The heads survive a restart, the compacted tenant's included.
+        let reopened = try SQLiteOriginStore(path: path, kek: kek)
+        #expect(reopened.tenantHeadLSN("a") == quiet && reopened.tenantHeadLSN("b") == 21 && reopened.headLSN == 21)
+    }
+
     @Test func refusesAnotherKEK() async throws {
         _ = try await store.write(tenant: "a", .update(type: "Patient", id: "p", resource: try resource(#"{"resourceType":"Patient"}"#), ifMatch: nil))
         // Another KEK is refused when the store opens, not on a tenant's first request.
