@@ -3,15 +3,20 @@
 #
 #   tools/gen-certs.sh DIR TENANT...
 #
-# Writes DIR/ca.crt|.key, DIR/origin.crt|.key (SAN localhost, 127.0.0.1) and, per tenant,
-# DIR/edge-TENANT.crt|.key (the edge node's identity for that tenant, also a server certificate
-# for localhost/127.0.0.1) and DIR/client-TENANT.crt|.key (a clinical app of that tenant).
+# Writes DIR/ca.crt|.key, DIR/origin.crt|.key (role origin, node origin; hosts localhost,
+# 127.0.0.1) and, per tenant, DIR/edge-TENANT.crt|.key (role edge, node edge-TENANT: the edge's
+# client certificate to the origin and the server certificate of its API) and
+# DIR/client-TENANT.crt|.key (role client: a clinical app of that tenant; names no host).
 #
 # How a certificate names its holder (docs/OPERATIONS.md, "Certificates"): URI subject
 # alternative names urn:edgecache:tenant:TENANT, urn:edgecache:role:edge|client|origin and
 # urn:edgecache:node:NODE. Keys are ECDSA P-256. Never use this PKI in production.
 # EDGECACHE_ORIGIN_SANS adds names to the origin's certificate (e.g. IP:10.231.0.2 for the drills'
-# network namespace); EDGECACHE_CERT_DAYS sets the validity (default 825 days).
+# network namespace). EDGECACHE_EDGE_SANS sets the host names of the edge certificates: only the
+# names the edge's own apps use to reach its API (default DNS:localhost,IP:127.0.0.1, for an
+# edge and its apps on one host, as in the demo); an edge needs no other host name, and the
+# origin's host names belong on the origin's certificate only. EDGECACHE_CERT_DAYS sets the
+# validity (default 825 days).
 set -euo pipefail
 
 if [ "$#" -lt 2 ]; then
@@ -26,6 +31,11 @@ for tenant in "$@"; do
         exit 2
     fi
 done
+edge_sans=${EDGECACHE_EDGE_SANS:-DNS:localhost,IP:127.0.0.1}
+if ! [[ "$edge_sans" =~ ^((DNS|IP):[A-Za-z0-9.:*-]+)(,(DNS|IP):[A-Za-z0-9.:*-]+)*$ ]]; then
+    echo "gen-certs: EDGECACHE_EDGE_SANS must be DNS:NAME and IP:ADDRESS entries separated by commas" >&2
+    exit 2
+fi
 command -v openssl >/dev/null || { echo "gen-certs: openssl is required" >&2; exit 1; }
 mkdir -p "$dir"
 umask 077
@@ -62,7 +72,7 @@ subjectAltName=DNS:localhost,IP:127.0.0.1${EDGECACHE_ORIGIN_SANS:+,$EDGECACHE_OR
 for tenant in "$@"; do
     issue "edge-$tenant" "edge-$tenant" "$common
 extendedKeyUsage=serverAuth,clientAuth
-subjectAltName=DNS:localhost,IP:127.0.0.1,URI:urn:edgecache:tenant:$tenant,URI:urn:edgecache:role:edge,URI:urn:edgecache:node:edge-$tenant"
+subjectAltName=$edge_sans,URI:urn:edgecache:tenant:$tenant,URI:urn:edgecache:role:edge,URI:urn:edgecache:node:edge-$tenant"
     issue "client-$tenant" "client-$tenant" "$common
 extendedKeyUsage=clientAuth
 subjectAltName=URI:urn:edgecache:tenant:$tenant,URI:urn:edgecache:role:client"
