@@ -43,6 +43,13 @@ public enum ResourceTypes {
 
 /// Validation of logical ids: FHIR R4 `[A-Za-z0-9\-\.]{1,64}`.
 public enum ResourceID {
+    /// Whether `id` may name a resource through the REST API: valid, and not made only of dots.
+    /// `.`, `..` and `...` match the R4 pattern, but URL-normalising clients resolve `.` and `..`
+    /// away (`/Patient/../_history/1`), so none of them is accepted in a request.
+    public static func isAddressable(_ id: some StringProtocol) -> Bool {
+        isValid(id) && id.utf8.contains { $0 != UInt8(ascii: ".") }
+    }
+
     /// Whether `id` is a valid FHIR logical id.
     public static func isValid(_ id: some StringProtocol) -> Bool {
         let utf8 = id.utf8

@@ -67,9 +67,12 @@ public struct ClientIdentity: Sendable, Equatable {
             default: continue
             }
         }
-        // A certificate naming two tenants or two roles names none: it is refused (403).
+        // A certificate naming two tenants or two roles names none: it is refused (403). So is
+        // one whose tenant is empty or malformed (`urn:edgecache:tenant:`): it names nobody.
         if conflicting || role == .unknown {
             self.init(tenant: nil, role: nil, node: nil, commonName: nil)
+        } else if let tenant, !TenantName.isValid(tenant) {
+            self.init(tenant: nil, role: role, node: node, commonName: nil, subject: node)
         } else {
             self.init(tenant: tenant, role: role, node: node, commonName: nil, subject: node)
         }

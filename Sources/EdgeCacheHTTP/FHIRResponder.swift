@@ -113,6 +113,9 @@ public struct FHIRResponder: Sendable {
         guard ResourceID.isValid(segment) else {
             throw FHIRError.invalid("'\(segment.prefix(80))' is not a valid FHIR id ([A-Za-z0-9-.]{1,64})")
         }
+        guard ResourceID.isAddressable(segment) else {
+            throw FHIRError.invalid("'\(segment.prefix(80))' is not accepted as an id: an id made only of dots is not addressable in a URL")
+        }
         return String(segment)
     }
 

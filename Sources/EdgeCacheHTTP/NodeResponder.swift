@@ -2,6 +2,7 @@ import EdgeCacheCore
 import HTTPTypes
 import Hummingbird
 import Logging
+import NIOCore
 
 /// The top-level responder of one listener: limits, caller identity and tenant checks, then
 /// `/fhir`, `/replication/v1` (origin peer listener) and the operator endpoints.
@@ -29,6 +30,10 @@ public struct NodeResponder: HTTPResponder {
     /// the node's host with the node's own certificate. An origin certificate names no tenant.
     public var operatorRoles: Set<ClientIdentity.Role> = []
     public static let operatorPaths: Set<String> = ["/healthz", "/readyz", "/status", "/metrics"]
+    /// The base of the absolute URLs this listener writes (`Location`, Bundle links, the
+    /// CapabilityStatement), e.g. `https://fhir.stmary.example`; nil: the address the request
+    /// came in on (`https://127.0.0.1:8444`). The `Host` header is never used.
+    public var publicBaseURL: String?
 
     public init(
         allowedRoles: Set<ClientIdentity.Role>, nodeTenant: String?, fhir: FHIRResponder, replication: ReplicationResponder?,
@@ -47,8 +52,11 @@ public struct NodeResponder: HTTPResponder {
     public func respond(to request: Request, context: NodeRequestContext) async throws -> Response {
         var identity: ClientIdentity?
         var breakGlass: String?
-        let response = await answer(request, context: context, identity: &identity, breakGlass: &breakGlass)
-        if let observer, request.uri.path.hasPrefix("/fhir") || request.uri.path.hasPrefix("/replication") {
+        // Decided once: this value both routes the request and says whether it is audited.
+        let target = RequestTarget(path: request.uri.path)
+        var response = await answer(request, target: target, context: context, identity: &identity, breakGlass: &breakGlass)
+        if response.headers[HTTPField.Name("X-Request-Id")!] == nil { response.headers[HTTPField.Name("X-Request-Id")!] = context.id }
+        if let observer, target.isAudited {
             observer(
                 AnsweredRequest(
                     method: request.method.rawValue, path: request.uri.path, status: response.status.code, identity: identity,
@@ -56,20 +64,26 @@ public struct NodeResponder: HTTPResponder {
                     cacheStatus: response.headers[HTTPField.Name("Cache-Status")!],
                     writeStatus: response.headers[HTTPField.Name("EdgeCache-Write-Status")!],
                     location: response.headers[HTTPField.Name("Location")!],
-                    consent: response.headers[HTTPField.Name("EdgeCache-Consent")!], breakGlassReason: breakGlass))
+                    consent: response.headers[HTTPField.Name("EdgeCache-Consent")!], breakGlassReason: breakGlass,
+                    api: target.api))
         }
         return response
     }
 
     private func answer(
-        _ request: Request, context: NodeRequestContext, identity resolved: inout ClientIdentity?, breakGlass: inout String?
+        _ request: Request, target: RequestTarget, context: NodeRequestContext, identity resolved: inout ClientIdentity?,
+        breakGlass: inout String?
     ) async -> Response {
         if request.headerBytes > limits.maxHeaderBytes {
             return FHIRHTTP.error(
                 FHIRError(status: 431, code: "too-costly", "Request headers exceed the limit of \(limits.maxHeaderBytes) bytes"))
         }
+        if target == .nonCanonical {
+            return FHIRHTTP.error(
+                .invalid("The request path is not canonical (no '//', trailing '/', '.' or '..' segments, '%' or '\\'); nothing was done"))
+        }
+        if let refusal = Self.refuseTransferCodings(request) { return FHIRHTTP.error(refusal) }
         let path = request.uri.path
-        let segments = path.split(separator: "/", omittingEmptySubsequences: true)
         let certificate: ClientIdentity?
         if let identityOverride {
             certificate = identityOverride()
@@ -106,18 +120,40 @@ public struct NodeResponder: HTTPResponder {
         case .failure(let error): return FHIRHTTP.error(error)
         }
         if let response = await operatorEndpoints(path, tenant) { return response }
-        if segments.first == "fhir" {
-            let authority = request.head.authority ?? "localhost"
+        switch target {
+        case .fhir(let segments):
+            let base = publicBaseURL ?? Self.listenerURL(context.channel.localAddress)
             let caller = FHIRCaller(
-                tenant: tenant, identity: identity, baseURL: "https://\(authority)/fhir", requestID: context.id,
+                tenant: tenant, identity: identity, baseURL: base + "/fhir", requestID: context.id,
                 breakGlassReason: breakGlass)
-            return await fhir.respond(to: request, segments: Array(segments.dropFirst()), caller: caller, logger: context.logger)
-        }
-        if let replication, segments.count >= 2, segments[0] == "replication", segments[1] == "v1" {
-            return await replication.respond(
-                to: request, segments: Array(segments.dropFirst(2)), tenant: tenant, node: identity.node, logger: context.logger)
+            return await fhir.respond(to: request, segments: segments, caller: caller, logger: context.logger)
+        case .replication(let segments):
+            if let replication, segments.first == "v1" {
+                return await replication.respond(to: request, segments: Array(segments.dropFirst()), tenant: tenant, node: identity.node, logger: context.logger)
+            }
+        case .other, .nonCanonical:
+            break
         }
         return FHIRHTTP.error(.notFound("No such endpoint"))
+    }
+}
+
+extension NodeResponder {
+    /// `https://ip:port` of the local address a connection came in on (IPv6 in brackets).
+    static func listenerURL(_ address: SocketAddress?) -> String {
+        guard let address, let ip = address.ipAddress, let port = address.port else { return "https://localhost" }
+        if case .v6 = address { return "https://[\(ip)]:\(port)" }
+        return "https://\(ip):\(port)"
+    }
+
+    /// A 501 for a request whose `Transfer-Encoding` names any coding but `chunked` (such a body
+    /// would otherwise be read as if it were plain); nil when there is none to refuse.
+    static func refuseTransferCodings(_ request: Request) -> FHIRError? {
+        let codings = request.headers[values: .transferEncoding].flatMap { $0.split(separator: ",") }
+            .map { String($0).trimmingSpaces().lowercased() }
+        guard codings.contains(where: { $0 != "chunked" }) else { return nil }
+        return FHIRError(
+            status: 501, code: "not-supported", "Transfer-Encoding other than chunked is not supported; send the body uncompressed")
     }
 }
 
@@ -136,4 +172,6 @@ public struct AnsweredRequest: Sendable {
     public var consent: String? = nil
     /// The `X-EdgeCache-Break-Glass` reason the request was served under.
     public var breakGlassReason: String? = nil
+    /// What answered it: `fhir`, `replication`, or `invalid` (a non-canonical path, refused).
+    public var api: String = "fhir"
 }

@@ -8,8 +8,10 @@ import EdgeCacheStore
 /// - Granted only by `patient/` scopes: the caller reaches the launch patient's compartment
 ///   only (``PatientCompartment``). Reads of anything outside it, including resources that do not
 ///   exist, answer 403, so a response never tells whether another patient's resource exists.
-///   Searches and histories are filtered to the compartment (`total` is left out). Writes must
-///   leave the resource in the compartment, and updates and deletes must find it there.
+///   Searches and histories are filtered to the compartment (`total` is left out). A write must
+///   refer to the token's patient, and to no other patient, at the type's R4 compartment paths
+///   (``PatientCompartment/isWritable(type:id:object:by:)``); updates and deletes must find the
+///   resource in the compartment.
 public struct ScopedBackend: FHIRBackend {
     public let inner: any FHIRBackend
 
@@ -43,6 +45,12 @@ public struct ScopedBackend: FHIRBackend {
 
     static func outside(_ type: String) -> FHIRError {
         .forbidden("The resource is not in the compartment of the token's patient (or does not exist)")
+    }
+
+    static func notWritable(_ type: String) -> FHIRError {
+        let paths = (PatientCompartment.r4Paths[type] ?? []).map { $0.joined(separator: ".") }.joined(separator: ", ")
+        return .forbidden(
+            "A patient/ token may only write resources whose patient references (\(type): \(paths.isEmpty ? "none" : paths)) all name its patient")
     }
 
     static func inCompartment(_ r: ResourceVersion, _ patient: String) -> Bool {
@@ -92,10 +100,53 @@ public struct ScopedBackend: FHIRBackend {
         guard let patient = try Self.limit(caller, .search, type) else {
             return try await inner.search(caller, type: type, query: query, rawQuery: rawQuery)
         }
-        var answer = try await inner.search(caller, type: type, query: query, rawQuery: rawQuery)
-        answer.page.resources.removeAll { !Self.inCompartment($0, patient) }
-        answer.page.total = nil
-        return answer
+        return try await compartmentSearch(caller, type: type, query: query, patient: patient)
+    }
+
+    /// Most matches a compartment-limited search looks through before it gives up (too costly).
+    static let maxCompartmentScan = 10 * SearchQuery.maxCount
+
+    /// A search limited to `patient`'s compartment, counted and paged after the restriction, so
+    /// that `next` links and `_offset` say nothing about resources outside it: the inner search
+    /// is narrowed where the index allows (`patient=` for types whose compartment paths include
+    /// `subject` or `patient`, `_id` for Patient), read in full pages from offset 0, filtered to
+    /// the compartment, and only then cut to the caller's `_offset` and `_count`. No `total`.
+    func compartmentSearch(_ caller: FHIRCaller, type: String, query: SearchQuery, patient: String) async throws -> ListAnswer {
+        var narrowed = query
+        narrowed.offset = 0
+        narrowed.count = SearchQuery.maxCount
+        let paths = PatientCompartment.r4Paths[type] ?? []
+        if type == "Patient" {
+            narrowed.ids = (query.ids ?? [patient]).filter { $0 == patient }
+            narrowed.effectiveParameters.append(("_id", patient))
+        } else if paths.contains(["subject"]) || paths.contains(["patient"]) {
+            narrowed.termGroups.append(["patient|Patient/\(patient)"])
+            narrowed.effectiveParameters.append(("patient", "Patient/\(patient)"))
+        } else if paths.isEmpty {
+            // Never in a patient's compartment.
+            return ListAnswer(page: SearchPage(resources: [], total: nil, hasMore: false))
+        }
+        let wanted = query.offset + query.count + 1
+        var members: [ResourceVersion] = []
+        var cache: CacheFacts?
+        var scanned = 0
+        while true {
+            if narrowed.ids?.isEmpty == true { break }
+            let answer = try await inner.search(caller, type: type, query: narrowed, rawQuery: nil)
+            cache = cache ?? answer.cache
+            members += answer.page.resources.filter { Self.inCompartment($0, patient) }
+            scanned += answer.page.resources.count
+            guard answer.page.hasMore, !answer.page.resources.isEmpty, members.count < wanted else { break }
+            guard scanned < Self.maxCompartmentScan else {
+                throw FHIRError(
+                    status: 400, code: "too-costly",
+                    "This search reads too many \(type) resources to be limited to the patient's compartment; narrow it (e.g. _lastUpdated)")
+            }
+            narrowed.offset += answer.page.resources.count
+        }
+        let start = min(query.offset, members.count)
+        let page = Array(members[start..<min(members.count, query.offset + query.count)])
+        return ListAnswer(page: SearchPage(resources: page, total: nil, hasMore: members.count > query.offset + query.count), cache: cache)
     }
 
     public func write(_ caller: FHIRCaller, _ operation: WriteOperation, idempotencyKey: String?) async throws -> WriteAnswer {
@@ -103,9 +154,9 @@ public struct ScopedBackend: FHIRBackend {
         switch operation {
         case .create(let type, let resource):
             if let patient = try Self.limit(caller, .create, type),
-                !PatientCompartment.patientIDs(type: type, id: nil, object: resource).contains(patient)
+                !PatientCompartment.isWritable(type: type, id: nil, object: resource, by: patient)
             {
-                throw FHIRError.forbidden("A patient/ token may only create resources in its patient's compartment")
+                throw Self.notWritable(type)
             }
         case .update(let type, let id, let resource, _):
             // An update that creates is allowed with either `u` or `c`.
@@ -118,8 +169,8 @@ public struct ScopedBackend: FHIRBackend {
             }
             if let patient {
                 if let existing, !Self.inCompartment(existing, patient) { throw Self.outside(type) }
-                guard PatientCompartment.patientIDs(type: type, id: id, object: resource).contains(patient) else {
-                    throw FHIRError.forbidden("A patient/ token may only write resources in its patient's compartment")
+                guard PatientCompartment.isWritable(type: type, id: id, object: resource, by: patient) else {
+                    throw Self.notWritable(type)
                 }
             }
         case .delete(let type, let id, _):

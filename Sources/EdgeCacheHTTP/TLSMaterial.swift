@@ -133,8 +133,18 @@ public struct TLSMaterial: Sendable {
         configuration.trustRoots = .certificates(trusted)
         configuration.certificateVerification = optionalClientCertificate ? .optionalVerification : .noHostnameVerification
         configuration.minimumTLSVersion = minimumTLS13 ? .tlsv13 : .tlsv12
+        configuration.cipherSuiteValues = Self.tls12CipherSuites
         return configuration
     }
+
+    /// The TLS 1.2 cipher suites a listener offers: Mozilla's "intermediate" set (ECDHE with
+    /// AES-GCM or ChaCha20-Poly1305; BoringSSL has no DHE), so no CBC or SHA-1 suite. TLS 1.3
+    /// suites are all AEAD and not configurable.
+    public static let tls12CipherSuites: [NIOTLSCipher] = [
+        .TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, .TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        .TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, .TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        .TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, .TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    ]
 
     /// A client configuration presenting this material and trusting the CA only.
     public func clientConfiguration() -> TLSConfiguration {

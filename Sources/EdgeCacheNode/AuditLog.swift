@@ -48,7 +48,7 @@ public final class AuditLog: Service, @unchecked Sendable {
         let segments = answered.path.split(separator: "/").map(String.init)
         var action = "other"
         var resource: String?
-        if segments.first == "fhir" {
+        if answered.api == "fhir" {
             let rest = Array(segments.dropFirst())
             switch (answered.method, rest.count) {
             case ("GET", 1) where rest[0] == "metadata": action = "capabilities"
@@ -68,6 +68,8 @@ public final class AuditLog: Service, @unchecked Sendable {
                 let parts = location.split(separator: "/").map(String.init)
                 if let fhir = parts.lastIndex(of: "fhir"), fhir + 2 < parts.count { resource = "\(parts[fhir + 1])/\(parts[fhir + 2])" }
             }
+        } else if answered.api == "invalid" {
+            action = "refused-path"
         } else if segments.count >= 3 {
             action = "replication-\(segments[2])"
         }

@@ -1,3 +1,4 @@
+import EdgeCacheCore
 import EdgeCacheHTTP
 import Foundation
 import Yams
@@ -9,6 +10,8 @@ import Yams
 /// - `node_id`: this node's name
 /// - `tenant`: (edge) the tenant it serves; must match its certificate
 /// - `listen.api`: `host:port` of the FHIR listener; `listen.peer`: (origin) the edges' listener
+/// - `public_base_url` (optional): the https:// base of the absolute URLs the API listener writes
+///   (`Location`, Bundle links); default: the address the request came in on (never `Host`)
 /// - `origin.url`: (edge) the origin's peer URL; `origin.request_timeout_ms`, `origin.connect_timeout_ms`
 /// - `origin.node`, `origin.uri` (edge, optional): the `urn:edgecache:node:` name, and a URI subject
 ///   alternative name (e.g. a SPIFFE ID), the origin's certificate must carry besides role `origin`
@@ -87,6 +90,9 @@ public struct NodeConfig: Sendable {
     public var hotBytes = 64 * 1024 * 1024
     /// How often the evictor runs (milliseconds).
     public var evictionIntervalMilliseconds = 5000
+    /// The base of the absolute URLs the API listener writes (`Location`, Bundle links), e.g.
+    /// `https://fhir.stmary.example`; nil: the address each request came in on. Never the `Host` header.
+    public var publicBaseURL: String?
     /// Bearer tokens and client certificates on the API listener.
     public var auth = AuthConfig()
     /// The file this came from.
@@ -145,6 +151,18 @@ public struct NodeConfig: Sendable {
             certFile: cert, keyFile: key, caFile: ca, dataDir: dataDir, kekFile: kek,
             policyFile: try root.string("policy").map(resolve), sourceFile: file)
         config.tlsLines = tlsLines
+        if let base = try root.string("public_base_url") {
+            guard let url = URL(string: base), url.scheme == "https", url.host?.isEmpty == false, url.query == nil,
+                url.fragment == nil, url.user == nil
+            else {
+                throw ConfigError(
+                    file: file, line: root.line(of: "public_base_url"),
+                    "'public_base_url' must be an https:// URL without query or fragment, e.g. https://fhir.stmary.example")
+            }
+            var trimmed = base
+            while trimmed.hasSuffix("/") { trimmed.removeLast() }
+            config.publicBaseURL = trimmed
+        }
         if var origin = try root.map("origin") {
             config.originURL = try origin.requiredString("url", hint: "the origin's peer URL, e.g. https://origin.example:9443")
             if let url = config.originURL, URL(string: url)?.scheme != "https" {
@@ -238,6 +256,10 @@ public struct NodeConfig: Sendable {
             }
             guard let tenant = config.tenant, !tenant.isEmpty else {
                 throw ConfigError(file: file, line: root.line, "an edge needs 'tenant' (the tenant named in its certificate)")
+            }
+            guard TenantName.isValid(tenant) else {
+                throw ConfigError(
+                    file: file, line: root.line, "'tenant' must be 1-64 letters, digits, '-', '_' or '.', starting with a letter or digit")
             }
             guard config.originURL != nil else {
                 throw ConfigError(file: file, line: root.line, "an edge needs 'origin: { url: https://... }'")

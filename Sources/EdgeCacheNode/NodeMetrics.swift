@@ -38,10 +38,10 @@ public final class NodeMetrics: Sendable {
 
     /// Counts an answered `/fhir` or `/replication` request; `dataClass` gives a type's class.
     func observe(_ answered: AnsweredRequest, dataClass: (String) -> String?) {
-        let api = answered.path.hasPrefix("/fhir") ? "fhir" : "replication"
+        let api = answered.api
         counter(
             "edgecache_requests_total", [("api", api), ("method", Self.method(answered.method)), ("code", String(answered.status))],
-            help: "Answered /fhir and /replication requests since the process started, by API, method and HTTP status"
+            help: "Answered /fhir and /replication requests (and refused non-canonical paths, api=invalid) since the process started, by API, method and HTTP status"
         ).increment()
         // Reads of one resource answered at an edge carry Cache-Status.
         guard let status = answered.cacheStatus, answered.method == "GET" || answered.method == "HEAD" else { return }

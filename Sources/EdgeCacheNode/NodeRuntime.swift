@@ -107,6 +107,7 @@ public final class NodeRuntime: Sendable {
             api.observer = observer
             api.authentication = apiAuthentication
             api.operatorRoles = [.origin]
+            api.publicBaseURL = config.publicBaseURL
             var replication = ReplicationResponder(
                 store: store,
                 settings: StreamSettings(heartbeatMilliseconds: config.heartbeatMilliseconds, batchLimit: config.batchLimit),
@@ -184,6 +185,7 @@ public final class NodeRuntime: Sendable {
             api.observer = observer
             api.authentication = apiAuthentication
             api.operatorRoles = [.edge]
+            api.publicBaseURL = config.publicBaseURL
             services.append(
                 try Self.application(
                     api, name: "api", address: config.apiAddress, tls13: false, material: material, config: config, logger: logger,

@@ -47,3 +47,25 @@ struct TestFailure: Error, CustomStringConvertible {
 func makeKEK(_ path: String) throws {
     try KeyEncryptionKey.generate().write(toNewFile: path)
 }
+
+extension TestPKI {
+    /// Issues `name.crt|.key` from this PKI's CA with the given subject alternative names (as
+    /// openssl writes them, e.g. `URI:urn:edgecache:tenant:,URI:urn:edgecache:role:client`).
+    func issue(_ name: String, subjectAltName: String, clientOnly: Bool = true) throws {
+        let script = """
+            set -e
+            cd "$1"
+            openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$2.key" 2>/dev/null
+            openssl req -new -key "$2.key" -subj "/O=EdgeCache Test/CN=$2" -out "$2.csr" 2>/dev/null
+            printf 'basicConstraints=critical,CA:FALSE\\nkeyUsage=critical,digitalSignature,keyEncipherment\\nextendedKeyUsage=%s\\nsubjectAltName=%s\\n' "$3" "$4" > "$2.ext"
+            openssl x509 -req -in "$2.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -CAserial "$2.srl" -days 30 -sha256 -extfile "$2.ext" -out "$2.crt" 2>/dev/null
+            rm -f "$2.csr" "$2.ext" "$2.srl"
+            """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = ["-c", script, "issue", dir, name, clientOnly ? "clientAuth" : "serverAuth,clientAuth", subjectAltName]
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw TestFailure("issuing \(name) failed") }
+    }
+}
