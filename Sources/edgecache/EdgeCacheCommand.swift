@@ -91,6 +91,7 @@ struct ConfigCommand: AsyncParsableCommand {
         var config: String
 
         func run() async throws {
+            umask(0o077)  // the KEK check opens existing stores read only; SQLite may still make -shm files
             do {
                 let nodeConfig = try NodeConfig.load(path: config)
                 try nodeConfig.checkFiles()
