@@ -203,6 +203,14 @@ extension OperatorEndpoints {
             "edgecache_stream_events_total", "counter", "Change-stream events by result (kept across restarts)",
             [([("result", "applied")], Double(counters.eventsApplied)), ([("result", "skipped")], Double(counters.eventsSkipped))])
         m.family("edgecache_bootstraps_total", "counter", "Snapshot bootstraps (kept across restarts)", Double(counters.bootstraps))
+        m.family(
+            "edgecache_cache_quarantined_total", "counter",
+            "Cached entries that failed authentication and were quarantined (never served; fetched again from the origin), kept across restarts",
+            Double(counters.quarantined))
+        m.family(
+            "edgecache_cache_quarantined_entries", "gauge",
+            "Quarantined entries not yet stored again; searches of their types are answered by the origin meanwhile",
+            Double(store.quarantinedEntries))
         if let entries = try? await store.entryCount() {
             m.family("edgecache_cached_entries", "gauge", "Entries in the sealed cache (tombstones included)", Double(entries))
         }

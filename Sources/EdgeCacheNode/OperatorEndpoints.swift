@@ -170,6 +170,7 @@ enum OperatorEndpoints {
                     ("link", .string(link.isLive ? "live" : link.notLiveReason)),
                     ("connected", .bool(state.connected)),
                     ("origin_head_lsn", number(state.originHead)),
+                    ("quarantined_entries", number(Int64(store.quarantinedEntries))),
                     ("applied_lsn", number(counters.checkpoint)),
                     ("staleness_ms", staleness),
                     ("events_applied", number(counters.eventsApplied)),
