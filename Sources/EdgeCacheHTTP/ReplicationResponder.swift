@@ -53,6 +53,9 @@ public struct ReplicationResponder: Sendable {
         ("Content-Type", "application/x-ndjson"), ("Content-Encoding", "deflate"), ("Cache-Control", "no-store"),
     ]
 
+    /// Stream headers with the log's epoch: an edge checks it before it reads a single change.
+    var streamHeaders: [(String, String)] { Self.streamHeaders + [(LogEpoch.headerName, store.logEpoch.hex)] }
+
     /// Serves `segments` (after `/replication/v1`) for an edge of `tenant`.
     public func respond(to request: Request, segments: [Substring], tenant: String, logger: Logger) async -> Response {
         let parameters = QueryString.parse(request.uri.query)
@@ -125,11 +128,11 @@ public struct ReplicationResponder: Sendable {
             }
             let lane: ChangeLane? = parameters.first(where: { $0.0 == "lane" })?.1 == "consent" ? .consent : nil
             return Response(
-                status: .ok, headers: Self.fields(Self.streamHeaders),
+                status: .ok, headers: Self.fields(streamHeaders),
                 body: ResponseBody { writer in try await streamChanges(tenant: tenant, since: since, lane: lane, writer: &writer) })
         case "snapshot":
             return Response(
-                status: .ok, headers: Self.fields(Self.streamHeaders),
+                status: .ok, headers: Self.fields(streamHeaders),
                 body: ResponseBody { writer in try await streamSnapshot(tenant: tenant, writer: &writer) })
         default:
             return FHIRHTTP.error(.notFound("Unknown replication path"))
@@ -172,7 +175,7 @@ public struct ReplicationResponder: Sendable {
             }
             let now = monotonic.nowMillis()
             if now - lastBeat >= Int64(settings.heartbeatMilliseconds) {
-                ReplicationFrame.heartbeat(head: head, sent: cursor, time: clock.nowMillis()).encode(into: &out)
+                ReplicationFrame.heartbeat(head: head, sent: cursor, time: clock.nowMillis(), epoch: store.logEpoch).encode(into: &out)
                 lastBeat = now
             }
             if !out.isEmpty {
@@ -188,7 +191,7 @@ public struct ReplicationResponder: Sendable {
         let deflater = try ZlibDeflater()
         let snapshot = try await store.snapshot(tenant: tenant)
         var out: [UInt8] = []
-        ReplicationFrame.snapshotStart(lsn: snapshot.lsn, total: snapshot.count).encode(into: &out)
+        ReplicationFrame.snapshotStart(lsn: snapshot.lsn, total: snapshot.count, epoch: store.logEpoch).encode(into: &out)
         var count: Int64 = 0
         while true {
             let page = try await snapshot.next(limit: 500)

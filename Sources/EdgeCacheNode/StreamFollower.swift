@@ -41,6 +41,11 @@ public final class StreamFollower: Service {
 
     struct Gone: Error {}
     struct BadStatus: Error { let status: Int }
+    /// The origin's log has another epoch than the one the cache holds data of.
+    struct EpochChanged: Error {
+        let known: LogEpoch
+        let seen: LogEpoch
+    }
 
     public func run() async throws {
         do {
@@ -68,6 +73,23 @@ public final class StreamFollower: Service {
                         self.link.disconnected()
                         self.logger.notice("change log no longer reaches the checkpoint; bootstrapping from a snapshot")
                         action = cursor.gone()
+                    } catch let change as EpochChanged {
+                        // Restored or failed over: LSNs start again, so both lanes start again from a snapshot.
+                        self.link.epochChanged()
+                        do {
+                            // Counted and retained writes queued again in one transaction, before the bootstrap
+                            // records the new epoch: a crash in between repeats this, never skips it.
+                            let requeued = try await self.store.recordEpochChange()
+                            self.logger.notice(
+                                "origin log epoch changed (origin restored or failed over); bootstrapping both lanes from a snapshot",
+                                metadata: [
+                                    "previous": "\(change.known)", "epoch": "\(change.seen)", "writes_requeued": "\(requeued)",
+                                ])
+                            action = cursor.epochChanged()
+                        } catch {
+                            self.logger.warning("cannot record the origin's epoch change", metadata: ["reason": "\(Self.describe(error))"])
+                            action = cursor.failed(random: Double.random(in: 0...1))
+                        }
                     } catch {
                         self.link.disconnected()
                         if Task.isCancelled { return }
@@ -114,9 +136,26 @@ public final class StreamFollower: Service {
         }
     }
 
+    /// The epoch in a stream's `EdgeCache-Log-Epoch` header (nil from an origin older than epochs).
+    static func epoch(of response: HTTPClientResponse) throws -> LogEpoch? {
+        guard let text = response.headers.first(name: LogEpoch.headerName) else { return nil }
+        guard let epoch = LogEpoch(hex: text) else { throw FrameDecodingError(message: "invalid \(LogEpoch.headerName) header") }
+        return epoch
+    }
+
+    /// Throws ``EpochChanged`` if `epoch` is not the one the cache holds data of; adopts it if
+    /// the cache knows none yet.
+    func check(_ epoch: LogEpoch?) async throws {
+        guard let epoch else { return }
+        guard let known = store.originEpoch else { return try await store.adoptOriginEpoch(epoch) }
+        if known != epoch { throw EpochChanged(known: known, seen: epoch) }
+    }
+
     private func read(_ response: HTTPClientResponse, cursor: inout StreamCursor) async throws {
         if response.status.code == 410 { throw Gone() }
         guard response.status.code == 200 else { throw BadStatus(status: Int(response.status.code)) }
+        // Before a single change is applied: LSNs of another epoch are not ours.
+        try await check(try Self.epoch(of: response))
         cursor.connected()
         let inflater = try ZlibInflater()
         var splitter = LineSplitter(maxLineLength: 64 << 20)
@@ -143,7 +182,8 @@ public final class StreamFollower: Service {
                 case .change(let lsn, let resource):
                     pending.append(Change(lsn: lsn, resource: resource))
                     if pending.count >= maxBatch { try await flush(upTo: lsn) }
-                case .heartbeat(let head, let sent, _):
+                case .heartbeat(let head, let sent, _, let epoch):
+                    try await check(epoch)
                     let due = link.clock.nowMillis() - lastPersist >= checkpointInterval
                     if !pending.isEmpty || due {
                         try await flush(upTo: max(sent, pending.last?.lsn ?? 0, checkpoint), caughtUp: sent >= head)
@@ -166,6 +206,7 @@ public final class StreamFollower: Service {
 
     private func readSnapshot(_ response: HTTPClientResponse) async throws -> Int64 {
         guard response.status.code == 200 else { throw BadStatus(status: Int(response.status.code)) }
+        var epoch = try Self.epoch(of: response)
         try await store.beginSnapshot()
         let inflater = try ZlibInflater()
         var splitter = LineSplitter(maxLineLength: 64 << 20)
@@ -178,8 +219,9 @@ public final class StreamFollower: Service {
             for line in try splitter.feed(try inflater.decompress(Array(chunk.readableBytesView))) {
                 guard let frame = try decoder.decode(line: line) else { continue }
                 switch frame {
-                case .snapshotStart(let lsn, let total):
+                case .snapshotStart(let lsn, let total, let announced):
                     snapshotLSN = lsn
+                    epoch = epoch ?? announced
                     link.bootstrapTotal(total)
                     logger.notice(
                         "snapshot bootstrap started", metadata: ["lsn": "\(lsn)", "resources": "\(total.map { "\($0)" } ?? "unknown")"])
@@ -206,7 +248,7 @@ public final class StreamFollower: Service {
                         throw FrameDecodingError(message: "snapshot ended with \(total) resources, received \(count)")
                     }
                     try await store.stageSnapshot(staged)
-                    try await store.finishSnapshot(lsn: lsn)
+                    try await store.finishSnapshot(lsn: lsn, epoch: epoch)
                     if let consent { await consent.reloaded() }
                     link.applied(upTo: lsn)
                     return lsn

@@ -19,10 +19,17 @@ public struct EdgeStoreCounters: Sendable, Equatable {
     public var caughtUpAt: Int64
     /// Entries quarantined because their sealed bytes failed authentication (see ``CorruptEntryError``).
     public var quarantined: Int64
+    /// The origin log epoch the cache holds data of (``LogEpoch/storedValue``; 0: not known).
+    public var originEpoch: Int64
+    /// Times the origin's log epoch changed (each followed by a bootstrap).
+    public var epochChanges: Int64
 
     public init(
-        checkpoint: Int64, eventsApplied: Int64, eventsSkipped: Int64, bootstraps: Int64, caughtUpAt: Int64 = 0, quarantined: Int64 = 0
+        checkpoint: Int64, eventsApplied: Int64, eventsSkipped: Int64, bootstraps: Int64, caughtUpAt: Int64 = 0, quarantined: Int64 = 0,
+        originEpoch: Int64 = 0, epochChanges: Int64 = 0
     ) {
+        self.originEpoch = originEpoch
+        self.epochChanges = epochChanges
         self.checkpoint = checkpoint
         self.eventsApplied = eventsApplied
         self.eventsSkipped = eventsSkipped
@@ -114,7 +121,8 @@ public final class EdgeStore: Sendable {
         return EdgeStoreCounters(
             checkpoint: values["checkpoint"] ?? 0, eventsApplied: values["events_applied"] ?? 0,
             eventsSkipped: values["events_skipped"] ?? 0, bootstraps: values["bootstraps"] ?? 0,
-            caughtUpAt: values["caught_up_at"] ?? 0, quarantined: values["quarantined"] ?? 0)
+            caughtUpAt: values["caught_up_at"] ?? 0, quarantined: values["quarantined"] ?? 0,
+            originEpoch: values["origin_epoch"] ?? 0, epochChanges: values["epoch_changes"] ?? 0)
     }
 
     /// The counters as last committed.
@@ -423,8 +431,10 @@ public final class EdgeStore: Sendable {
     }
 
     /// Replaces the cache with the staged snapshot and sets the checkpoint to `lsn`, atomically:
-    /// readers see either the old cache or the new one, never a mix.
-    public func finishSnapshot(lsn: Int64) async throws {
+    /// readers see either the old cache or the new one, never a mix. The consent lane's
+    /// checkpoint is set to `lsn` too (the lane re-delivers any newer consent the swap replaced),
+    /// and `epoch`, when the origin sent one, is recorded as the epoch the cache now holds.
+    public func finishSnapshot(lsn: Int64, epoch: LogEpoch? = nil) async throws {
         let counters = try await pool.write { db -> EdgeStoreCounters in
             try db.execute(
                 sql: """
@@ -435,6 +445,14 @@ public final class EdgeStore: Sendable {
                     """)
             try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'checkpoint'", arguments: [lsn])
             try db.execute(sql: "UPDATE meta SET value = value + 1 WHERE key = 'bootstraps'")
+            try db.execute(
+                sql: "INSERT INTO meta(key, value) VALUES ('consent_lsn', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                arguments: [lsn])
+            if let epoch {
+                try db.execute(
+                    sql: "INSERT INTO meta(key, value) VALUES ('origin_epoch', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    arguments: [epoch.storedValue])
+            }
             return try Self.readCounters(db)
         }
         countersCache.withLock { $0 = counters }
