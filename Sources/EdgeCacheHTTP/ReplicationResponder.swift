@@ -83,6 +83,16 @@ public struct ReplicationResponder: Sendable {
             }
         }
         if request.method == .post, segments.count == 1, segments[0] == "writes", let writeBatch {
+            // An edge names the log epoch its writes are based on; after a restore it must
+            // bootstrap (and queue its retained writes again) before it replays anything.
+            if let sent = request.header(LogEpoch.headerName), sent != store.logEpoch.hex {
+                var refusal = FHIRHTTP.error(
+                    FHIRError(
+                        status: 409, code: "conflict",
+                        "This origin's change log has another epoch than the edge's data (restored or failed over); bootstrap first"))
+                refusal.headers[HTTPField.Name(LogEpoch.headerName)!] = store.logEpoch.hex
+                return refusal
+            }
             do {
                 var batchLimits = limits
                 batchLimits.maxBodyBytes = max(limits.maxBodyBytes, 64 << 20)

@@ -48,6 +48,8 @@ extension IntegrationSuites {
         let edgeBase = "https://127.0.0.1:\(edge.ports["api"]!)"
         func originHead() async throws -> Int { try await client.get(originBase + "/status").json["head_lsn"] as? Int ?? -1 }
         func converged() async throws -> Bool {
+            let status = try await client.get(edgeBase + "/status").json
+            guard status["outbox_queued"] as? Int == 0, status["outbox_review"] as? Int == 0 else { return false }
             let o = try await client.get(originBase + "/digest").json
             let e = try await client.get(edgeBase + "/digest").json
             return o["digest"] as? String != nil && o["digest"] as? String == e["digest"] as? String
@@ -74,8 +76,15 @@ extension IntegrationSuites {
         let edgeStatus = try await client.get(edgeBase + "/status").json
         #expect((edgeStatus["origin_epoch"] as? String)?.count == 16, "\(edgeStatus)")
 
-        // The link is cut, the origin is stopped, restored from the copy and started: a new epoch.
+        // The link is cut; a second write to e1 waits in the edge's outbox (based on version 1).
         proxy.block()
+        #expect(
+            try await eventually(10) {
+                try await client.get(edgeBase + "/status").json["link"] as? String != "live"
+            })
+        let queued = try await client.put(edgeBase + "/fhir/Patient/e1", #"{"resourceType":"Patient","active":true}"#)
+        #expect(queued.status == 202, "\(queued.status) \(queued.text)")
+        // The origin is stopped, restored from the copy and started: a new epoch.
         await origin.stop()
         let restored = try runCLI(["restore", "--config", originConfig, "--from", dir.path + "/copy.sqlite"])
         #expect(restored.status == 0 && restored.output.contains("new log epoch"), "\(restored.output)")
@@ -92,8 +101,11 @@ extension IntegrationSuites {
 
         // The edge meets the new epoch, bootstraps both lanes, replays its retained write, converges.
         #expect(try await eventually(30) { try await converged() }, "edge did not converge with the restored origin")
+        // Both of the edge's writes are at the origin, in their order (the queued one did not
+        // reach the restored origin before the one it lost was replayed).
         let replayed = try await client.get(originBase + "/fhir/Patient/e1")
         #expect(replayed.status == 200, "the write acknowledged by the edge was not replayed: \(replayed.status)")
+        #expect(replayed.text.contains(#""active":true"#) && replayed.header("ETag") == #"W/"2""#, "\(replayed.headers) \(replayed.text)")
         // Consent of the restored origin is enforced (c1 withdrawn), and the consent lane follows.
         #expect(try await client.get(edgeBase + "/fhir/Observation/o1").status == 403)
         #expect(try await client.get(edgeBase + "/fhir/Observation/o2").status == 200)
