@@ -40,6 +40,14 @@ public struct LinkState: Sendable, Equatable {
         connected = false
     }
 
+    /// The origin's log has a new epoch: its LSNs start again, so the head and the applied LSN
+    /// heard so far mean nothing any more (the bootstrap that follows sets them again).
+    public mutating func epochChanged() {
+        connected = false
+        originHead = 0
+        applied = 0
+    }
+
     /// Whether the stream is connected and its last heartbeat is within the timeout.
     public func heartbeatsCurrent(at now: Int64) -> Bool {
         guard connected, let last = lastHeartbeatAt else { return false }

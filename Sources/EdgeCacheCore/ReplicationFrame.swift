@@ -2,14 +2,15 @@
 ///
 /// NDJSON. A change is a header line `{"k":"c","lsn":..,"type":..,"id":..,"v":..,"ts":..,"del":false}`
 /// followed, unless it is a deletion, by one line holding the resource JSON. A heartbeat is
-/// `{"k":"hb","head":..,"sent":..,"time":..}`: `head` is the origin's head LSN, `sent` the LSN up to
-/// which every change of the tenant has been sent before this line (the edge may checkpoint it). A snapshot starts with `{"k":"snap","lsn":..,"total":..}`
-/// (`total`: the resources it will hold, for progress; absent from origins before it was added),
-/// then change frames, and ends with `{"k":"end","count":..}`.
+/// `{"k":"hb","head":..,"sent":..,"time":..,"epoch":".."}`: `head` is the origin's head LSN, `sent` the LSN up to
+/// which every change of the tenant has been sent before this line (the edge may checkpoint it),
+/// `epoch` the log's ``LogEpoch``. A snapshot starts with `{"k":"snap","lsn":..,"total":..,"epoch":".."}`
+/// (`total`: the resources it will hold, for progress), then change frames, and ends with
+/// `{"k":"end","count":..}`. `total` and `epoch` are absent from origins older than them.
 public enum ReplicationFrame: Sendable, Equatable {
     case change(lsn: Int64, ResourceVersion)
-    case heartbeat(head: Int64, sent: Int64, time: Int64)
-    case snapshotStart(lsn: Int64, total: Int64? = nil)
+    case heartbeat(head: Int64, sent: Int64, time: Int64, epoch: LogEpoch? = nil)
+    case snapshotStart(lsn: Int64, total: Int64? = nil, epoch: LogEpoch? = nil)
     case snapshotEnd(count: Int64)
 
     /// Appends the frame's lines (each ending in `\n`) to `out`.
@@ -25,10 +26,11 @@ public enum ReplicationFrame: Sendable, Equatable {
                 out.append(contentsOf: r.json)
                 out.append(0x0A)
             }
-        case .heartbeat(let head, let sent, let time):
-            out.append(contentsOf: Array("{\"k\":\"hb\",\"head\":\(head),\"sent\":\(sent),\"time\":\(time)}\n".utf8))
-        case .snapshotStart(let lsn, let total):
-            let suffix = total.map { ",\"total\":\($0)" } ?? ""
+        case .heartbeat(let head, let sent, let time, let epoch):
+            let suffix = epoch.map { ",\"epoch\":\"\($0.hex)\"" } ?? ""
+            out.append(contentsOf: Array("{\"k\":\"hb\",\"head\":\(head),\"sent\":\(sent),\"time\":\(time)\(suffix)}\n".utf8))
+        case .snapshotStart(let lsn, let total, let epoch):
+            let suffix = (total.map { ",\"total\":\($0)" } ?? "") + (epoch.map { ",\"epoch\":\"\($0.hex)\"" } ?? "")
             out.append(contentsOf: Array("{\"k\":\"snap\",\"lsn\":\(lsn)\(suffix)}\n".utf8))
         case .snapshotEnd(let count):
             out.append(contentsOf: Array("{\"k\":\"end\",\"count\":\(count)}\n".utf8))
@@ -72,13 +74,20 @@ public struct FrameDecoder: Sendable {
             }
             return n
         }
+        func epoch() throws(FrameDecodingError) -> LogEpoch? {
+            guard let value = o["epoch"] else { return nil }
+            guard let text = value.stringValue, let epoch = LogEpoch(hex: text) else {
+                throw FrameDecodingError(message: "'epoch' is not 16 hex digits")
+            }
+            return epoch
+        }
         switch kind {
         case "hb":
-            return .heartbeat(head: try int("head"), sent: try int("sent"), time: try int("time"))
+            return .heartbeat(head: try int("head"), sent: try int("sent"), time: try int("time"), epoch: try epoch())
         case "snap":
             let total = o["total"] == nil ? nil : try int("total")
             guard total.map({ $0 >= 0 }) ?? true else { throw FrameDecodingError(message: "'total' is negative") }
-            return .snapshotStart(lsn: try int("lsn"), total: total)
+            return .snapshotStart(lsn: try int("lsn"), total: total, epoch: try epoch())
         case "end":
             return .snapshotEnd(count: try int("count"))
         case "c":

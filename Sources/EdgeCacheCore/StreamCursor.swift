@@ -72,6 +72,14 @@ public struct StreamCursor: Sendable {
         return .bootstrap
     }
 
+    /// The origin's log has a new epoch (restored from a copy, or failed over with lost
+    /// commits): the checkpoint means nothing there, so bootstrap.
+    public mutating func epochChanged() -> Action {
+        checkpoint = 0
+        state = .bootstrapping
+        return .bootstrap
+    }
+
     /// A snapshot at `lsn` replaced the store.
     public mutating func bootstrapped(at lsn: Int64) -> Action {
         checkpoint = lsn

@@ -55,6 +55,9 @@ public struct ReplicationResponder: Sendable {
         ("Content-Type", "application/x-ndjson"), ("Content-Encoding", "deflate"), ("Cache-Control", "no-store"),
     ]
 
+    /// Stream headers with the log's epoch: an edge checks it before it reads a single change.
+    var streamHeaders: [(String, String)] { Self.streamHeaders + [(LogEpoch.headerName, store.logEpoch.hex)] }
+
     /// Serves `segments` (after `/replication/v1`) for an edge of `tenant` whose certificate
     /// names `node` (nil: none).
     public func respond(to request: Request, segments: [Substring], tenant: String, node callerNode: String?, logger: Logger) async -> Response {
@@ -93,6 +96,16 @@ public struct ReplicationResponder: Sendable {
             }
         }
         if request.method == .post, segments.count == 1, segments[0] == "writes", let writeBatch {
+            // An edge names the log epoch its writes are based on; after a restore it must
+            // bootstrap (and queue its retained writes again) before it replays anything.
+            if let sent = request.header(LogEpoch.headerName), sent != store.logEpoch.hex {
+                var refusal = FHIRHTTP.error(
+                    FHIRError(
+                        status: 409, code: "conflict",
+                        "This origin's change log has another epoch than the edge's data (restored or failed over); bootstrap first"))
+                refusal.headers[HTTPField.Name(LogEpoch.headerName)!] = store.logEpoch.hex
+                return refusal
+            }
             do {
                 var batchLimits = limits
                 batchLimits.maxBodyBytes = max(limits.maxBodyBytes, 64 << 20)
@@ -138,11 +151,11 @@ public struct ReplicationResponder: Sendable {
             }
             let lane: ChangeLane? = parameters.first(where: { $0.0 == "lane" })?.1 == "consent" ? .consent : nil
             return Response(
-                status: .ok, headers: Self.fields(Self.streamHeaders),
+                status: .ok, headers: Self.fields(streamHeaders),
                 body: ResponseBody { writer in try await streamChanges(tenant: tenant, since: since, lane: lane, writer: &writer) })
         case "snapshot":
             return Response(
-                status: .ok, headers: Self.fields(Self.streamHeaders),
+                status: .ok, headers: Self.fields(streamHeaders),
                 body: ResponseBody { writer in try await streamSnapshot(tenant: tenant, writer: &writer) })
         default:
             return FHIRHTTP.error(.notFound("Unknown replication path"))
@@ -188,7 +201,7 @@ public struct ReplicationResponder: Sendable {
             }
             let now = monotonic.nowMillis()
             if now - lastBeat >= Int64(settings.heartbeatMilliseconds) {
-                ReplicationFrame.heartbeat(head: head, sent: cursor, time: clock.nowMillis()).encode(into: &out)
+                ReplicationFrame.heartbeat(head: head, sent: cursor, time: clock.nowMillis(), epoch: store.logEpoch).encode(into: &out)
                 lastBeat = now
             }
             if !out.isEmpty {
@@ -204,7 +217,7 @@ public struct ReplicationResponder: Sendable {
         let deflater = try ZlibDeflater()
         let snapshot = try await store.snapshot(tenant: tenant)
         var out: [UInt8] = []
-        ReplicationFrame.snapshotStart(lsn: snapshot.lsn, total: snapshot.count).encode(into: &out)
+        ReplicationFrame.snapshotStart(lsn: snapshot.lsn, total: snapshot.count, epoch: store.logEpoch).encode(into: &out)
         var count: Int64 = 0
         while true {
             let page = try await snapshot.next(limit: 500)

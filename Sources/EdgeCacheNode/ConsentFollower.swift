@@ -34,8 +34,17 @@ public final class ConsentFollower: Service {
                     try await self.follow(since: since)
                     delay = 100
                 } catch is StreamFollower.Gone {
-                    // The log no longer reaches back: the main stream re-bootstraps; start from its checkpoint.
-                    try? await self.store.applyConsentLane([], checkpoint: self.store.counters.checkpoint)
+                    // The log does not reach the lane's checkpoint (compacted, or above the head of a
+                    // restored origin, or a damaged value): go back to the main stream's checkpoint,
+                    // even if lower. If that is gone too, the main stream bootstraps and resets the lane.
+                    let main = self.store.counters.checkpoint
+                    self.logger.notice(
+                        "consent lane: change log does not reach its checkpoint; following from the main stream's",
+                        metadata: ["lsn": "\(main)"])
+                    try? await self.store.resetConsentLane(to: main)
+                } catch is StreamFollower.EpochChanged {
+                    // The main stream sees the same epoch and bootstraps both lanes; wait for it.
+                    self.logger.debug("consent lane: origin log epoch changed; waiting for the main stream's bootstrap")
                 } catch {
                     if Task.isCancelled { return }
                     self.logger.debug("consent lane interrupted", metadata: ["reason": "\(StreamFollower.describe(error))"])
@@ -55,6 +64,10 @@ public final class ConsentFollower: Service {
     private func read(_ response: HTTPClientResponse, since: Int64) async throws {
         if response.status.code == 410 { throw StreamFollower.Gone() }
         guard response.status.code == 200 else { throw StreamFollower.BadStatus(status: Int(response.status.code)) }
+        // Consents of another epoch's log never reach this cache (an unknown epoch is left to the main stream).
+        if let epoch = try StreamFollower.epoch(of: response), let known = store.originEpoch, known != epoch {
+            throw StreamFollower.EpochChanged(known: known, seen: epoch)
+        }
         let inflater = try ZlibInflater()
         var splitter = LineSplitter(maxLineLength: 64 << 20)
         var decoder = FrameDecoder()
@@ -66,7 +79,7 @@ public final class ConsentFollower: Service {
                 switch frame {
                 case .change(let lsn, let resource):
                     pending.append(Change(lsn: lsn, resource: resource))
-                case .heartbeat(_, let sent, _):
+                case .heartbeat(_, let sent, _, _):
                     if sent > checkpoint, pending.isEmpty {
                         try await store.applyConsentLane([], checkpoint: sent)
                         checkpoint = sent

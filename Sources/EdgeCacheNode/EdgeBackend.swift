@@ -87,7 +87,8 @@ public struct EdgeBackend: FHIRBackend {
                 cache: CacheFacts(cacheStatus: "edgecache; hit; detail=\"pending-write\"", age: 0),
                 extraHeaders: [("EdgeCache-Write-Status", "queued; seq=\(pending.seq)")])
         }
-        if let entry = try await store.get(type: type, id: id) {
+        let cached = try await cachedEntry(type: type, id: id)
+        if let entry = cached.entry {
             evictor?.touched(type: type, id: id)
             let policy = policies.policy(forType: type)
             let ageMs = ageMilliseconds(storedAt: entry.storedAt)
@@ -98,6 +99,7 @@ public struct EdgeBackend: FHIRBackend {
         do {
             reply = try await origin.send(method: .GET, path: "/fhir/\(type)/\(id)")
         } catch {
+            if cached.quarantined { throw quarantinedUnavailable("\(type)/\(id)") }
             throw unreachable("\(type)/\(id) is not cached here")
         }
         guard reply.status == 200 else { throw OriginReplies.error(reply) }
@@ -134,7 +136,7 @@ public struct EdgeBackend: FHIRBackend {
     }
 
     public func vread(_ caller: FHIRCaller, type: String, id: String, version: Int64) async throws -> ResourceAnswer {
-        if let entry = try await store.get(type: type, id: id), entry.resource.version == version, !entry.resource.deleted {
+        if let entry = try await cachedEntry(type: type, id: id).entry, entry.resource.version == version, !entry.resource.deleted {
             // A version never changes: it is served from the cache whatever its age.
             let ageMs = ageMilliseconds(storedAt: entry.storedAt)
             let policy = policies.policy(forType: type)
@@ -168,10 +170,19 @@ public struct EdgeBackend: FHIRBackend {
 
     public func search(_ caller: FHIRCaller, type: String, query: SearchQuery, rawQuery: String?) async throws -> ListAnswer {
         let policy = policies.policy(forType: type)
-        let local = policy.replication == .full && link.everCaughtUp
+        var local = policy.replication == .full && link.everCaughtUp
+        // With an entry of the type quarantined, the local copy is incomplete: the origin answers.
+        var incomplete = false
+        if local { incomplete = try await store.hasQuarantined(type: type) }
+        if incomplete { local = false }
         let streamAge = link.stalenessMilliseconds ?? Int64.max
         if local, let facts = freshFacts(policy, ageMs: streamAge) {
-            return ListAnswer(page: try await store.search(type: type, query: query), cache: facts)
+            do {
+                return ListAnswer(page: try await store.search(type: type, query: query), cache: facts)
+            } catch let error as CorruptEntryError {
+                reportQuarantine(error, type: type)
+                (local, incomplete) = (false, true)
+            }
         }
         var parameters = query.effectiveParameters.map { "\(QueryString.encode($0.0))=\(QueryString.encode($0.1))" }
         parameters.append("_count=\(query.count)")
@@ -183,8 +194,14 @@ public struct EdgeBackend: FHIRBackend {
             if local {
                 // Past the TTL and the origin cannot answer: the stale-if-error rule decides.
                 let facts = try staleFacts(policy, ageMs: streamAge, type: type)
-                return ListAnswer(page: try await store.search(type: type, query: query), cache: facts)
+                do {
+                    return ListAnswer(page: try await store.search(type: type, query: query), cache: facts)
+                } catch let error as CorruptEntryError {
+                    reportQuarantine(error, type: type)
+                    throw quarantinedUnavailable("a complete answer to this \(type) search")
+                }
             }
+            if incomplete { throw quarantinedUnavailable("a complete answer to this \(type) search") }
             throw unreachable("\(type) is not replicated in full here, so this search needs it")
         }
         guard reply.status == 200 else { throw OriginReplies.error(reply) }
@@ -230,7 +247,7 @@ public struct EdgeBackend: FHIRBackend {
             // if the origin's version has moved on by then, the class's conflict rule decides.
             if let pending = try await store.pendingWrite(type: item.type, id: item.id) {
                 request.item.ifMatch = pending.item.method == .delete ? nil : pending.projectedVersion
-            } else if let cached = try await store.get(type: item.type, id: item.id), !cached.resource.deleted {
+            } else if let cached = try await cachedEntry(type: item.type, id: item.id).entry, !cached.resource.deleted {
                 request.item.ifMatch = cached.resource.version
             }
         }
@@ -259,7 +276,7 @@ public struct EdgeBackend: FHIRBackend {
         do {
             outcomes = try await replayer.replayWithResults([entry])
         } catch {
-            if entry.state == .done, let cached = try await store.get(type: entry.item.type, id: entry.item.id),
+            if entry.state == .done, let cached = try await cachedEntry(type: entry.item.type, id: entry.item.id).entry,
                 cached.resource.version >= (entry.resultVersion ?? 0)
             {
                 // Already committed: a retry gets the committed answer even while the origin is away.

@@ -39,6 +39,9 @@ public final class EdgeLink: Sendable {
 
     public func disconnected() { state.withLock { $0.disconnected() } }
 
+    /// The origin's log epoch changed: forget its head and the applied LSN (``LinkState/epochChanged()``).
+    public func epochChanged() { state.withLock { $0.epochChanged() } }
+
     /// A snapshot bootstrap began (its total not known yet).
     public func bootstrapStarted() {
         let now = clock.nowMillis()

@@ -99,6 +99,8 @@ public struct NodeConfig: Sendable {
     public var sourceFile: String
     /// Lines of `tls.cert`, `tls.key` and `tls.ca` in it, for errors about those files.
     public var tlsLines: [String: Int] = [:]
+    /// Line of `keys.kek_file` in it, for errors about the KEK.
+    public var kekLine: Int?
 
     /// Reads and validates a config file.
     public static func load(path: String) throws(ConfigError) -> NodeConfig {
@@ -145,6 +147,7 @@ public struct NodeConfig: Sendable {
         let dataDir = resolve(try root.requiredString("data_dir", hint: "a folder for the node's SQLite files"))
         var keys = try root.requiredMap("keys", hint: "keys: { kek_file: ... } (create one with edgecache keys init)")
         let kek = resolve(try keys.requiredString("kek_file", hint: "create one with: edgecache keys init --kek-file PATH"))
+        let kekLine = keys.line(of: "kek_file")
         try keys.rejectUnknownKeys()
         var config = NodeConfig(
             role: role, nodeID: nodeID, tenant: tenant, apiAddress: api, peerAddress: peer, originURL: nil,
@@ -163,6 +166,7 @@ public struct NodeConfig: Sendable {
             while trimmed.hasSuffix("/") { trimmed.removeLast() }
             config.publicBaseURL = trimmed
         }
+        config.kekLine = kekLine
         if var origin = try root.map("origin") {
             config.originURL = try origin.requiredString("url", hint: "the origin's peer URL, e.g. https://origin.example:9443")
             if let url = config.originURL, URL(string: url)?.scheme != "https" {
@@ -303,11 +307,7 @@ extension NodeConfig {
         }
         _ = try loadTLSMaterial()
         _ = try tokenIssuers()
-        guard FileManager.default.isReadableFile(atPath: kekFile) else {
-            throw ConfigError(
-                file: sourceFile, line: nil,
-                "'keys.kek_file' names \(kekFile), which cannot be read (create it with: edgecache keys init --kek-file \(kekFile))")
-        }
+        try openKEK()
         if let policyFile { _ = try PolicyFile.load(path: policyFile) }
     }
 }

@@ -176,6 +176,9 @@ extension OperatorEndpoints {
         var m = MetricsText()
         m.family("edgecache_up", "gauge", "1 while the node answers (role as a label)", [([("role", "origin")], 1)])
         m.family("edgecache_head_lsn", "gauge", "The origin's newest committed change (LSN), all tenants", Double(store.headLSN))
+        m.family(
+            "edgecache_log_epoch_info", "gauge", "The change log's epoch, new when the store was created or restored (value always 1)",
+            [([("epoch", store.logEpoch.hex)], 1)])
         commonMetrics(&m, config: config, audit: audit, policies: policies, reloads: reloads)
         return metricsResponse(metrics.events() + m.text)
     }
@@ -203,6 +206,23 @@ extension OperatorEndpoints {
             "edgecache_stream_events_total", "counter", "Change-stream events by result (kept across restarts)",
             [([("result", "applied")], Double(counters.eventsApplied)), ([("result", "skipped")], Double(counters.eventsSkipped))])
         m.family("edgecache_bootstraps_total", "counter", "Snapshot bootstraps (kept across restarts)", Double(counters.bootstraps))
+        m.family(
+            "edgecache_origin_epoch_changes_total", "counter",
+            "Times the origin's log epoch changed (restored or failed over), each followed by a bootstrap of both lanes (kept across restarts)",
+            Double(counters.epochChanges))
+        if let epoch = store.originEpoch {
+            m.family(
+                "edgecache_origin_epoch_info", "gauge", "The origin log epoch the cache holds data of (value always 1)",
+                [([("epoch", epoch.hex)], 1)])
+        }
+        m.family(
+            "edgecache_cache_quarantined_total", "counter",
+            "Cached entries that failed authentication and were quarantined (never served; fetched again from the origin), kept across restarts",
+            Double(counters.quarantined))
+        m.family(
+            "edgecache_cache_quarantined_entries", "gauge",
+            "Quarantined entries not yet stored again; searches of their types are answered by the origin meanwhile",
+            Double(store.quarantinedEntries))
         if let entries = try? await store.entryCount() {
             m.family("edgecache_cached_entries", "gauge", "Entries in the sealed cache (tombstones included)", Double(entries))
         }

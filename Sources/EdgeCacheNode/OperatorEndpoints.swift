@@ -128,7 +128,7 @@ enum OperatorEndpoints {
                 200,
                 [
                     ("role", .string("origin")), ("node_id", .string(config.nodeID)),
-                    ("head_lsn", number(head)), tlsMember(reloads),
+                    ("head_lsn", number(head)), ("log_epoch", .string(store.logEpoch.hex)), tlsMember(reloads),
                 ] + policyMembers(policies))
         default: return nil
         }
@@ -173,6 +173,9 @@ enum OperatorEndpoints {
                     ("link", .string(link.isLive ? "live" : link.notLiveReason)),
                     ("connected", .bool(state.connected)),
                     ("origin_head_lsn", number(state.originHead)),
+                    ("origin_epoch", store.originEpoch.map { .string($0.hex) } ?? .null),
+                    ("origin_epoch_changes", number(counters.epochChanges)),
+                    ("quarantined_entries", number(Int64(store.quarantinedEntries))),
                     ("applied_lsn", number(counters.checkpoint)),
                     ("staleness_ms", staleness),
                     ("events_applied", number(counters.eventsApplied)),

@@ -197,12 +197,19 @@ public final class Replayer: Service {
     /// ``replay(_:)`` with the origin's raw answer for each entry (nil when the batch was refused).
     public func replayWithResults(_ entries: [OutboxEntry]) async throws -> [(OutboxEntry, ReplayOutcome, ReplayResult?)] {
         let reply: OriginClient.Reply
+        // The origin refuses writes based on another log epoch (a restore): they wait for the
+        // bootstrap, which queues the writes the restored origin may have lost before them.
+        let known = store.originEpoch
         do {
             reply = try await origin.send(
-                method: .POST, path: "/replication/v1/writes", headers: [("Content-Type", "application/x-ndjson")],
+                method: .POST, path: "/replication/v1/writes",
+                headers: [("Content-Type", "application/x-ndjson")] + (known.map { [(LogEpoch.headerName, $0.hex)] } ?? []),
                 body: ReplayBatchCodec.encode(entries.map(\.item)), contentType: "application/x-ndjson")
         } catch {
             throw BatchFailed(reason: "origin unreachable")
+        }
+        if reply.status == 409, let known, let epoch = reply.headers.first(name: LogEpoch.headerName), epoch != known.hex {
+            throw BatchFailed(reason: "origin log epoch changed; waiting for the bootstrap")
         }
         guard reply.status == 200 else {
             if entries.count > 1 { throw BatchFailed(reason: "origin answered \(reply.status) to a batch", split: true) }

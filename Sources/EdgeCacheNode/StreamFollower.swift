@@ -41,6 +41,11 @@ public final class StreamFollower: Service {
 
     struct Gone: Error {}
     struct BadStatus: Error { let status: Int }
+    /// The origin's log has another epoch than the one the cache holds data of.
+    struct EpochChanged: Error {
+        let known: LogEpoch
+        let seen: LogEpoch
+    }
 
     public func run() async throws {
         do {
@@ -68,6 +73,12 @@ public final class StreamFollower: Service {
                         self.link.disconnected()
                         self.logger.notice("change log no longer reaches the checkpoint; bootstrapping from a snapshot")
                         action = cursor.gone()
+                    } catch let change as EpochChanged {
+                        // Restored or failed over: LSNs start again. The bootstrap counts it and
+                        // queues the retained writes again (readSnapshot), whichever way it starts.
+                        self.link.epochChanged()
+                        self.logger.debug("origin log epoch differs from the cache's", metadata: ["epoch": "\(change.seen)"])
+                        action = cursor.epochChanged()
                     } catch {
                         self.link.disconnected()
                         if Task.isCancelled { return }
@@ -114,9 +125,26 @@ public final class StreamFollower: Service {
         }
     }
 
+    /// The epoch in a stream's `EdgeCache-Log-Epoch` header (nil from an origin older than epochs).
+    static func epoch(of response: HTTPClientResponse) throws -> LogEpoch? {
+        guard let text = response.headers.first(name: LogEpoch.headerName) else { return nil }
+        guard let epoch = LogEpoch(hex: text) else { throw FrameDecodingError(message: "invalid \(LogEpoch.headerName) header") }
+        return epoch
+    }
+
+    /// Throws ``EpochChanged`` if `epoch` is not the one the cache holds data of; adopts it if
+    /// the cache knows none yet.
+    func check(_ epoch: LogEpoch?) async throws {
+        guard let epoch else { return }
+        guard let known = store.originEpoch else { return try await store.adoptOriginEpoch(epoch) }
+        if known != epoch { throw EpochChanged(known: known, seen: epoch) }
+    }
+
     private func read(_ response: HTTPClientResponse, cursor: inout StreamCursor) async throws {
         if response.status.code == 410 { throw Gone() }
         guard response.status.code == 200 else { throw BadStatus(status: Int(response.status.code)) }
+        // Before a single change is applied: LSNs of another epoch are not ours.
+        try await check(try Self.epoch(of: response))
         cursor.connected()
         let inflater = try ZlibInflater()
         var splitter = LineSplitter(maxLineLength: 64 << 20)
@@ -143,7 +171,8 @@ public final class StreamFollower: Service {
                 case .change(let lsn, let resource):
                     pending.append(Change(lsn: lsn, resource: resource))
                     if pending.count >= maxBatch { try await flush(upTo: lsn) }
-                case .heartbeat(let head, let sent, _):
+                case .heartbeat(let head, let sent, _, let epoch):
+                    try await check(epoch)
                     let due = link.clock.nowMillis() - lastPersist >= checkpointInterval
                     if !pending.isEmpty || due {
                         try await flush(upTo: max(sent, pending.last?.lsn ?? 0, checkpoint), caughtUp: sent >= head)
@@ -166,6 +195,17 @@ public final class StreamFollower: Service {
 
     private func readSnapshot(_ response: HTTPClientResponse) async throws -> Int64 {
         guard response.status.code == 200 else { throw BadStatus(status: Int(response.status.code)) }
+        var epoch = try Self.epoch(of: response)
+        if let epoch, let known = store.originEpoch, known != epoch {
+            // A 410 after a restore, or a new epoch seen on the stream: before the new epoch is
+            // recorded with the snapshot, count the change and queue the retained writes again
+            // (one transaction; a crash before the swap repeats this, never skips it).
+            link.epochChanged()
+            let requeued = try await store.recordEpochChange()
+            logger.notice(
+                "origin log epoch changed (origin restored or failed over); bootstrapping both lanes from a snapshot",
+                metadata: ["previous": "\(known)", "epoch": "\(epoch)", "writes_requeued": "\(requeued)"])
+        }
         try await store.beginSnapshot()
         let inflater = try ZlibInflater()
         var splitter = LineSplitter(maxLineLength: 64 << 20)
@@ -178,8 +218,9 @@ public final class StreamFollower: Service {
             for line in try splitter.feed(try inflater.decompress(Array(chunk.readableBytesView))) {
                 guard let frame = try decoder.decode(line: line) else { continue }
                 switch frame {
-                case .snapshotStart(let lsn, let total):
+                case .snapshotStart(let lsn, let total, let announced):
                     snapshotLSN = lsn
+                    epoch = epoch ?? announced
                     link.bootstrapTotal(total)
                     logger.notice(
                         "snapshot bootstrap started", metadata: ["lsn": "\(lsn)", "resources": "\(total.map { "\($0)" } ?? "unknown")"])
@@ -206,7 +247,7 @@ public final class StreamFollower: Service {
                         throw FrameDecodingError(message: "snapshot ended with \(total) resources, received \(count)")
                     }
                     try await store.stageSnapshot(staged)
-                    try await store.finishSnapshot(lsn: lsn)
+                    try await store.finishSnapshot(lsn: lsn, epoch: epoch)
                     if let consent { await consent.reloaded() }
                     link.applied(upTo: lsn)
                     return lsn

@@ -106,13 +106,13 @@ extension EdgeStore {
 
     func keyHash(_ key: String) -> [UInt8] { keys.lookupKey("idempotency|\(key)") }
 
-    private func sealItem(_ item: ReplayItem, keyHash: [UInt8]) throws -> Data {
+    func sealItem(_ item: ReplayItem, keyHash: [UInt8]) throws -> Data {
         var plain = ReplayBatchCodec.encode([item])
         if item.method == .delete { plain.append(0x0A) }
         return Data(try Sealer(keys: keys).seal(plain, aad: outboxAAD(keyHash)))
     }
 
-    private func decodeEntry(_ row: Row, db: Database? = nil) throws -> OutboxEntry {
+    func decodeEntry(_ row: Row, db: Database? = nil) throws -> OutboxEntry {
         let keyHash = Array(row["key_hash"] as Data)
         let plain = try ring.open(Array(row["blob"] as Data), aad: outboxAAD(keyHash), db: db)
         let item = try ReplayBatchCodec.decode(plain).first.orThrow(StoreError("corrupt outbox entry"))

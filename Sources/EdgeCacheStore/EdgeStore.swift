@@ -17,13 +17,25 @@ public struct EdgeStoreCounters: Sendable, Equatable {
     /// When the edge last knew it held everything up to the origin's head (wall-clock epoch
     /// ms, 0 if never): restores honest staleness across a restart while the origin is away.
     public var caughtUpAt: Int64
+    /// Entries quarantined because their sealed bytes failed authentication (see ``CorruptEntryError``).
+    public var quarantined: Int64
+    /// The origin log epoch the cache holds data of (``LogEpoch/storedValue``; 0: not known).
+    public var originEpoch: Int64
+    /// Times the origin's log epoch changed (each followed by a bootstrap).
+    public var epochChanges: Int64
 
-    public init(checkpoint: Int64, eventsApplied: Int64, eventsSkipped: Int64, bootstraps: Int64, caughtUpAt: Int64 = 0) {
+    public init(
+        checkpoint: Int64, eventsApplied: Int64, eventsSkipped: Int64, bootstraps: Int64, caughtUpAt: Int64 = 0, quarantined: Int64 = 0,
+        originEpoch: Int64 = 0, epochChanges: Int64 = 0
+    ) {
+        self.originEpoch = originEpoch
+        self.epochChanges = epochChanges
         self.checkpoint = checkpoint
         self.eventsApplied = eventsApplied
         self.eventsSkipped = eventsSkipped
         self.bootstraps = bootstraps
         self.caughtUpAt = caughtUpAt
+        self.quarantined = quarantined
     }
 }
 
@@ -43,7 +55,9 @@ public final class EdgeStore: Sendable {
     public var keys: TenantKeys { ring.current }
     let clock: any WallClock
     let kek: KeyEncryptionKey
-    private let countersCache: Mutex<EdgeStoreCounters>
+    let countersCache: Mutex<EdgeStoreCounters>
+    /// Rows in `quarantine` (entries awaiting repair), as last counted.
+    let quarantinePending = Mutex(0)
     /// Queued outbox entries, as last counted plus those enqueued since (refreshed by
     /// ``refreshQueuedCount()``, so it stays right when the CLI changes the outbox).
     let queuedEstimate = Mutex(0)
@@ -82,6 +96,7 @@ public final class EdgeStore: Sendable {
                     INSERT OR IGNORE INTO meta(key, value) VALUES ('checkpoint', 0), ('events_applied', 0),
                         ('events_skipped', 0), ('bootstraps', 0), ('caught_up_at', 0);
                     """)
+            try db.execute(sql: Self.quarantineSchema)
             let tenants = try String.fetchAll(db, sql: "SELECT DISTINCT tenant FROM data_keys")
             if let other = tenants.first(where: { $0 != tenant }) {
                 throw StoreError(
@@ -93,17 +108,21 @@ public final class EdgeStore: Sendable {
         self.ring = ring
         self.kek = kek
         self.countersCache = Mutex(counters)
-        let queued = try pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox WHERE state = 'queued'") ?? 0 }
+        let (queued, quarantined) = try pool.read { db in
+            (try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox WHERE state = 'queued'") ?? 0, try Self.quarantineCount(db))
+        }
         queuedEstimate.withLock { $0 = queued }
+        quarantinePending.withLock { $0 = quarantined }
     }
 
-    private static func readCounters(_ db: Database) throws -> EdgeStoreCounters {
+    static func readCounters(_ db: Database) throws -> EdgeStoreCounters {
         var values: [String: Int64] = [:]
         for row in try Row.fetchAll(db, sql: "SELECT key, value FROM meta") { values[row[0]] = row[1] }
         return EdgeStoreCounters(
             checkpoint: values["checkpoint"] ?? 0, eventsApplied: values["events_applied"] ?? 0,
             eventsSkipped: values["events_skipped"] ?? 0, bootstraps: values["bootstraps"] ?? 0,
-            caughtUpAt: values["caught_up_at"] ?? 0)
+            caughtUpAt: values["caught_up_at"] ?? 0, quarantined: values["quarantined"] ?? 0,
+            originEpoch: values["origin_epoch"] ?? 0, epochChanges: values["epoch_changes"] ?? 0)
     }
 
     /// The counters as last committed.
@@ -112,11 +131,13 @@ public final class EdgeStore: Sendable {
     // MARK: Reads
 
     /// The stored version of a resource (possibly a tombstone), if cached.
+    /// - Throws: ``CorruptEntryError`` if the entry's sealed bytes failed authentication; it was
+    ///   quarantined (removed), so the next read is a miss.
     public func get(type: String, id: String) async throws -> CachedEntry? {
         let rkey = ResourceBlob.key(keys, type: type, id: id)
         let row = try await pool.readRows { db in
             try Row.fetchOne(
-                db.cachedStatement(sql: "SELECT version, last_updated, deleted, blob, stored_at FROM entries WHERE rkey = ?"),
+                db.cachedStatement(sql: "SELECT version, last_updated, deleted, blob, stored_at, tkey FROM entries WHERE rkey = ?"),
                 arguments: [Data(rkey)])
         }
         guard let row else { return nil }
@@ -130,15 +151,31 @@ public final class EdgeStore: Sendable {
             r.deleted = row[2]
             return CachedEntry(resource: r, storedAt: row[4])
         }
-        let resource = try open(row, rkey: rkey)
+        let resource: ResourceVersion
+        do {
+            resource = try open(row, rkey: rkey)
+        } catch is SealedBytesRejected {
+            let count = try await quarantine([(key, row[5], sealed)])
+            throw CorruptEntryError(count: max(count, 1))
+        }
         hot.remember(key, sealed: sealed, resource: resource)
         return CachedEntry(resource: resource, storedAt: row[4])
     }
 
+    /// Opens a row (`version, last_updated, deleted, blob, …`).
+    /// - Throws: ``SealedBytesRejected`` when the row's own bytes are bad (authentication,
+    ///   format, decompression); a data key that cannot be loaded throws its own error.
     func open(_ row: Row, rkey: [UInt8]) throws -> ResourceVersion {
         let version: Int64 = row[0]
-        let plain = try ring.open(Array(row[3] as Data), aad: Sealer.aad(lookupKey: rkey, version: version))
-        return try ResourceBlob.decode(plain, version: version, lastUpdated: row[1], deleted: row[2])
+        let sealed = Array(row[3] as Data)
+        guard let keyVersion = Sealer.keyVersion(of: sealed) else { throw SealedBytesRejected() }
+        let keys = try ring.keys(version: keyVersion)
+        do {
+            let plain = try Sealer(keys: keys).open(sealed, aad: Sealer.aad(lookupKey: rkey, version: version))
+            return try ResourceBlob.decode(plain, version: version, lastUpdated: row[1], deleted: row[2])
+        } catch {
+            throw SealedBytesRejected()
+        }
     }
 
     /// Searches the cached, non-deleted resources of a type.
@@ -176,12 +213,25 @@ public final class EdgeStore: Sendable {
             let rows = try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT version, last_updated, deleted, blob, rkey FROM entries WHERE \(conditions)
+                    SELECT version, last_updated, deleted, blob, rkey, tkey FROM entries WHERE \(conditions)
                     ORDER BY last_updated, rkey LIMIT ? OFFSET ?
                     """, arguments: pageArguments)
             return (rows, total)
         }
-        let resources = try result.rows.prefix(query.count).map { try open($0, rkey: Array($0[4] as Data)) }
+        var resources: [ResourceVersion] = []
+        var rejected: [(rkey: Data, tkey: Data, blob: Data)] = []
+        for row in result.rows.prefix(query.count) {
+            do {
+                resources.append(try open(row, rkey: Array(row[4] as Data)))
+            } catch is SealedBytesRejected {
+                rejected.append((row[4], row[5], row[3]))
+            }
+        }
+        if !rejected.isEmpty {
+            // The page would be short and its total wrong: never answer it; the caller asks the origin.
+            let count = try await quarantine(rejected)
+            throw CorruptEntryError(count: max(count, rejected.count))
+        }
         return SearchPage(resources: resources, total: result.total, hasMore: result.rows.count > query.count)
     }
 
@@ -204,9 +254,11 @@ public final class EdgeStore: Sendable {
     public func put(_ resource: ResourceVersion) async throws -> Bool {
         let sealed = try sealForCache(resource)
         let now = clock.nowMillis()
-        return try await pool.write { db in
+        let stored = try await pool.write { db in
             try self.upsertIfNewer(db, resource, sealed: sealed, now: now, table: "")
         }
+        if stored { try await refreshQuarantineCount() }
+        return stored
     }
 
     func sealForCache(_ r: ResourceVersion) throws -> (rkey: [UInt8], blob: [UInt8], terms: [[UInt8]]) {
@@ -277,6 +329,7 @@ public final class EdgeStore: Sendable {
         if existing != nil {
             try db.cachedStatement(sql: "DELETE FROM \(prefix)terms WHERE rkey = ?").execute(arguments: [rkey])
         }
+        if prefix.isEmpty { try clearQuarantine(db, rkey: rkey) }
         for term in sealed.terms {
             try db.cachedStatement(sql: "INSERT OR IGNORE INTO \(prefix)terms(term, rkey) VALUES (?, ?)")
                 .execute(arguments: [Data(term), rkey])
@@ -327,8 +380,11 @@ public final class EdgeStore: Sendable {
                     skipped += 1
                     continue
                 }
+                // A quarantined entry counts as cached: the stream repairs it.
                 if isResident(change.resource.type),
-                    try Bool.fetchOne(db, sql: "SELECT 1 FROM entries WHERE rkey = ?", arguments: [Data(s.rkey)]) == nil
+                    try Bool.fetchOne(db, sql: "SELECT 1 FROM entries WHERE rkey = ?", arguments: [Data(s.rkey)]) == nil,
+                    try self.quarantinedEntries == 0
+                        || Bool.fetchOne(db, sql: "SELECT 1 FROM quarantine WHERE rkey = ?", arguments: [Data(s.rkey)]) == nil
                 {
                     continue
                 }
@@ -349,6 +405,7 @@ public final class EdgeStore: Sendable {
             return try Self.readCounters(db)
         }
         countersCache.withLock { $0 = counters }
+        try await refreshQuarantineCount()
         return counters
     }
 
@@ -374,20 +431,31 @@ public final class EdgeStore: Sendable {
     }
 
     /// Replaces the cache with the staged snapshot and sets the checkpoint to `lsn`, atomically:
-    /// readers see either the old cache or the new one, never a mix.
-    public func finishSnapshot(lsn: Int64) async throws {
+    /// readers see either the old cache or the new one, never a mix. The consent lane's
+    /// checkpoint is set to `lsn` too (the lane re-delivers any newer consent the swap replaced),
+    /// and `epoch`, when the origin sent one, is recorded as the epoch the cache now holds.
+    public func finishSnapshot(lsn: Int64, epoch: LogEpoch? = nil) async throws {
         let counters = try await pool.write { db -> EdgeStoreCounters in
             try db.execute(
                 sql: """
                     DELETE FROM entries; DELETE FROM terms;
                     INSERT INTO entries SELECT * FROM staged_entries;
                     INSERT INTO terms SELECT * FROM staged_terms;
-                    DELETE FROM staged_entries; DELETE FROM staged_terms;
+                    DELETE FROM staged_entries; DELETE FROM staged_terms; DELETE FROM quarantine;
                     """)
             try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'checkpoint'", arguments: [lsn])
             try db.execute(sql: "UPDATE meta SET value = value + 1 WHERE key = 'bootstraps'")
+            try db.execute(
+                sql: "INSERT INTO meta(key, value) VALUES ('consent_lsn', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                arguments: [lsn])
+            if let epoch {
+                try db.execute(
+                    sql: "INSERT INTO meta(key, value) VALUES ('origin_epoch', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    arguments: [epoch.storedValue])
+            }
             return try Self.readCounters(db)
         }
         countersCache.withLock { $0 = counters }
+        quarantinePending.withLock { $0 = 0 }
     }
 }

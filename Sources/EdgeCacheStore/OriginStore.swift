@@ -101,6 +101,8 @@ public protocol OriginStore: Sendable {
     func changes(tenant: String, after lsn: Int64, limit: Int, lane: ChangeLane?) async throws -> [Change]
     /// A consistent snapshot of the tenant's current resources, delivered in pages.
     func snapshot(tenant: String) async throws -> any OriginSnapshot
+    /// The change log's epoch: made when the store was created or restored (see ``LogEpoch``).
+    var logEpoch: LogEpoch { get }
     /// Drops change-log rows so that at most `keep` remain; returns the new floor.
     func compactLog(keep: Int) async throws -> Int64
 }

@@ -17,6 +17,8 @@ public final class SQLiteOriginStore: OriginStore {
     private let head = Mutex<Int64>(0)
     /// Each tenant's head (the LSN of its newest change); see ``tenantHeadLSN(_:)``.
     private let tenantHeads = Mutex<[String: Int64]>([:])
+    /// The change log's epoch (meta `log_epoch`), made with the store and by ``startNewEpoch(path:)``.
+    public let logEpoch: LogEpoch
 
     /// Opens (creating if needed) the origin database at `path`.
     public init(path: String, kek: KeyEncryptionKey, clock: any WallClock = SystemWallClock()) throws {
@@ -75,6 +77,14 @@ public final class SQLiteOriginStore: OriginStore {
                 _ = try kek.unwrap(Array(row[2] as Data), tenant: row[0], version: UInt32(row[1] as Int64))
             }
         }
+        // A store made before epochs existed gets one now, once: its edges adopt it without a bootstrap.
+        let stored = try pool.write { db in
+            try db.execute(
+                sql: "INSERT OR IGNORE INTO meta(key, value) VALUES ('log_epoch', ?)", arguments: [LogEpoch.random().storedValue])
+            return try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'log_epoch'") ?? 0
+        }
+        guard let epoch = LogEpoch(storedValue: stored) else { throw StoreError("the store's log epoch is unreadable") }
+        logEpoch = epoch
         let current = try pool.read { db in
             try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'changes'") ?? 0
         }

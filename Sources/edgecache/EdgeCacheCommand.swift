@@ -9,7 +9,10 @@ struct EdgeCacheCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "edgecache",
         abstract: "A FHIR R4 edge cache for hospitals and the cloud origin it follows.",
-        subcommands: [Serve.self, Demo.self, Status.self, Keys.self, ConfigCommand.self, Outbox.self, Conflicts.self, Audit.self, Warm.self])
+        subcommands: [
+            Serve.self, Demo.self, Status.self, Keys.self, ConfigCommand.self, Outbox.self, Conflicts.self, Audit.self, Warm.self,
+            Restore.self,
+        ])
 }
 
 /// Sets up logging to standard error at `level`.
@@ -91,6 +94,7 @@ struct ConfigCommand: AsyncParsableCommand {
         var config: String
 
         func run() async throws {
+            umask(0o077)  // the KEK check opens existing stores read only; SQLite may still make -shm files
             do {
                 let nodeConfig = try NodeConfig.load(path: config)
                 try nodeConfig.checkFiles()

@@ -39,8 +39,10 @@ import Testing
         #expect(try await edgeA.get("\(peer)/fhir/Patient/secret-b").status == 404)
         let snapshot = try await edgeA.get("\(peer)/replication/v1/snapshot")
         #expect(snapshot.status == 200)
-        // Its snapshot's position is its own tenant's (no change yet), not B's write.
-        #expect(try frames(snapshot.body) == [.snapshotStart(lsn: 0, total: 0), .snapshotEnd(count: 0)])
+        // Its snapshot's position is its own tenant's (no change yet), not B's write; the log's
+        // epoch is in the header and the start frame (issue 13 item 5).
+        let epoch = try #require(snapshot.header(LogEpoch.headerName).flatMap { LogEpoch(hex: $0) })
+        #expect(try frames(snapshot.body) == [.snapshotStart(lsn: 0, total: 0, epoch: epoch), .snapshotEnd(count: 0)])
         #expect(try await edgeA.put("\(peer)/fhir/Patient/mine", #"{"resourceType":"Patient"}"#).status == 201)
         #expect(try await clientB.get("\(api)/fhir/Patient/mine").status == 404)
         #expect(try await clientA.get("\(api)/fhir/Patient/mine").status == 200)
