@@ -19,6 +19,10 @@ import Yams
 /// - `limits.max_body_bytes`, `limits.max_header_bytes`, `limits.idle_timeout_s`, `limits.body_timeout_s`
 /// - `replication.heartbeat_ms`, `replication.log_retention_changes`, `replication.batch_limit`,
 ///   `replication.heartbeat_timeout_ms`
+/// - `replication.batch_max_bytes` (both, default 4 MiB): resource bytes per change batch or
+///   snapshot page (origin: read and sent; edge: applied in one transaction)
+/// - `replication.max_concurrent_reads` (origin, default 2): change batches and snapshot pages
+///   read at once across all edges' streams, in turn (the consent lane does not wait)
 /// - `outbox.max_entries` (edge, default 1,000,000), `outbox.max_attempts` (default 10),
 ///   `outbox.batch_size` (default 500), `outbox.retention_days` (default 7: finished entries and
 ///   their idempotency keys are deleted this long after the write was accepted)
@@ -65,6 +69,8 @@ public struct NodeConfig: Sendable {
     public var heartbeatTimeoutMilliseconds = 3500
     public var logRetentionChanges = 1_000_000
     public var batchLimit = 500
+    public var batchMaxBytes = 4 << 20
+    public var maxConcurrentReads = 2
     public var logLevel = "info"
     /// `text` (one line per event) or `json` (one JSON object per line, see `JSONLogHandler`).
     public var logFormat = "text"
@@ -164,6 +170,8 @@ public struct NodeConfig: Sendable {
             config.logRetentionChanges =
                 try replication.int("log_retention_changes", range: 10...1_000_000_000) ?? config.logRetentionChanges
             config.batchLimit = try replication.int("batch_limit", range: 1...10_000) ?? config.batchLimit
+            config.batchMaxBytes = try replication.int("batch_max_bytes", range: (64 << 10)...(256 << 20)) ?? config.batchMaxBytes
+            config.maxConcurrentReads = try replication.int("max_concurrent_reads", range: 1...64) ?? config.maxConcurrentReads
             config.policyRefreshMilliseconds =
                 try replication.int("policy_refresh_ms", range: 100...86_400_000) ?? config.policyRefreshMilliseconds
             try replication.rejectUnknownKeys()

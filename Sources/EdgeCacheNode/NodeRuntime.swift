@@ -105,7 +105,9 @@ public final class NodeRuntime: Sendable {
             api.operatorRoles = [.origin]
             var replication = ReplicationResponder(
                 store: store,
-                settings: StreamSettings(heartbeatMilliseconds: config.heartbeatMilliseconds, batchLimit: config.batchLimit),
+                settings: StreamSettings(
+                    heartbeatMilliseconds: config.heartbeatMilliseconds, batchLimit: config.batchLimit,
+                    batchMaxBytes: config.batchMaxBytes, maxConcurrentReads: config.maxConcurrentReads),
                 clock: clock, limits: limits, writeBatch: { tenant, items in try await backend.writeBatch(tenant: tenant, items) })
             replication.policy = { policies.registry }
             let auditStore = audit.store
@@ -184,7 +186,9 @@ public final class NodeRuntime: Sendable {
                     api, name: "api", address: config.apiAddress, tls13: false, material: material, config: config, logger: logger,
                     ports: portsRef, listeners: &listeners))
             services.append(
-                StreamFollower(store: store, origin: origin, link: link, policies: policies, consent: consent, logger: logger))
+                StreamFollower(
+                    store: store, origin: origin, link: link, policies: policies, consent: consent, maxBatchBytes: config.batchMaxBytes,
+                    logger: logger))
             services.append(ConsentFollower(store: store, origin: origin, consent: consent, logger: logger))
             services.append(evictor)
             services.append(
