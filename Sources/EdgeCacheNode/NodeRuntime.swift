@@ -54,6 +54,8 @@ public final class NodeRuntime: Sendable {
             maxBodyBytes: config.maxBodyBytes, maxHeaderBytes: config.maxHeaderBytes,
             bodyTimeoutSeconds: config.bodyTimeoutSeconds)
         let portsRef = ports
+        let largeBodies = LargeBodyGate(
+            threshold: config.largeBodyBytes, maxPerNode: config.maxLargeBodies, maxPerClient: config.maxLargeBodiesPerClient)
         // The role's store opens first: a wrong KEK fails there, before any new file is created.
         let openedOrigin = config.role == .origin
             ? try SQLiteOriginStore(path: config.dataDir + "/origin.sqlite", kek: kek, clock: clock) : nil
@@ -89,6 +91,7 @@ public final class NodeRuntime: Sendable {
             let backend = OriginBackend(store: store, consent: consent)
             var fhir = FHIRResponder(backend: backend, role: "origin", limits: limits, clock: clock)
             fhir.consent = consent
+            fhir.largeBodies = largeBodies
             let status: @Sendable (String, String) async -> Response? = { path, tenant in
                 if path == "/metrics" {
                     return OperatorEndpoints.originMetrics(
@@ -166,6 +169,7 @@ public final class NodeRuntime: Sendable {
                 maxAttempts: config.outboxMaxAttempts, policies: policies, consent: consent, evictor: evictor, logger: logger)
             var fhir = FHIRResponder(backend: backend, role: "edge", limits: limits, clock: clock)
             fhir.consent = consent.registry
+            fhir.largeBodies = largeBodies
             var api = NodeResponder(
                 allowedRoles: [.client], nodeTenant: tenant, fhir: fhir, replication: nil, limits: limits,
                 operatorEndpoints: { path, _ in
