@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import EdgeCacheCore
 import Synchronization
 
@@ -73,27 +70,16 @@ public final class LargeBodyGate: Sendable {
             }
             return state.inFlight == 0
         }
-        // After the answer is written (its body and TLS buffers are freed then), if still idle.
+        // After the answer is written (its body and TLS buffers are freed then), and again later
+        // for buffers freed late (a loaded machine), each time only if still idle.
         if idle {
             Task {
-                try? await Task.sleep(for: .milliseconds(250))
-                if self.inFlight == 0 { Self.trimHeap() }
+                for delay in [250, 1000, 3000] {
+                    try? await Task.sleep(for: .milliseconds(delay))
+                    guard self.inFlight == 0 else { return }
+                    Allocator.trimHeap()
+                }
             }
         }
     }
-
-    /// Returns free heap memory to the system (glibc `malloc_trim(0)`, looked up at run time).
-    static func trimHeap() {
-        #if canImport(Glibc)
-        typealias Trim = @convention(c) (Int) -> Int32
-        if let symbol = trimSymbol.symbol { _ = unsafeBitCast(symbol, to: Trim.self)(0) }
-        #endif
-    }
-
-    private struct Symbol: @unchecked Sendable { let symbol: UnsafeMutableRawPointer? }
-    #if canImport(Glibc)
-    private static let trimSymbol = Symbol(symbol: dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim"))
-    #else
-    private static let trimSymbol = Symbol(symbol: nil)
-    #endif
 }

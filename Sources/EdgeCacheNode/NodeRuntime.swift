@@ -44,6 +44,7 @@ public final class NodeRuntime: Sendable {
     public init(config: NodeConfig, logger: Logger, clock injected: (any WallClock)? = nil) throws {
         self.config = config
         self.logger = logger
+        Allocator.limitArenas()
         let kek = try KeyEncryptionKey.load(path: config.kekFile)
         let material = try config.loadTLSMaterial()
         var listeners: [NodeReloader.Listener] = []
