@@ -33,6 +33,11 @@ public enum FHIRResource {
     /// - Throws: ``FHIRError`` 400 for malformed JSON, nesting deeper than 64, a `resourceType`
     ///   that does not match the path, an invalid id, or a body id that differs from the URL id.
     public static func parse(body: [UInt8], type: String, urlID: String?) throws(FHIRError) -> JSONObject {
+        // A bare array is refused before it is parsed (it cannot be a resource, and parsing it
+        // would only spend memory).
+        if body.first(where: { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }) == UInt8(ascii: "[") {
+            throw .invalid("The request body must be a JSON object")
+        }
         let value: JSONValue
         do {
             value = try JSONParser.parse(body)

@@ -13,6 +13,8 @@ public struct FHIRResponder: Sendable {
     public let clock: any WallClock
     /// The consent rules enforced on what is returned (nil: none).
     public var consent: ConsentRegistry?
+    /// Admits large write bodies a few at a time (nil: no cap).
+    public var largeBodies: LargeBodyGate?
 
     /// `backend` is wrapped in a ``ScopedBackend``: bearer-token callers get only what their scopes allow.
     public init(backend: any FHIRBackend, role: String, limits: RequestLimits, clock: any WallClock = SystemWallClock()) {
@@ -202,6 +204,11 @@ public struct FHIRResponder: Sendable {
     private func write(_ request: Request, type: String, id: String?, caller: FHIRCaller) async throws -> Response {
         try ScopedBackend.precheck(caller, id == nil ? .create : .update, type: type)
         try checkContentType(request)
+        // Per client, except an edge (it relays many clients, and caps them itself).
+        let slot = try largeBodies?.admit(
+            length: request.header("Content-Length").flatMap { Int($0) },
+            client: caller.identity.role == .edge ? nil : "\(caller.tenant)|\(caller.identity.subject ?? caller.identity.commonName ?? "")")
+        defer { slot?.release() }
         var request = request
         let body = try await request.collectBody(limits: limits)
         let object = try FHIRResource.parse(body: body, type: type, urlID: id)

@@ -16,11 +16,22 @@ public struct StreamSettings: Sendable {
     public var batchLimit: Int
     /// How often an idle stream looks for new commits (milliseconds).
     public var pollMilliseconds: Int
+    /// Most resource JSON bytes per change batch or snapshot page (a batch ends with the change
+    /// that reaches it, so a resource larger than this still goes, alone).
+    public var batchMaxBytes: Int
+    /// Most change batches and snapshot pages read at once across all streams (first come,
+    /// first served); the consent lane does not wait.
+    public var maxConcurrentReads: Int
 
-    public init(heartbeatMilliseconds: Int = 1000, batchLimit: Int = 500, pollMilliseconds: Int = 10) {
+    public init(
+        heartbeatMilliseconds: Int = 1000, batchLimit: Int = 500, pollMilliseconds: Int = 10, batchMaxBytes: Int = 4 << 20,
+        maxConcurrentReads: Int = 2
+    ) {
         self.heartbeatMilliseconds = heartbeatMilliseconds
         self.batchLimit = batchLimit
         self.pollMilliseconds = pollMilliseconds
+        self.batchMaxBytes = batchMaxBytes
+        self.maxConcurrentReads = maxConcurrentReads
     }
 }
 
@@ -38,6 +49,8 @@ public struct ReplicationResponder: Sendable {
     public var acceptAnchor: (@Sendable (String, String, Int64, [UInt8]) async throws -> Bool)?
     /// The policy registry the origin publishes (`GET /replication/v1/policy`).
     public var policy: (@Sendable () -> PolicyRegistry)?
+    /// Turns for the batch reads of all streams (``StreamSettings/maxConcurrentReads``).
+    let gate: ReadGate
 
     public init(
         store: any OriginStore, settings: StreamSettings, clock: any WallClock = SystemWallClock(),
@@ -49,6 +62,7 @@ public struct ReplicationResponder: Sendable {
         self.clock = clock
         self.limits = limits
         self.writeBatch = writeBatch
+        self.gate = ReadGate(permits: settings.maxConcurrentReads)
     }
 
     static let streamHeaders = [
@@ -183,49 +197,120 @@ public struct ReplicationResponder: Sendable {
 
     /// Streams changes after `since` (of one lane, if given). On the consent lane an idle
     /// stream looks for commits every millisecond: revocations must arrive first.
+    ///
+    /// Memory stays bounded whatever the history: a batch is bounded by count and by bytes, is
+    /// read when this stream's turn at the ``ReadGate`` comes (the consent lane does not wait),
+    /// and is written one change at a time. A stream waiting for its turn, or writing, still
+    /// sends heartbeats, so the edge's idle timeout never trips while a batch makes progress.
     private func streamChanges(tenant: String, since: Int64, lane: ChangeLane?, writer: inout any ResponseBodyWriter) async throws {
         let deflater = try ZlibDeflater()
         let monotonic = MonotonicClock()
+        let heartbeat = Int64(settings.heartbeatMilliseconds)
         var cursor = since
         var lastBeat: Int64 = 0
         while !Task.isCancelled, !Task.isShuttingDownGracefully {
             // The tenant's own head: another tenant's writes neither wake this loop nor show in
             // what it sends (heartbeat `head` and `sent` stay within the tenant's positions).
             var head = store.tenantHeadLSN(tenant)
-            var out: [UInt8] = []
-            if head > cursor {
-                let changes = try await store.changes(tenant: tenant, after: cursor, limit: settings.batchLimit, lane: lane)
-                for change in changes { ReplicationFrame.change(lsn: change.lsn, change.resource).encode(into: &out) }
+            var wrote = false
+            var turn = false
+            if head > cursor { turn = lane == .consent ? true : await gate.acquire(timeout: .milliseconds(heartbeat)) }
+            if turn {
+                let changes: [Change]
+                do {
+                    changes = try await store.changes(
+                        tenant: tenant, after: cursor, limit: settings.batchLimit, maxBytes: settings.batchMaxBytes, lane: lane)
+                } catch {
+                    if lane != .consent { gate.release() }
+                    throw error
+                }
+                if lane != .consent { gate.release() }
                 head = max(head, changes.last?.lsn ?? 0)
-                cursor = changes.count < settings.batchLimit ? max(cursor, head) : changes.last!.lsn
+                var bytes = 0
+                var out: [UInt8] = []
+                for change in changes {
+                    ReplicationFrame.change(lsn: change.lsn, change.resource).encode(into: &out)
+                    bytes += change.resource.json.count
+                    if out.count >= 64 << 10 {
+                        try await writer.write(ByteBuffer(bytes: deflater.compress(out)))
+                        out.removeAll(keepingCapacity: false)
+                        wrote = true
+                    }
+                    cursor = change.lsn
+                    if monotonic.nowMillis() - lastBeat >= heartbeat {
+                        ReplicationFrame.heartbeat(head: head, sent: cursor, time: clock.nowMillis(), epoch: store.logEpoch).encode(into: &out)
+                        lastBeat = monotonic.nowMillis()
+                    }
+                }
+                if !out.isEmpty {
+                    try await writer.write(ByteBuffer(bytes: deflater.compress(out)))
+                    wrote = true
+                }
+                // A short batch under the byte bound reached `head`.
+                if changes.count < settings.batchLimit, bytes < settings.batchMaxBytes { cursor = max(cursor, head) }
             }
             let now = monotonic.nowMillis()
-            if now - lastBeat >= Int64(settings.heartbeatMilliseconds) {
+            if now - lastBeat >= heartbeat {
+                var out: [UInt8] = []
                 ReplicationFrame.heartbeat(head: head, sent: cursor, time: clock.nowMillis(), epoch: store.logEpoch).encode(into: &out)
-                lastBeat = now
-            }
-            if !out.isEmpty {
                 try await writer.write(ByteBuffer(bytes: deflater.compress(out)))
-            } else {
+                lastBeat = now
+                wrote = true
+            }
+            if !wrote, head <= cursor {
                 try await Task.sleep(for: .milliseconds(lane == .consent ? 1 : settings.pollMilliseconds))
             }
         }
         try await writer.finish(nil)
     }
 
+    /// Streams a snapshot in pages bounded by count and bytes, read in turn at the ``ReadGate``
+    /// and written a resource at a time; heartbeats (which the edge skips) keep the stream
+    /// alive while it waits.
     private func streamSnapshot(tenant: String, writer: inout any ResponseBodyWriter) async throws {
         let deflater = try ZlibDeflater()
+        let monotonic = MonotonicClock()
+        let heartbeat = Int64(settings.heartbeatMilliseconds)
         let snapshot = try await store.snapshot(tenant: tenant)
         var out: [UInt8] = []
         ReplicationFrame.snapshotStart(lsn: snapshot.lsn, total: snapshot.count, epoch: store.logEpoch).encode(into: &out)
+        try await writer.write(ByteBuffer(bytes: deflater.compress(out)))
+        out.removeAll()
+        var lastBeat = monotonic.nowMillis()
         var count: Int64 = 0
         while true {
-            let page = try await snapshot.next(limit: 500)
+            guard await gate.acquire(timeout: .milliseconds(heartbeat)) else {
+                ReplicationFrame.heartbeat(head: store.tenantHeadLSN(tenant), sent: snapshot.lsn, time: clock.nowMillis(), epoch: store.logEpoch).encode(into: &out)
+                try await writer.write(ByteBuffer(bytes: deflater.compress(out)))
+                out.removeAll()
+                lastBeat = monotonic.nowMillis()
+                continue
+            }
+            let page: [ResourceVersion]
+            do {
+                page = try await snapshot.next(limit: 500, maxBytes: settings.batchMaxBytes)
+            } catch {
+                gate.release()
+                throw error
+            }
+            gate.release()
             if page.isEmpty { break }
-            for resource in page { ReplicationFrame.change(lsn: snapshot.lsn, resource).encode(into: &out) }
+            for resource in page {
+                ReplicationFrame.change(lsn: snapshot.lsn, resource).encode(into: &out)
+                if out.count >= 64 << 10 {
+                    try await writer.write(ByteBuffer(bytes: deflater.compress(out)))
+                    out.removeAll(keepingCapacity: false)
+                }
+            }
             count += Int64(page.count)
-            try await writer.write(ByteBuffer(bytes: deflater.compress(out)))
-            out.removeAll(keepingCapacity: true)
+            if monotonic.nowMillis() - lastBeat >= heartbeat {
+                ReplicationFrame.heartbeat(head: store.tenantHeadLSN(tenant), sent: snapshot.lsn, time: clock.nowMillis(), epoch: store.logEpoch).encode(into: &out)
+                lastBeat = monotonic.nowMillis()
+            }
+            if !out.isEmpty {
+                try await writer.write(ByteBuffer(bytes: deflater.compress(out)))
+                out.removeAll(keepingCapacity: true)
+            }
         }
         ReplicationFrame.snapshotEnd(count: count).encode(into: &out)
         try await writer.write(ByteBuffer(bytes: deflater.compress(out)))

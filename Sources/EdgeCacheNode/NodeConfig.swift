@@ -24,6 +24,13 @@ import Yams
 /// - `limits.max_body_bytes`, `limits.max_header_bytes`, `limits.idle_timeout_s`, `limits.body_timeout_s`
 /// - `replication.heartbeat_ms`, `replication.log_retention_changes`, `replication.batch_limit`,
 ///   `replication.heartbeat_timeout_ms`
+/// - `replication.batch_max_bytes` (both, default 4 MiB): resource bytes per change batch or
+///   snapshot page (origin: read and sent; edge: applied in one transaction)
+/// - `replication.max_concurrent_reads` (origin, default 2): change batches and snapshot pages
+///   read at once across all edges' streams, in turn (the consent lane does not wait)
+/// - `limits.large_body_bytes` (default 1 MiB), `limits.max_large_bodies` (default 4),
+///   `limits.max_large_bodies_per_client` (default 2): request bodies at least this large are
+///   admitted this many at a time per node (then 503) and per client (then 429), with Retry-After
 /// - `outbox.max_entries` (edge, default 1,000,000), `outbox.max_attempts` (default 10),
 ///   `outbox.batch_size` (default 500), `outbox.retention_days` (default 7: finished entries and
 ///   their idempotency keys are deleted this long after the write was accepted)
@@ -74,6 +81,11 @@ public struct NodeConfig: Sendable {
     public var heartbeatTimeoutMilliseconds = 3500
     public var logRetentionChanges = 1_000_000
     public var batchLimit = 500
+    public var batchMaxBytes = 4 << 20
+    public var maxConcurrentReads = 2
+    public var largeBodyBytes = 1 << 20
+    public var maxLargeBodies = 4
+    public var maxLargeBodiesPerClient = 2
     public var logLevel = "info"
     /// `text` (one line per event) or `json` (one JSON object per line, see `JSONLogHandler`).
     public var logFormat = "text"
@@ -185,6 +197,10 @@ public struct NodeConfig: Sendable {
             config.maxHeaderBytes = try limits.int("max_header_bytes", range: 1024...(64 << 10)) ?? config.maxHeaderBytes
             config.idleTimeoutSeconds = try limits.int("idle_timeout_s", range: 1...3600) ?? config.idleTimeoutSeconds
             config.bodyTimeoutSeconds = try limits.int("body_timeout_s", range: 1...3600) ?? config.bodyTimeoutSeconds
+            config.largeBodyBytes = try limits.int("large_body_bytes", range: 1024...(256 << 20)) ?? config.largeBodyBytes
+            config.maxLargeBodies = try limits.int("max_large_bodies", range: 1...1024) ?? config.maxLargeBodies
+            config.maxLargeBodiesPerClient =
+                try limits.int("max_large_bodies_per_client", range: 1...1024) ?? config.maxLargeBodiesPerClient
             try limits.rejectUnknownKeys()
         }
         if var replication = try root.map("replication") {
@@ -194,6 +210,8 @@ public struct NodeConfig: Sendable {
             config.logRetentionChanges =
                 try replication.int("log_retention_changes", range: 10...1_000_000_000) ?? config.logRetentionChanges
             config.batchLimit = try replication.int("batch_limit", range: 1...10_000) ?? config.batchLimit
+            config.batchMaxBytes = try replication.int("batch_max_bytes", range: (64 << 10)...(256 << 20)) ?? config.batchMaxBytes
+            config.maxConcurrentReads = try replication.int("max_concurrent_reads", range: 1...64) ?? config.maxConcurrentReads
             config.policyRefreshMilliseconds =
                 try replication.int("policy_refresh_ms", range: 100...86_400_000) ?? config.policyRefreshMilliseconds
             try replication.rejectUnknownKeys()

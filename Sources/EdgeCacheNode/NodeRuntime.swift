@@ -44,6 +44,7 @@ public final class NodeRuntime: Sendable {
     public init(config: NodeConfig, logger: Logger, clock injected: (any WallClock)? = nil) throws {
         self.config = config
         self.logger = logger
+        Allocator.limitArenas()
         let kek = try config.openKEK()
         let material = try config.loadTLSMaterial()
         var listeners: [NodeReloader.Listener] = []
@@ -54,6 +55,8 @@ public final class NodeRuntime: Sendable {
             maxBodyBytes: config.maxBodyBytes, maxHeaderBytes: config.maxHeaderBytes,
             bodyTimeoutSeconds: config.bodyTimeoutSeconds)
         let portsRef = ports
+        let largeBodies = LargeBodyGate(
+            threshold: config.largeBodyBytes, maxPerNode: config.maxLargeBodies, maxPerClient: config.maxLargeBodiesPerClient)
         // The role's store opens first: a wrong KEK fails there, before any new file is created.
         let openedOrigin = config.role == .origin
             ? try SQLiteOriginStore(path: config.dataDir + "/origin.sqlite", kek: kek, clock: clock) : nil
@@ -89,6 +92,7 @@ public final class NodeRuntime: Sendable {
             let backend = OriginBackend(store: store, consent: consent)
             var fhir = FHIRResponder(backend: backend, role: "origin", limits: limits, clock: clock)
             fhir.consent = consent
+            fhir.largeBodies = largeBodies
             let status: @Sendable (String, String) async -> Response? = { path, tenant in
                 if path == "/metrics" {
                     // Counters of every tenant: for the origin's own certificate only.
@@ -110,7 +114,9 @@ public final class NodeRuntime: Sendable {
             api.publicBaseURL = config.publicBaseURL
             var replication = ReplicationResponder(
                 store: store,
-                settings: StreamSettings(heartbeatMilliseconds: config.heartbeatMilliseconds, batchLimit: config.batchLimit),
+                settings: StreamSettings(
+                    heartbeatMilliseconds: config.heartbeatMilliseconds, batchLimit: config.batchLimit,
+                    batchMaxBytes: config.batchMaxBytes, maxConcurrentReads: config.maxConcurrentReads),
                 clock: clock, limits: limits, writeBatch: { tenant, items in try await backend.writeBatch(tenant: tenant, items) })
             replication.policy = { policies.registry }
             let auditStore = audit.store
@@ -170,6 +176,7 @@ public final class NodeRuntime: Sendable {
                 maxAttempts: config.outboxMaxAttempts, policies: policies, consent: consent, evictor: evictor, logger: logger)
             var fhir = FHIRResponder(backend: backend, role: "edge", limits: limits, clock: clock)
             fhir.consent = consent.registry
+            fhir.largeBodies = largeBodies
             var api = NodeResponder(
                 allowedRoles: [.client], nodeTenant: tenant, fhir: fhir, replication: nil, limits: limits,
                 operatorEndpoints: { path, _ in
@@ -191,7 +198,9 @@ public final class NodeRuntime: Sendable {
                     api, name: "api", address: config.apiAddress, tls13: false, material: material, config: config, logger: logger,
                     ports: portsRef, listeners: &listeners))
             services.append(
-                StreamFollower(store: store, origin: origin, link: link, policies: policies, consent: consent, logger: logger))
+                StreamFollower(
+                    store: store, origin: origin, link: link, policies: policies, consent: consent, maxBatchBytes: config.batchMaxBytes,
+                    logger: logger))
             services.append(ConsentFollower(store: store, origin: origin, consent: consent, logger: logger))
             services.append(evictor)
             services.append(

@@ -18,6 +18,8 @@ public final class StreamFollower: Service {
     let link: EdgeLink
     let logger: Logger
     let maxBatch = 500
+    /// Resource bytes applied (or staged) per transaction: a batch is flushed when it reaches this.
+    let maxBatchBytes: Int
     /// Heartbeat-only checkpoint moves are persisted at most this often (milliseconds).
     let checkpointInterval: Int64 = 1000
 
@@ -28,8 +30,9 @@ public final class StreamFollower: Service {
 
     public init(
         store: EdgeStore, origin: OriginClient, link: EdgeLink, policies: PolicyHolder = PolicyHolder(), consent: ConsentGuard? = nil,
-        logger: Logger
+        maxBatchBytes: Int = 4 << 20, logger: Logger
     ) {
+        self.maxBatchBytes = maxBatchBytes
         self.consent = consent
         self.policies = policies
         self.isResident = { policies.policy(forType: $0).replication == .resident }
@@ -150,6 +153,7 @@ public final class StreamFollower: Service {
         var splitter = LineSplitter(maxLineLength: 64 << 20)
         var decoder = FrameDecoder()
         var pending: [Change] = []
+        var pendingBytes = 0
         var checkpoint = store.counters.checkpoint
         var lastPersist = link.clock.nowMillis()
         let wallClock = SystemWallClock()
@@ -158,6 +162,7 @@ public final class StreamFollower: Service {
                 pending, checkpoint: lsn, isResident: isResident, caughtUpAt: caughtUp ? wallClock.nowMillis() : nil)
             if let consent, !pending.isEmpty { await consent.mainApplied(pending) }
             pending.removeAll(keepingCapacity: true)
+            pendingBytes = 0
             checkpoint = counters.checkpoint
             lastPersist = link.clock.nowMillis()
             cursor.applied(upTo: checkpoint)
@@ -170,7 +175,8 @@ public final class StreamFollower: Service {
                 switch frame {
                 case .change(let lsn, let resource):
                     pending.append(Change(lsn: lsn, resource: resource))
-                    if pending.count >= maxBatch { try await flush(upTo: lsn) }
+                    pendingBytes += resource.json.count
+                    if pending.count >= maxBatch || pendingBytes >= maxBatchBytes { try await flush(upTo: lsn) }
                 case .heartbeat(let head, let sent, _, let epoch):
                     try await check(epoch)
                     let due = link.clock.nowMillis() - lastPersist >= checkpointInterval
@@ -212,6 +218,7 @@ public final class StreamFollower: Service {
         var decoder = FrameDecoder()
         var snapshotLSN: Int64?
         var staged: [ResourceVersion] = []
+        var stagedBytes = 0
         var count: Int64 = 0
         var lastProgressLine = link.clock.nowMillis()
         for try await chunk in response.body {
@@ -228,10 +235,14 @@ public final class StreamFollower: Service {
                     guard snapshotLSN != nil else { throw FrameDecodingError(message: "snapshot without a start") }
                     count += 1
                     // Resident classes are fetched on demand, as the stream treats them.
-                    if !isResident(resource.type) { staged.append(resource) }
-                    if staged.count >= maxBatch {
+                    if !isResident(resource.type) {
+                        staged.append(resource)
+                        stagedBytes += resource.json.count
+                    }
+                    if staged.count >= maxBatch || stagedBytes >= maxBatchBytes {
                         try await store.stageSnapshot(staged)
                         staged.removeAll(keepingCapacity: true)
+                        stagedBytes = 0
                     }
                     if count % 100 == 0, let progress = link.bootstrapReceived(count) {
                         // Plain lines (never a redrawn bar: logs are files), at most every 2 s.

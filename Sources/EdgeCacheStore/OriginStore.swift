@@ -96,9 +96,11 @@ public protocol OriginStore: Sendable {
     /// Forgets idempotency records created before `cutoff` (epoch ms); returns how many.
     func expireIdempotencyKeys(before cutoff: Int64) async throws -> Int
     /// Changes of `tenant` after `lsn`, oldest first, at most `limit`; with a lane, only that
-    /// lane's changes (the consent lane carries Consent changes).
+    /// lane's changes (the consent lane carries Consent changes). The batch is also bounded by
+    /// its resources' JSON bytes: it ends with the change that reaches `maxBytes` (so it always
+    /// holds at least one change, and exceeds `maxBytes` by at most one resource).
     /// - Throws: ``LogGoneError`` when the log no longer reaches back to `lsn`.
-    func changes(tenant: String, after lsn: Int64, limit: Int, lane: ChangeLane?) async throws -> [Change]
+    func changes(tenant: String, after lsn: Int64, limit: Int, maxBytes: Int, lane: ChangeLane?) async throws -> [Change]
     /// A consistent snapshot of the tenant's current resources, delivered in pages.
     func snapshot(tenant: String) async throws -> any OriginSnapshot
     /// The change log's epoch: made when the store was created or restored (see ``LogEpoch``).
@@ -117,9 +119,14 @@ public enum ChangeLane: Int, Sendable {
 }
 
 extension OriginStore {
-    /// Every change of `tenant` after `lsn`.
+    /// Every change of `tenant` after `lsn` (at most `limit`, no byte bound).
     public func changes(tenant: String, after lsn: Int64, limit: Int) async throws -> [Change] {
-        try await changes(tenant: tenant, after: lsn, limit: limit, lane: nil)
+        try await changes(tenant: tenant, after: lsn, limit: limit, maxBytes: .max, lane: nil)
+    }
+
+    /// Changes of one lane (or all) after `lsn`, at most `limit`, with no byte bound.
+    public func changes(tenant: String, after lsn: Int64, limit: Int, lane: ChangeLane?) async throws -> [Change] {
+        try await changes(tenant: tenant, after: lsn, limit: limit, maxBytes: .max, lane: lane)
     }
 
     /// A write without an idempotency claim.
@@ -134,8 +141,14 @@ public protocol OriginSnapshot: Sendable {
     var lsn: Int64 { get }
     /// How many resources it holds (its pages add up to this).
     var count: Int64 { get }
-    /// The next page of resources (empty at the end).
-    func next(limit: Int) async throws -> [ResourceVersion]
+    /// The next page of resources (empty at the end): at most `limit`, ending with the resource
+    /// whose JSON reaches `maxBytes` (at least one, exceeding `maxBytes` by at most one resource).
+    func next(limit: Int, maxBytes: Int) async throws -> [ResourceVersion]
+}
+
+extension OriginSnapshot {
+    /// The next page of at most `limit` resources, with no byte bound.
+    public func next(limit: Int) async throws -> [ResourceVersion] { try await next(limit: limit, maxBytes: .max) }
 }
 
 extension WriteOperation {

@@ -410,16 +410,16 @@ public final class SQLiteOriginStore: OriginStore {
 
     // MARK: Change log
 
-    public func changes(tenant: String, after lsn: Int64, limit: Int, lane: ChangeLane?) async throws -> [Change] {
+    public func changes(tenant: String, after lsn: Int64, limit: Int, maxBytes: Int, lane: ChangeLane?) async throws -> [Change] {
         let keys = try await keysForRead(tenant: tenant)
-        let rows = try await pool.readRows { db -> [Row] in
+        return try await pool.readRows { db -> [Change] in
             // Only the tenant's own positions: its log reaches back to `lsn` unless one of its
             // changes after `lsn` was compacted, and `lsn` past its newest change means the
             // origin lost changes the edge had (restored from an older backup).
             let floor = try Self.tenantFloor(db, tenant: tenant)
             let tenantHead = try Self.tenantHead(db, tenant: tenant)
             if lsn < floor || lsn > tenantHead { throw LogGoneError(requested: lsn, floor: floor, head: tenantHead) }
-            return try Row.fetchAll(
+            let rows = try Row.fetchCursor(
                 db,
                 sql: """
                     SELECT h.version, h.last_updated, h.deleted, h.blob, c.rkey, c.lsn FROM changes c
@@ -427,9 +427,15 @@ public final class SQLiteOriginStore: OriginStore {
                     WHERE c.tenant = ? AND c.lsn > ? \(lane == nil ? "" : "AND c.lane = \(lane!.rawValue)")
                     ORDER BY c.lsn LIMIT ?
                     """, arguments: [tenant, lsn, limit])
-        }
-        return try rows.map { row in
-            Change(lsn: row[5], resource: try open(row, keys: keys, rkey: Array(row[4] as Data)))
+            // Opened one at a time: the batch ends with the change that reaches `maxBytes`.
+            var changes: [Change] = []
+            var bytes = 0
+            while bytes < maxBytes, let row = try rows.next() {
+                let change = Change(lsn: row[5], resource: try self.open(row, keys: keys, rkey: Array(row[4] as Data), db: db))
+                bytes += change.resource.json.count
+                changes.append(change)
+            }
+            return changes
         }
     }
 
@@ -486,19 +492,31 @@ final class SQLiteOriginSnapshot: OriginSnapshot {
         self.store = store
     }
 
-    func next(limit: Int) async throws -> [ResourceVersion] {
+    func next(limit: Int, maxBytes: Int) async throws -> [ResourceVersion] {
         let after = cursor.withLock { $0 } ?? Data()
         let tenant = self.tenant
-        let rows = try await pool.readRows { db in
-            try Row.fetchAll(
+        let (page, last) = try await pool.readRows { db -> ([ResourceVersion], Data?) in
+            let rows = try Row.fetchCursor(
                 db,
                 sql: """
                     SELECT h.version, h.last_updated, h.deleted, h.blob, r.rkey FROM resources r
                     JOIN history h ON h.tenant = r.tenant AND h.rkey = r.rkey AND h.version = r.version
                     WHERE r.tenant = ? AND r.deleted = 0 AND r.rkey > ? ORDER BY r.rkey LIMIT ?
                     """, arguments: [tenant, after, limit])
+            // Opened one at a time: the page ends with the resource that reaches `maxBytes`.
+            var page: [ResourceVersion] = []
+            var bytes = 0
+            var last: Data?
+            while bytes < maxBytes, let row = try rows.next() {
+                let rkey = row[4] as Data
+                let resource = try self.store.openRow(row, keys: self.keys, rkey: Array(rkey))
+                bytes += resource.json.count
+                page.append(resource)
+                last = rkey
+            }
+            return (page, last)
         }
-        if let last = rows.last { cursor.withLock { $0 = last[4] as Data } }
-        return try rows.map { try store.openRow($0, keys: keys, rkey: Array($0[4] as Data)) }
+        if let last { cursor.withLock { $0 = last } }
+        return page
     }
 }
