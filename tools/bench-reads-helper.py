@@ -8,7 +8,9 @@
     bench-reads-helper.py json-field FILE FIELD           one top-level field of a JSON file
     bench-reads-helper.py wait-applied EDGE ORIGIN CERT KEY CA TIMEOUT   until edge applied_lsn == origin head_lsn
     bench-reads-helper.py wrk-parse FILE                  'RPS P50_MS P99_MS ERRORS' from wrk --latency output
-    bench-reads-helper.py summary LABEL EDGE_WRK NGINX_WRK     one summary line
+    bench-reads-helper.py summary LABEL EDGE_WRK NGINX_WRK|- [STACK_WRK]   one summary line (- : nginx skipped)
+    bench-reads-helper.py load URL N SECONDS CONNECTIONS TOKEN CA OUT   wrk's stand-in for smoke runs: random
+                                                          keep-alive reads of obs-0..N-1, wrk-like output in OUT
 """
 
 import base64
@@ -245,12 +247,18 @@ def cpu_per_request(path):
 
 def summary(label, edge_file, nginx_file, stack_file=None):
     edge = wrk_parse(edge_file)
-    nginx = wrk_parse(nginx_file)
-    line = (f"{label}: edge {figure(*edge)} | nginx {figure(*nginx)} | "
-            f"edge/nginx {edge[0] / nginx[0]:.2f}× throughput, p50 {edge[1] / nginx[1]:.2f}×, p99 {edge[2] / nginx[2]:.2f}×")
-    edge_cpu, nginx_cpu = cpu_per_request(edge_file), cpu_per_request(nginx_file)
-    if edge_cpu and nginx_cpu:
-        line += f" | server CPU per read: edge {edge_cpu:.0f} µs, nginx {nginx_cpu:.0f} µs"
+    if nginx_file == "-":
+        line = f"{label}: edge {figure(*edge)} | nginx skipped (not installed)"
+    else:
+        nginx = wrk_parse(nginx_file)
+        line = (f"{label}: edge {figure(*edge)} | nginx {figure(*nginx)} | "
+                f"edge/nginx {edge[0] / nginx[0]:.2f}× throughput, p50 {edge[1] / nginx[1]:.2f}×, p99 {edge[2] / nginx[2]:.2f}×")
+        edge_cpu, nginx_cpu = cpu_per_request(edge_file), cpu_per_request(nginx_file)
+        if edge_cpu and nginx_cpu:
+            line += f" | server CPU per read: edge {edge_cpu:.0f} µs, nginx {nginx_cpu:.0f} µs"
+    if os.environ.get("BENCH_SMOKE") and errors_in(edge):
+        # A smoke run's one check: every read of the edge answered 200.
+        sys.exit(f"{line}\nbench-reads: the edge answered {edge[3]} reads with an error")
     if stack_file:
         # The floor of the edge's own HTTP stack: the same server stack answering a fixed body.
         stack = wrk_parse(stack_file)
@@ -259,6 +267,60 @@ def summary(label, edge_file, nginx_file, stack_file=None):
         if stack_cpu:
             line += f", stack CPU per read {stack_cpu:.0f} µs"
     print(line)
+
+
+def errors_in(parsed):
+    return parsed[3] > 0
+
+
+def load(url, n, seconds, connections, token, ca, out):
+    """Random keep-alive reads for SECONDS on CONNECTIONS threads; wrk-like lines in OUT (smoke runs only:
+    one Python process is no load generator to quote, it only shows that the read path answers)."""
+    host, port = re.match(r"https://([^:/]+):(\d+)", url).groups()
+    context = ssl.create_default_context(cafile=ca)
+    context.check_hostname = False
+    latencies, failures, lock = [], [0], threading.Lock()
+    deadline = time.monotonic() + float(seconds)
+
+    def worker():
+        connection = http.client.HTTPSConnection(host, int(port), context=context, timeout=10)
+        mine, bad = [], 0
+        while time.monotonic() < deadline:
+            start = time.monotonic()
+            try:
+                connection.request("GET", f"/fhir/Observation/obs-{random.randrange(int(n))}",
+                                   headers={"Authorization": f"Bearer {token}", "Accept": "application/fhir+json"})
+                reply = connection.getresponse()
+                reply.read()
+                if reply.status != 200:
+                    bad += 1
+            except (OSError, http.client.HTTPException):
+                bad += 1
+                connection.close()
+                connection = http.client.HTTPSConnection(host, int(port), context=context, timeout=10)
+            mine.append((time.monotonic() - start) * 1000)
+        connection.close()
+        with lock:
+            latencies.extend(mine)
+            failures[0] += bad
+
+    threads = [threading.Thread(target=worker) for _ in range(int(connections))]
+    began = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - began
+    latencies.sort()
+    count = len(latencies)
+    if count == 0:
+        sys.exit("load: no request completed")
+    with open(out, "w") as f:
+        f.write(f"Latency Distribution\n     50%    {latencies[count // 2]:.3f}ms\n     99%    {latencies[min(count - 1, count * 99 // 100)]:.3f}ms\n")
+        f.write(f"  {count} requests in {elapsed:.2f}s\n")
+        if failures[0]:
+            f.write(f"  Non-2xx or 3xx responses: {failures[0]}\n")
+        f.write(f"Requests/sec: {count / elapsed:.2f}\n")
 
 
 def free_port():
@@ -283,6 +345,8 @@ def main(argv):
         wait_applied(*argv[2:8])
     elif command == "wrk-parse":
         print(" ".join(str(v) for v in wrk_parse(argv[2])))
+    elif command == "load":
+        load(*argv[2:9])
     elif command == "summary":
         summary(argv[2], argv[3], argv[4], argv[5] if len(argv) > 5 else None)
     else:

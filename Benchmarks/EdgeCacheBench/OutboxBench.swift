@@ -40,7 +40,7 @@ func item(_ n: Int, key: String) -> ReplayItem {
 
 /// Acknowledged-enqueue latency at 1, 16 and 64 concurrent writers, against a bare
 /// synchronous=FULL single-row commit measured in the same run.
-func benchEnqueue(quick: Bool) async throws -> [String] {
+func benchEnqueue(size: BenchSize) async throws -> [String] {
     var lines: [String] = []
     let dir = makeTempDir("enqueue")
     defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -53,7 +53,7 @@ func benchEnqueue(quick: Bool) async throws -> [String] {
     try await bare.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
     let blob = Data(repeating: 7, count: 600)
     var bareSamples: [Double] = []
-    let bareCount = quick ? 200 : 1000
+    let bareCount = size.pick(full: 1000, quick: 200, smoke: 50)
     for _ in 0..<bareCount {
         let start = ContinuousClock.now
         try await bare.write { db in try db.execute(sql: "INSERT INTO t(blob) VALUES (?)", arguments: [blob]) }
@@ -66,7 +66,7 @@ func benchEnqueue(quick: Bool) async throws -> [String] {
     let queue = OutboxQueue(store: store, maxEntries: 10_000_000)
     var serial = 0
     for writers in [1, 16, 64] {
-        let perWriter = max(quick ? 20 : 60, (quick ? 400 : 2000) / writers)
+        let perWriter = max(size.pick(full: 60, quick: 20, smoke: 2), size.pick(full: 2000, quick: 400, smoke: 64) / writers)
         let base = serial
         serial += writers * perWriter
         let start = ContinuousClock.now

@@ -21,8 +21,8 @@ func resourceVersion(_ n: Int, lsn: Int64) -> ResourceVersion {
 
 /// Stream apply at the edge (sealed, indexed, checkpointed, batches of 500) against the storage
 /// floor: a bare batched SQLite insert of the same number of sealed rows of the same size.
-func benchApply(quick: Bool) async throws -> [String] {
-    let count = quick ? 20_000 : 100_000
+func benchApply(size: BenchSize) async throws -> [String] {
+    let count = size.pick(full: 100_000, quick: 20_000, smoke: 1_000)
     let dir = makeTempDir("apply")
     defer { try? FileManager.default.removeItem(atPath: dir) }
     let changes = (0..<count).map { Change(lsn: Int64($0 + 1), resource: resourceVersion($0, lsn: Int64($0 + 1))) }
@@ -212,7 +212,7 @@ func backgroundWriter(
 
 /// Origin commit → edge readable (applied with its checkpoint) at 2,000 changes/s, and consent
 /// revocation propagation (origin commit → edge block) at 1,000 background changes/s.
-func benchPropagation(quick: Bool, repositoryRoot: String) async throws -> [String] {
+func benchPropagation(size: BenchSize, repositoryRoot: String) async throws -> [String] {
     let pair = try await BenchPair.start(name: "propagation", repositoryRoot: repositoryRoot)
     let originStore = pair.origin.originStore!
     let edgeStore = pair.edge.edgeStore!
@@ -233,7 +233,7 @@ func benchPropagation(quick: Bool, repositoryRoot: String) async throws -> [Stri
             try? await Task.sleep(for: .microseconds(500))
         }
     }
-    let seconds = quick ? 5 : 15
+    let seconds = size.pick(full: 15, quick: 5, smoke: 1)
     let writer = backgroundWriter(originStore, perSecond: 2000, prefix: "prop") { lsn, at in commits.withLock { $0.append((lsn, at)) } }
     try await Task.sleep(for: .seconds(seconds))
     writer.cancel()
@@ -255,7 +255,7 @@ func benchPropagation(quick: Bool, repositoryRoot: String) async throws -> [Stri
 
     // 2. Consent revocations at 1k background changes/s.
     let background = backgroundWriter(originStore, perSecond: 1000, prefix: "bg") { _, _ in }
-    let revocations = quick ? 50 : 100
+    let revocations = size.pick(full: 100, quick: 50, smoke: 5)
     let before = pair.edge.consentGuard!.snapshot.blocks
     for i in 0..<revocations {
         let consent = #"{"resourceType":"Consent","status":"inactive","scope":{"text":"x"},"category":[{"text":"x"}],"patient":{"reference":"Patient/rev-\#(i)"}}"#

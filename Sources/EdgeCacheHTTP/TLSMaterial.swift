@@ -27,12 +27,25 @@ public struct TLSMaterial: Sendable {
     /// The node's own certificate (the first of its chain).
     public var leaf: NIOSSLCertificate { chain[0] }
 
+    /// What the material will be used for, which decides what ``load(certFile:keyFile:caFile:use:now:)`` checks.
+    public enum Use: Sendable {
+        /// A node: it serves TLS on its listeners and connects to peers, so the certificate must
+        /// be accepted by a TLS client (server use) and by a TLS server (client use). `serve`,
+        /// `config check` and every reload check this.
+        case node
+        /// A program that only ever connects as a client (a benchmark's load generator, a
+        /// library user's ``OriginClient(config:peer:logger:)``): the certificate must be accepted by a TLS
+        /// server; a client-only certificate (extended key usage clientAuth) is fine.
+        case client
+    }
+
     /// Reads and checks the three files: each parses, the leaf certificate is within its
     /// validity period at `now` (epoch seconds), it chains to the CA file's certificates, and the
-    /// private key belongs to it.
-    public static func load(certFile: String, keyFile: String, caFile: String, now: Int64 = Int64(Date().timeIntervalSince1970))
-        throws(Invalid) -> TLSMaterial
-    {
+    /// private key belongs to it. For ``Use/node`` the certificate must also be usable by a TLS
+    /// server; a client-only certificate is refused with a message that says what to use.
+    public static func load(
+        certFile: String, keyFile: String, caFile: String, use: Use = .node, now: Int64 = Int64(Date().timeIntervalSince1970)
+    ) throws(Invalid) -> TLSMaterial {
         let chain: [NIOSSLCertificate]
         do {
             chain = try NIOSSLCertificate.fromPEMFile(certFile)
@@ -67,8 +80,16 @@ public struct TLSMaterial: Sendable {
             throw Invalid("tls.key \(keyFile): does not belong to the certificate in \(certFile) (\(error)); use the key the certificate was issued for")
         }
         do {
-            try material.selfHandshake(server: server)
+            try material.selfHandshake(server: server, verifyServer: use == .node)
         } catch {
+            if use == .node, (try? material.selfHandshake(server: server, verifyServer: false)) != nil {
+                // The CA issued it and the key fits, but a TLS client refuses it as a server: a
+                // client-only certificate (extended key usage clientAuth) in a node's config.
+                throw Invalid(
+                    "tls.cert \(certFile): is a client-only certificate (a TLS client refuses it as a server: no serverAuth use); "
+                        + "a node serves TLS on its listeners and needs a node certificate: tools/gen-certs.sh writes origin.crt "
+                        + "for the origin and edge-TENANT.crt for an edge (client-TENANT.crt is for applications and load generators)")
+            }
             throw Invalid(
                 "tls.cert \(certFile): a mutual-TLS handshake with it, its key and tls.ca \(caFile) fails (\(String(describing: error).prefix(200))); "
                     + "check that \(caFile) holds the CA that issued it")
@@ -78,8 +99,9 @@ public struct TLSMaterial: Sendable {
 
     /// Runs a mutual-TLS handshake in memory between a client and a server that both hold this
     /// material: it completes only if the key belongs to the certificate and the certificate
-    /// chains to the CA file, which is what every peer of this node will check.
-    func selfHandshake(server serverContext: NIOSSLContext) throws {
+    /// chains to the CA file, which is what every peer of this node will check. With
+    /// `verifyServer` false only the server checks (the certificate as a client's).
+    func selfHandshake(server serverContext: NIOSSLContext, verifyServer: Bool = true) throws {
         let server = EmbeddedChannel()
         let client = EmbeddedChannel()
         func pump() throws -> Bool {
@@ -102,7 +124,7 @@ public struct TLSMaterial: Sendable {
             for _ in 0..<4 where (try? pump()) == true {}
         }
         var clientConfiguration = clientConfiguration()
-        clientConfiguration.certificateVerification = .noHostnameVerification
+        clientConfiguration.certificateVerification = verifyServer ? .noHostnameVerification : .none
         let done = HandshakeWatcher()
         try server.pipeline.syncOperations.addHandler(
             NIOSSLServerHandler(context: serverContext))

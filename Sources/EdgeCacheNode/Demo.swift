@@ -9,7 +9,10 @@ import ServiceLifecycle
 import UnixSignals
 
 /// `edgecache demo`: a throw-away PKI, keys and sample data, an origin and an edge on loopback,
-/// and curl commands that work when pasted.
+/// and curl commands that work when pasted: a write-through, a cached read, a version pushed by
+/// the stream, then an outage (the edge's link to the origin cut with `edgecache demo link down`)
+/// in which reads are served stale and labelled, a write is queued, and everything reconciles
+/// when the link returns. `--tour` runs the same steps itself (``DemoTour``).
 public enum Demo {
     public static let tenant = "st-mary"
 
@@ -74,7 +77,10 @@ public enum Demo {
         guard process.terminationStatus == 0 else { throw DemoError(description: "gen-certs.sh failed") }
         try KeyEncryptionKey.generate().write(toNewFile: workDir + "/origin.kek")
         try KeyEncryptionKey.generate().write(toNewFile: workDir + "/edge.kek")
-        let ports = ["origin_api": freePort(preferred: 8443), "origin_peer": freePort(preferred: 9443), "edge_api": freePort(preferred: 8444)]
+        var ports = ["origin_api": freePort(preferred: 8443), "origin_peer": freePort(preferred: 9443), "edge_api": freePort(preferred: 8444)]
+        // The edge reaches the origin's peer listener through the demo's link (a TCP proxy that
+        // `edgecache demo link down|up` cuts and restores), as it would through a WAN.
+        ports["link"] = freePort(preferred: 9444)
         let origin = """
             role: origin
             node_id: origin-1
@@ -90,7 +96,7 @@ public enum Demo {
             node_id: edge-stmary-1
             tenant: \(tenant)
             listen: { api: "127.0.0.1:\(ports["edge_api"]!)" }
-            origin: { url: "https://127.0.0.1:\(ports["origin_peer"]!)" }
+            origin: { url: "https://127.0.0.1:\(ports["link"]!)" }   # the demo's link to the origin's peer listener
             tls: { cert: certs/edge-\(tenant).crt, key: certs/edge-\(tenant).key, ca: certs/ca.crt }
             data_dir: edge-data
             keys: { kek_file: edge.kek }
@@ -126,9 +132,15 @@ public enum Demo {
         }
     }
 
+    /// How to run this program again from another terminal (its absolute path).
+    static var executable: String {
+        URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
+    }
+
     /// The banner with URLs and ready-to-paste curl commands.
     static func banner(workDir: String, ports: [String: Int]) -> String {
         let certs = "\(workDir)/certs"
+        let bin = executable
         let auth = "--cacert \(certs)/ca.crt --cert \(certs)/client-\(tenant).crt --key \(certs)/client-\(tenant).key"
         let edge = "https://127.0.0.1:\(ports["edge_api"]!)"
         let origin = "https://127.0.0.1:\(ports["origin_api"]!)"
@@ -138,6 +150,7 @@ public enum Demo {
               origin FHIR API : \(origin)/fhir      (peer/replication listener: https://127.0.0.1:\(ports["origin_peer"]!))
               edge FHIR API   : \(edge)/fhir      (tenant \(tenant))
               configs         : \(workDir)/origin.yaml, \(workDir)/edge.yaml
+              edge -> origin  : through the demo's link, 127.0.0.1:\(ports["link"]!) (cut it with: edgecache demo link down)
 
             Paste these in another terminal (each authenticates with the st-mary clinical app certificate):
 
@@ -161,25 +174,69 @@ public enum Demo {
             curl -sS \(auth) '\(edge)/fhir/Observation?patient=pat-1&_count=2'
             curl -sS \(auth) \(edge)/status
 
+            Then take the cloud away. The ward keeps reading, writes queue durably, nothing is lost:
+
+            # 5. Cut the edge's link to the origin (the demo's WAN); it returns once the edge has noticed:
+            \(bin) demo link down --work-dir \(workDir)
+
+            # 6. Read at the edge: still 200 from the cache, labelled: Cache-Status detail="origin-unreachable", and an Age:
+            curl -sS -i \(auth) \(edge)/fhir/Patient/demo-1
+
+            # 7. Write at the edge: 202 Accepted, durable in the edge's outbox (EdgeCache-Write-Status: queued):
+            curl -sS -i \(auth) -X PUT -H 'Content-Type: application/fhir+json' -H 'Idempotency-Key: demo-outage-1' \\
+              -d '\(outageObservation)' \\
+              \(edge)/fhir/Observation/demo-hr-1
+
+            # 8. Read the queued write back at the edge (Cache-Status detail="pending-write"):
+            curl -sS -i \(auth) \(edge)/fhir/Observation/demo-hr-1
+
+            # 9. The edge's dashboard: link DOWN (origin-unreachable), outbox queued 1:
+            \(bin) status --config \(workDir)/edge.yaml --once
+
+            # 10. Restore the link; it returns once the edge is live again and has replayed its outbox:
+            \(bin) demo link up --work-dir \(workDir)
+
+            # 11. The write reached the origin, once (ETag: W/"1"):
+            curl -sS -i \(auth) \(origin)/fhir/Observation/demo-hr-1
+
+            # 12. The edge has converged: link LIVE, outbox queued 0, state CONVERGED:
+            \(bin) status --config \(workDir)/edge.yaml --once
+
             """
     }
 
-    /// Runs the demo until SIGINT/SIGTERM.
-    public static func run(workDir: String, logger: Logger) async throws {
+    /// The Observation that the outage steps write at the edge (a heart rate taken during the downtime).
+    static let outageObservation =
+        #"{"resourceType":"Observation","id":"demo-hr-1","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8867-4","display":"Heart rate"}]},"subject":{"reference":"Patient/demo-1"},"valueQuantity":{"value":88,"unit":"beats/minute","system":"http://unitsofmeasure.org","code":"/min"}}"#
+
+    /// Runs the demo until SIGINT/SIGTERM; with `tour`, runs ``DemoTour`` instead of waiting and
+    /// returns whether every step answered as expected.
+    @discardableResult
+    public static func run(workDir: String, tour: Bool = false, logger: Logger) async throws -> Bool {
         let prepared = try prepare(workDir: workDir)
         let originConfig = try NodeConfig.load(path: prepared.origin)
         let edgeConfig = try NodeConfig.load(path: prepared.edge)
         let origin = try NodeRuntime(config: originConfig, logger: logger)
         try await seed(origin.originStore!)
+        let link = try await TCPProxy(targetPort: prepared.ports["origin_peer"]!, port: prepared.ports["link"]!)
         let edge = try NodeRuntime(config: edgeConfig, logger: logger)
-        let announcer = DemoAnnouncer(edge: edge, text: banner(workDir: workDir, ports: prepared.ports))
-        var configuration = ServiceGroupConfiguration(
-            services: (origin.services + edge.services).map { .init(service: $0) }
-                + [.init(service: announcer, successTerminationBehavior: .ignore)],
-            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        let control = DemoLinkControl(workDir: workDir, proxy: link, edge: edge)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = (origin.services + edge.services).map { .init(service: $0) }
+        services.append(.init(service: control))
+        let result = DemoTour.Result()
+        if tour {
+            let steps = DemoTour(workDir: workDir, ports: prepared.ports, control: control, edge: edge, result: result)
+            services.append(.init(service: steps, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup))
+        } else {
+            let announcer = DemoAnnouncer(edge: edge, text: banner(workDir: workDir, ports: prepared.ports))
+            services.append(.init(service: announcer, successTerminationBehavior: .ignore))
+        }
+        var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         configuration.maximumGracefulShutdownDuration = .seconds(10)
         try await ServiceGroup(configuration: configuration).run()
+        await link.close()
         await edge.shutdown()
+        return result.passed
     }
 }
 

@@ -309,9 +309,9 @@ extension NodeConfig {
     /// Checks that the files the config names exist and are usable.
     /// Reads and checks the `tls` files (``TLSMaterial/load(certFile:keyFile:caFile:now:)``); an
     /// error names the config line of the file at fault.
-    public func loadTLSMaterial(now: Int64 = Int64(Date().timeIntervalSince1970)) throws(ConfigError) -> TLSMaterial {
+    public func loadTLSMaterial(use: TLSMaterial.Use = .node, now: Int64 = Int64(Date().timeIntervalSince1970)) throws(ConfigError) -> TLSMaterial {
         do {
-            return try TLSMaterial.load(certFile: certFile, keyFile: keyFile, caFile: caFile, now: now)
+            return try TLSMaterial.load(certFile: certFile, keyFile: keyFile, caFile: caFile, use: use, now: now)
         } catch {
             throw ConfigError(file: sourceFile, line: tlsLines[error.setting], error.description)
         }

@@ -40,10 +40,13 @@ public final class OriginClient: Sendable {
     public let baseURL: String
     let requestTimeout: TimeAmount
 
+    /// A client only (a benchmark, `edgecache status`): the certificate need not be usable by a
+    /// server, so a client-only certificate (extended key usage clientAuth) is accepted here;
+    /// a node's own client is built from the material it loaded for serving.
     /// - Parameter peer: what the server's certificate must name (``PeerRequirement/origin(_:)``
     ///   for an edge's origin).
     public convenience init(config: NodeConfig, peer: PeerRequirement, logger: Logger = Logger(label: "edgecache")) throws {
-        let material = try config.loadTLSMaterial()
+        let material = try config.loadTLSMaterial(use: .client)
         try self.init(config: config, material: material, peer: peer, logger: logger)
     }
 

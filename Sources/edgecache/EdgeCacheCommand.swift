@@ -65,20 +65,59 @@ struct Serve: AsyncParsableCommand {
 
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Start a throw-away origin and edge on loopback with sample data, and print curl commands.")
+        abstract: "Start a throw-away origin and edge on loopback with sample data, and print curl commands.",
+        discussion: """
+            The printed steps show a write-through, a cached read and a version pushed by the change stream,
+            then an outage: `edgecache demo link down` cuts the edge's link to the origin, reads are served
+            from the cache and labelled, a write is queued, and `edgecache demo link up` restores the link
+            and the edge replays its outbox. --tour runs those steps itself and exits 0 only if every step
+            answered as expected.
+            """,
+        subcommands: [Link.self])
 
     @Option(name: .long, help: "Work folder for the PKI, keys, configs and data (wiped first).")
-    var workDir: String = NSTemporaryDirectory() + "edgecache-demo"
+    var workDir: String = Demo.defaultWorkDir
+
+    @Flag(name: .long, help: "Run the printed steps (outage included) and exit: 0 if every step answered as expected.")
+    var tour = false
+
+    static var defaultWorkDir: String { NSTemporaryDirectory() + "edgecache-demo" }
+
+    static func absolute(_ path: String) -> String {
+        path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+    }
 
     func run() async throws {
         umask(0o077)
         let logger = bootstrapLogging(level: "warning")
-        let dir = workDir.hasPrefix("/") ? workDir : FileManager.default.currentDirectoryPath + "/" + workDir
+        let passed: Bool
         do {
-            try await EdgeCacheNode.Demo.run(workDir: dir, logger: logger)
+            passed = try await EdgeCacheNode.Demo.run(workDir: Self.absolute(workDir), tour: tour, logger: logger)
         } catch {
             FileHandle.standardError.write(Data("edgecache demo: \(error)\n".utf8))
             throw ExitCode(1)
+        }
+        if tour && !passed { throw ExitCode(1) }
+    }
+
+    /// `edgecache demo link down|up`: cut or restore the running demo's edge-to-origin link.
+    struct Link: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Cut (down) or restore (up) the running demo's link between its edge and its origin.",
+            discussion: "Returns once the edge has noticed: after down, its link is no longer live; after up, it is live again and its outbox is replayed.")
+
+        enum State: String, ExpressibleByArgument, CaseIterable { case down, up }
+
+        @Argument(help: "down or up") var state: State
+        @Option(name: .long, help: "The running demo's work folder.") var workDir: String = Demo.defaultWorkDir
+
+        func run() async throws {
+            do {
+                print(try DemoLinkControl.request(up: state == .up, workDir: Demo.absolute(workDir)))
+            } catch {
+                FileHandle.standardError.write(Data("edgecache demo link: \(error)\n".utf8))
+                throw ExitCode(1)
+            }
         }
     }
 }

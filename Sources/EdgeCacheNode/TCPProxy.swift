@@ -1,36 +1,42 @@
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import Synchronization
 
-/// A loopback TCP proxy that a test can cut: every open connection is closed at once, as a
-/// broken WAN link would do to the edge's change stream.
-final class TCPProxy: Sendable {
-    private let connections = NIOLockedValueBox<[any Channel]>([])
-    private let blocked = NIOLockedValueBox(false)
+/// A loopback TCP proxy that can be cut: every open connection is closed at once, as a broken
+/// WAN link would do to the edge's change stream. The demo puts one between its edge and origin
+/// (`edgecache demo link down|up`); the tests use it to partition a pair.
+public final class TCPProxy: Sendable {
+    private let connections = Mutex<[any Channel]>([])
+    private let blocked = Mutex(false)
     private let server: any Channel
-    let port: Int
+    /// The port it listens on (127.0.0.1).
+    public let port: Int
 
-    init(targetPort: Int) async throws {
+    /// Listens on 127.0.0.1:`port` (0: any free port) and forwards to 127.0.0.1:`targetPort`.
+    public init(targetPort: Int, port: Int = 0) async throws {
         let connections = self.connections
         let blocked = self.blocked
         server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { inbound in
-                if blocked.withLockedValue({ $0 }) { return inbound.close() }
+                if blocked.withLock({ $0 }) { return inbound.close() }
                 return ClientBootstrap(group: inbound.eventLoop).connect(host: "127.0.0.1", port: targetPort).flatMap { outbound in
-                    connections.withLockedValue { $0 += [inbound, outbound] }
+                    connections.withLock { $0 += [inbound, outbound] }
                     return inbound.pipeline.addHandler(Relay(partner: outbound)).flatMap {
                         outbound.pipeline.addHandler(Relay(partner: inbound))
                     }
                 }
             }
-            .bind(host: "127.0.0.1", port: 0).get()
-        port = server.localAddress!.port!
+            .bind(host: "127.0.0.1", port: port).get()
+        self.port = server.localAddress!.port!
     }
 
+    /// Whether new connections are refused (``block()``).
+    public var isBlocked: Bool { blocked.withLock { $0 } }
+
     /// Closes every connection through the proxy (new ones are still accepted).
-    func cutAll() {
-        let open = connections.withLockedValue { list -> [any Channel] in
+    public func cutAll() {
+        let open = connections.withLock { list -> [any Channel] in
             defer { list.removeAll() }
             return list
         }
@@ -38,14 +44,16 @@ final class TCPProxy: Sendable {
     }
 
     /// Cuts every connection and refuses new ones until ``unblock()``: a partitioned link.
-    func block() {
-        blocked.withLockedValue { $0 = true }
+    public func block() {
+        blocked.withLock { $0 = true }
         cutAll()
     }
 
-    func unblock() { blocked.withLockedValue { $0 = false } }
+    /// Accepts new connections again.
+    public func unblock() { blocked.withLock { $0 = false } }
 
-    func close() async {
+    /// Cuts every connection and stops listening.
+    public func close() async {
         cutAll()
         try? await server.close()
     }
