@@ -18,8 +18,8 @@ func residentKilobytes() -> Int {
 
 /// Cached-read latency and memory at growing cache sizes, and an edge restart to its first
 /// served read (over HTTPS, origin away) at the largest size.
-func benchScale(size: BenchSize, repositoryRoot: String, sizes chosen: [Int]? = nil) async throws -> [String] {
-    let sizes = chosen ?? size.pick(full: [10_000, 100_000, 1_000_000], quick: [10_000, 100_000], smoke: [2_000])
+func benchScale(size benchSize: BenchSize, repositoryRoot: String, sizes chosen: [Int]? = nil) async throws -> [String] {
+    let sizes = chosen ?? benchSize.pick(full: [10_000, 100_000, 1_000_000], quick: [10_000, 100_000], smoke: [2_000])
     let dir = makeTempDir("scale")
     defer { try? FileManager.default.removeItem(atPath: dir) }
     let gen = Process()
@@ -49,7 +49,7 @@ func benchScale(size: BenchSize, repositoryRoot: String, sizes chosen: [Int]? = 
         }
         let fill = milliseconds(ContinuousClock.now - fillStart) / 1000
         var samples: [Double] = []
-        for _ in 0..<size.pick(full: 5000, quick: 5000, smoke: 500) {
+        for _ in 0..<benchSize.pick(full: 5000, quick: 5000, smoke: 500) {
             let id = "obs-\(Int.random(in: 0..<size))"
             let t = ContinuousClock.now
             guard try await store!.get(type: "Observation", id: id) != nil else { throw BenchError("\(id) missing") }

@@ -1,3 +1,4 @@
+import EdgeCacheStore
 import Foundation
 import ServiceLifecycle
 import Synchronization

@@ -1,4 +1,5 @@
 import EdgeCacheCore
+import EdgeCacheHTTP
 import Foundation
 import NIOHTTP1
 import ServiceLifecycle

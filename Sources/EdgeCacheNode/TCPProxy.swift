@@ -6,22 +6,25 @@ import Synchronization
 /// WAN link would do to the edge's change stream. The demo puts one between its edge and origin
 /// (`edgecache demo link down|up`); the tests use it to partition a pair.
 public final class TCPProxy: Sendable {
-    private let connections = Mutex<[any Channel]>([])
-    private let blocked = Mutex(false)
+    /// Shared with the channel initializer (a `Mutex` cannot be copied into a closure).
+    private final class Shared: Sendable {
+        let connections = Mutex<[any Channel]>([])
+        let blocked = Mutex(false)
+    }
+    private let shared = Shared()
     private let server: any Channel
     /// The port it listens on (127.0.0.1).
     public let port: Int
 
     /// Listens on 127.0.0.1:`port` (0: any free port) and forwards to 127.0.0.1:`targetPort`.
     public init(targetPort: Int, port: Int = 0) async throws {
-        let connections = self.connections
-        let blocked = self.blocked
+        let shared = self.shared
         server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { inbound in
-                if blocked.withLock({ $0 }) { return inbound.close() }
+                if shared.blocked.withLock({ $0 }) { return inbound.close() }
                 return ClientBootstrap(group: inbound.eventLoop).connect(host: "127.0.0.1", port: targetPort).flatMap { outbound in
-                    connections.withLock { $0 += [inbound, outbound] }
+                    shared.connections.withLock { $0 += [inbound, outbound] }
                     return inbound.pipeline.addHandler(Relay(partner: outbound)).flatMap {
                         outbound.pipeline.addHandler(Relay(partner: inbound))
                     }
@@ -32,11 +35,11 @@ public final class TCPProxy: Sendable {
     }
 
     /// Whether new connections are refused (``block()``).
-    public var isBlocked: Bool { blocked.withLock { $0 } }
+    public var isBlocked: Bool { shared.blocked.withLock { $0 } }
 
     /// Closes every connection through the proxy (new ones are still accepted).
     public func cutAll() {
-        let open = connections.withLock { list -> [any Channel] in
+        let open = shared.connections.withLock { list -> [any Channel] in
             defer { list.removeAll() }
             return list
         }
@@ -45,12 +48,12 @@ public final class TCPProxy: Sendable {
 
     /// Cuts every connection and refuses new ones until ``unblock()``: a partitioned link.
     public func block() {
-        blocked.withLock { $0 = true }
+        shared.blocked.withLock { $0 = true }
         cutAll()
     }
 
     /// Accepts new connections again.
-    public func unblock() { blocked.withLock { $0 = false } }
+    public func unblock() { shared.blocked.withLock { $0 = false } }
 
     /// Cuts every connection and stops listening.
     public func close() async {

@@ -1,3 +1,4 @@
+import EdgeCacheNode
 import Foundation
 import Testing
 
