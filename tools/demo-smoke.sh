@@ -69,11 +69,14 @@ echo "$r11" | grep -qi '^etag: W/"1"' || fail "the queued write is not version 1
 r12=$(run 12); echo "$r12" | grep -E "^(link|outbox|state)"
 echo "$r12" | grep -q "^link *LIVE" || fail "status after the outage: $r12"
 echo "$r12" | grep -q "^outbox *queued 0" || fail "status after the outage: $r12"
-kill "$pid" 2>/dev/null || true
-wait "$pid" 2>/dev/null || true
-echo "demo-smoke: 12 steps pasted, 12 answered as expected"
+# Ctrl-C (SIGINT) must stop the demo cleanly: exit status 0, no crash at shutdown.
+kill -INT "$pid"
+status=0
+wait "$pid" || status=$?
+[ "$status" = 0 ] || { cat "$work/demo.err"; fail "the demo exited with status $status after SIGINT"; }
+echo "demo-smoke: 12 steps pasted, 12 answered as expected; the demo stopped cleanly on SIGINT"
 
 echo "+ edgecache demo --tour" >&2
 "$bin" demo --tour --work-dir "$work/tour" >"$work/tour.out" 2>&1 || { cat "$work/tour.out"; fail "edgecache demo --tour"; }
 cat "$work/tour.out"
-echo "demo-smoke: 2 passed, 0 failed"
+echo "demo-smoke: the pasted steps and the tour both passed"

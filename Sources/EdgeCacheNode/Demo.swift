@@ -233,7 +233,13 @@ public enum Demo {
         }
         var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         configuration.maximumGracefulShutdownDuration = .seconds(10)
-        try await ServiceGroup(configuration: configuration).run()
+        do {
+            try await ServiceGroup(configuration: configuration).run()
+        } catch {
+            await link.close()
+            await edge.shutdown()
+            throw error
+        }
         await link.close()
         await edge.shutdown()
         return result.passed

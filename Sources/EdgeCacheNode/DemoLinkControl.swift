@@ -29,18 +29,18 @@ public final class DemoLinkControl: Service, Sendable {
     static func statePath(_ workDir: String) -> String { workDir + "/link.state" }
 
     public func run() async throws {
-        try await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                if let data = FileManager.default.contents(atPath: Self.requestPath(self.workDir)),
-                    let words = String(data: data, encoding: .utf8)?.split(separator: " ").map(String.init), words.count == 2,
-                    ["up", "down"].contains(words[0]), words[1] != self.answered.withLock({ $0 })
-                {
-                    self.answered.withLock { $0 = words[1] }
-                    let outcome = await self.set(up: words[0] == "up")
-                    Self.writeAtomically(Self.statePath(self.workDir), "\(words[1]) \(outcome)\n")
-                }
-                try await Task.sleep(for: .milliseconds(100))
+        // Returns (never throws) at a graceful shutdown: a service that throws then would cancel
+        // the whole group and cut the nodes' own shutdown short.
+        while !Task.isCancelled, !Task.isShuttingDownGracefully {
+            if let data = FileManager.default.contents(atPath: Self.requestPath(workDir)),
+                let words = String(data: data, encoding: .utf8)?.split(separator: " ").map(String.init), words.count == 2,
+                ["up", "down"].contains(words[0]), words[1] != answered.withLock({ $0 })
+            {
+                answered.withLock { $0 = words[1] }
+                let outcome = await set(up: words[0] == "up")
+                Self.writeAtomically(Self.statePath(workDir), "\(words[1]) \(outcome)\n")
             }
+            try? await Task.sleep(for: .milliseconds(100))
         }
     }
 

@@ -105,13 +105,22 @@ struct DemoTour: Service {
         let atEdge = try client(edgeURL, identity: app)
         let atOrigin = try client(originURL, identity: app)
         let edgeStatus = try client(edgeURL, identity: "edge-\(Demo.tenant)")
-        defer {
-            Task {
-                await atEdge.shutdown()
-                await atOrigin.shutdown()
-                await edgeStatus.shutdown()
-            }
+        do {
+            try await walk(atEdge: atEdge, atOrigin: atOrigin, edgeStatus: edgeStatus, edgeURL: edgeURL, originURL: originURL)
+        } catch {
+            result.record(false)
+            say("  FAILED: \(error)")
         }
+        // Shut down before the demo's nodes stop (an HTTP client must never be left to deinit).
+        await atEdge.shutdown()
+        await atOrigin.shutdown()
+        await edgeStatus.shutdown()
+        let counts = result.counts
+        say("\ndemo tour: \(counts.passed) passed, \(counts.failed) failed")
+    }
+
+    /// The steps, in the order the banner prints them.
+    private func walk(atEdge: OriginClient, atOrigin: OriginClient, edgeStatus: OriginClient, edgeURL: String, originURL: String) async throws {
         say("EdgeCache demo tour: origin \(originURL), edge \(edgeURL), work folder \(workDir)")
         let patientV1 = #"{"resourceType":"Patient","id":"demo-1","name":[{"family":"Nightingale","given":["Florence"]}]}"#
         let patientV2 = #"{"resourceType":"Patient","id":"demo-1","name":[{"family":"Nightingale","given":["Florence"]}],"gender":"female"}"#
@@ -192,7 +201,5 @@ struct DemoTour: Service {
             $0.status == 200 && Self.header($0, "ETag") == "W/\"1\"" && Self.header($0, "Cache-Status").hasPrefix("edgecache; hit")
                 && !Self.header($0, "Cache-Status").contains("pending") ? nil : "expected a hit of version 1"
         }
-        let counts = result.counts
-        say("\ndemo tour: \(counts.passed) passed, \(counts.failed) failed")
     }
 }

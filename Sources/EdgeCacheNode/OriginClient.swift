@@ -95,6 +95,9 @@ public final class OriginClient: Sendable {
             Task { try? await next.http.shutdown() }
             return
         }
+        // A renewal racing ``shutdown()`` (a stream failing as the node stops): whichever of
+        // the two looks second shuts the new client down, so none is left to its deinit.
+        if isShutDown.withLock({ $0 }) { Task { try? await next.http.shutdown() } }
         retired.withLock { $0.append(replaced) }
         if replaced.retire() { Task { await self.close(replaced) } }
     }
@@ -132,7 +135,11 @@ public final class OriginClient: Sendable {
         retired.withLock { $0.removeAll { $0 === generation } }
     }
 
+    /// Set by ``shutdown()``; see ``replaceClient(ifCurrent:)``.
+    private let isShutDown = Mutex(false)
+
     public func shutdown() async {
+        isShutDown.withLock { $0 = true }
         let all = retired.withLock { $0 } + [current.withLock { $0 }]
         for generation in all { try? await generation.http.shutdown() }
         retired.withLock { $0.removeAll() }

@@ -104,16 +104,21 @@ struct Demo: AsyncParsableCommand {
     struct Link: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Cut (down) or restore (up) the running demo's link between its edge and its origin.",
-            discussion: "Returns once the edge has noticed: after down, its link is no longer live; after up, it is live again and its outbox is replayed.")
+            discussion: """
+                Returns once the edge has noticed: after down, its link is no longer live; after up, it is live again and its outbox is replayed. \
+                Name the running demo's folder with --work-dir DIR when it is not the default.
+                """)
 
         enum State: String, ExpressibleByArgument, CaseIterable { case down, up }
 
         @Argument(help: "down or up") var state: State
-        @Option(name: .long, help: "The running demo's work folder.") var workDir: String = Demo.defaultWorkDir
+        /// `--work-dir` (the running demo's work folder) is the parent command's option: with an
+        /// option of the same name here, the parser would hand the value to the parent.
+        @ParentCommand var demo: Demo
 
         func run() async throws {
             do {
-                print(try DemoLinkControl.request(up: state == .up, workDir: Demo.absolute(workDir)))
+                print(try DemoLinkControl.request(up: state == .up, workDir: Demo.absolute(demo.workDir)))
             } catch {
                 FileHandle.standardError.write(Data("edgecache demo link: \(error)\n".utf8))
                 throw ExitCode(1)
