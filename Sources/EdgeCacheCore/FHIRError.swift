@@ -10,6 +10,9 @@ public struct FHIRError: Error, Sendable, Equatable, CustomStringConvertible {
     public var diagnostics: String
     /// Extra response headers (for example `Retry-After`).
     public var headers: [(String, String)]
+    /// The resource version the error names (sent as its `ETag`, e.g. a 410 relayed from the
+    /// origin), for the audit trail.
+    public var version: Int64?
 
     public init(status: Int, code: String, _ diagnostics: String, headers: [(String, String)] = []) {
         self.status = status

@@ -22,16 +22,78 @@ public struct FHIRCaller: Sendable {
     }
 }
 
-/// Cache facts about a response, rendered as `Cache-Status` and `Age`.
+/// Where a cached-path answer came from, rendered once as `Cache-Status` (RFC 9211) and `Age`,
+/// and read as a value by the audit trail and the metrics.
 public struct CacheFacts: Sendable, Equatable {
-    /// The full RFC 9211 member, e.g. `edgecache; hit; ttl=298`.
-    public var cacheStatus: String
+    public enum Outcome: Sendable, Equatable {
+        /// Served from the edge's cache.
+        case hit
+        /// The caller's own write, queued in the outbox (`detail="pending-write"`).
+        case pendingWrite
+        /// Not held: fetched from the origin (`fwd=miss`), and kept when `stored`.
+        case miss(stored: Bool)
+        /// A search or history the origin answered (`fwd=uri-miss`).
+        case uriMiss
+        /// Past its TTL and revalidated at the origin, which answered `originStatus` (304: the
+        /// entry is confirmed; 200: a new version, kept when `stored`).
+        case revalidated(originStatus: Int, stored: Bool)
+    }
+
+    public var outcome: Outcome
+    /// Seconds of freshness left (negative: past the TTL); nil when not stated.
+    public var ttl: Int?
+    /// Why an entry is served as it is: the link state (`origin-unreachable`, …), `origin-error`,
+    /// `version` (a version never changes).
+    public var detail: String?
     /// Seconds the response may be out of date (the `Age` header).
     public var age: Int?
 
-    public init(cacheStatus: String, age: Int?) {
-        self.cacheStatus = cacheStatus
+    public init(_ outcome: Outcome, ttl: Int? = nil, detail: String? = nil, age: Int?) {
+        self.outcome = outcome
+        self.ttl = ttl
+        self.detail = detail
         self.age = age
+    }
+
+    /// The `Cache-Status` member, e.g. `edgecache; hit; ttl=298`.
+    public var cacheStatus: String {
+        var text = "edgecache"
+        switch outcome {
+        case .hit: text += "; hit"
+        case .pendingWrite: text += "; hit"
+        case .miss: text += "; fwd=miss"
+        case .uriMiss: text += "; fwd=uri-miss"
+        case .revalidated(let status, _): text += "; fwd=stale; fwd-status=\(status)"
+        }
+        if let ttl { text += "; ttl=\(ttl)" }
+        switch outcome {
+        case .miss(stored: true), .revalidated(_, stored: true): text += "; stored"
+        case .pendingWrite: text += "; detail=\"pending-write\""
+        default: break
+        }
+        if let detail { text += "; detail=\"\(detail)\"" }
+        return text
+    }
+
+    /// How a read counts in the metrics: hit, miss, stale (past its TTL or with the origin
+    /// away), revalidated, pending.
+    public var result: String {
+        switch outcome {
+        case .pendingWrite: return "pending"
+        case .miss: return "miss"
+        case .revalidated: return "revalidated"
+        case .hit, .uriMiss:
+            if (ttl ?? 0) < 0 || detail == "origin-unreachable" { return "stale" }
+            return "hit"
+        }
+    }
+
+    /// Whether answering it took a request to the origin.
+    public var askedOrigin: Bool {
+        switch outcome {
+        case .miss, .uriMiss, .revalidated: return true
+        case .hit, .pendingWrite: return false
+        }
     }
 }
 
@@ -39,11 +101,12 @@ public struct CacheFacts: Sendable, Equatable {
 public struct ResourceAnswer: Sendable {
     public var resource: ResourceVersion
     public var cache: CacheFacts?
-    public var extraHeaders: [(String, String)]
-    public init(resource: ResourceVersion, cache: CacheFacts? = nil, extraHeaders: [(String, String)] = []) {
+    /// Set when the answer is the caller's own write, still in the edge's outbox.
+    public var outbox: OutboxFacts?
+    public init(resource: ResourceVersion, cache: CacheFacts? = nil, outbox: OutboxFacts? = nil) {
         self.resource = resource
         self.cache = cache
-        self.extraHeaders = extraHeaders
+        self.outbox = outbox
     }
 }
 
@@ -59,19 +122,28 @@ public struct ListAnswer: Sendable {
 
 /// A write answer.
 public struct WriteAnswer: Sendable {
-    /// HTTP status to relay (200, 201, 204).
+    /// HTTP status to relay (200, 201, 204; 202 when queued).
     public var status: Int
     /// The resulting version; nil when a delete changed nothing.
     public var resource: ResourceVersion?
-    public var extraHeaders: [(String, String)]
+    /// The key the write was made under, echoed as `Idempotency-Key` (edge).
+    public var idempotencyKey: String?
+    /// The answer is the one stored for an earlier request with the same key (origin,
+    /// `Idempotent-Replayed: true`).
+    public var replayed: Bool
     /// Accepted into the edge's outbox, not yet committed at the origin (202).
-    public var queued: Bool
-    public init(status: Int, resource: ResourceVersion?, extraHeaders: [(String, String)] = [], queued: Bool = false) {
+    public var outbox: OutboxFacts?
+
+    public init(status: Int, resource: ResourceVersion?, idempotencyKey: String? = nil, replayed: Bool = false, outbox: OutboxFacts? = nil) {
         self.status = status
         self.resource = resource
-        self.extraHeaders = extraHeaders
-        self.queued = queued
+        self.idempotencyKey = idempotencyKey
+        self.replayed = replayed
+        self.outbox = outbox
     }
+
+    /// Accepted into the edge's outbox, not yet committed at the origin (202).
+    public var queued: Bool { outbox != nil }
 }
 
 /// What serves FHIR interactions for a node: the origin's store, or the edge's cache in front

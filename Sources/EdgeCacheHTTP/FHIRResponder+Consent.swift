@@ -23,35 +23,45 @@ extension FHIRResponder {
             tenant: caller.tenant, patients: patients, purpose: caller.identity.purpose, actor: caller.identity.subject)
     }
 
-    /// Checks one resource about to be returned; the headers to add when break-glass let it through.
-    func consentCheck(_ resource: ResourceVersion, caller: FHIRCaller) async throws -> [(String, String)] {
-        guard let consent else { return [] }
+    /// Checks one resource about to be returned: throws 403 when consent blocks it, and notes
+    /// in `facts` when break-glass let it through.
+    func consentCheck(_ resource: ResourceVersion, caller: FHIRCaller, facts: inout FHIRFacts) async throws {
+        guard let consent else { return }
         try await loadConsents(consent, caller: caller)
-        guard let rule = blockingRule(resource, caller: caller) else { return [] }
-        if Self.breakGlass(caller) { return [(Self.consentHeader, "break-glass; consent=Consent/\(rule.consentID)")] }
+        guard let rule = blockingRule(resource, caller: caller) else { return }
+        if Self.breakGlass(caller) {
+            facts.consent = .breakGlass(consentID: rule.consentID)
+            return
+        }
+        facts.consent = .blocked(consentID: rule.consentID)
         var error = FHIRError.forbidden(
             "Access to this record is blocked by Consent/\(rule.consentID) of Patient/\(rule.patient) (\(rule.reason)) for purpose \(caller.identity.purpose); for treatment in an emergency, state a reason in X-EdgeCache-Break-Glass"
         )
-        error.headers = [(Self.consentHeader, "blocked; consent=Consent/\(rule.consentID)")]
+        error.headers = [(Self.consentHeader, facts.consent!.headerValue)]
         throw error
     }
 
-    /// Leaves blocked resources out of a page (unless break-glass applies).
-    func consentFilter(_ page: SearchPage, caller: FHIRCaller) async throws -> (SearchPage, [(String, String)]) {
-        guard let consent else { return (page, []) }
+    /// Leaves blocked resources out of a page (unless break-glass applies), noting in `facts`
+    /// how many were left out or let through.
+    func consentFilter(_ page: SearchPage, caller: FHIRCaller, facts: inout FHIRFacts) async throws -> SearchPage {
+        guard let consent else { return page }
         try await loadConsents(consent, caller: caller)
-        guard !consent.isEmpty(tenant: caller.tenant) else { return (page, []) }
+        guard !consent.isEmpty(tenant: caller.tenant) else { return page }
         var kept: [ResourceVersion] = []
         var blocked = 0
         for resource in page.resources {
             if blockingRule(resource, caller: caller) == nil { kept.append(resource) } else { blocked += 1 }
         }
-        guard blocked > 0 else { return (page, []) }
-        if Self.breakGlass(caller) { return (page, [(Self.consentHeader, "break-glass; entries=\(blocked)")]) }
+        guard blocked > 0 else { return page }
+        if Self.breakGlass(caller) {
+            facts.consent = .breakGlassEntries(blocked)
+            return page
+        }
         var filtered = page
         filtered.resources = kept
         filtered.total = page.total.map { max(0, $0 - blocked) }
-        return (filtered, [(Self.consentHeader, "filtered; entries=\(blocked)")])
+        facts.consent = .filtered(entries: blocked)
+        return filtered
     }
 
     private func loadConsents(_ consent: ConsentRegistry, caller: FHIRCaller) async throws {

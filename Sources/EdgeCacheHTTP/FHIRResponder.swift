@@ -24,25 +24,33 @@ public struct FHIRResponder: Sendable {
         self.clock = clock
     }
 
-    /// Serves one request. `segments` are the path segments after `/fhir`.
-    public func respond(to request: Request, segments: [Substring], caller: FHIRCaller, logger: Logger) async -> Response {
+    /// Serves one request. `segments` are the path segments after `/fhir`; `facts` is the
+    /// request as the node classified it (``FHIRFacts/init(method:segments:)``), returned with
+    /// what was learnt while answering.
+    public func respond(
+        to request: Request, segments: [Substring], facts classified: FHIRFacts, caller: FHIRCaller, logger: Logger
+    ) async -> (Response, FHIRFacts) {
+        var facts = classified
         do {
-            var response = try await dispatch(request, segments: segments, caller: caller)
+            var response = try await dispatch(request, segments: segments, caller: caller, facts: &facts)
             response.headers[HTTPField.Name("X-Request-Id")!] = caller.requestID
-            return response
+            return (response, facts)
         } catch let error as FHIRError {
-            return FHIRHTTP.error(error, requestID: caller.requestID)
+            if facts.version == nil { facts.version = error.version }
+            return (FHIRHTTP.error(error, requestID: caller.requestID), facts)
         } catch is TenantShreddedError {
-            return FHIRHTTP.error(
-                FHIRError(status: 410, code: "deleted", "This tenant's data keys were destroyed; its data is gone"),
-                requestID: caller.requestID)
+            return (
+                FHIRHTTP.error(
+                    FHIRError(status: 410, code: "deleted", "This tenant's data keys were destroyed; its data is gone"),
+                    requestID: caller.requestID), facts
+            )
         } catch {
             logger.error("request failed", metadata: ["error": "\(String(describing: type(of: error)))"])
-            return FHIRHTTP.error(FHIRError(status: 500, code: "exception", "Internal error"), requestID: caller.requestID)
+            return (FHIRHTTP.error(FHIRError(status: 500, code: "exception", "Internal error"), requestID: caller.requestID), facts)
         }
     }
 
-    private func dispatch(_ request: Request, segments: [Substring], caller: FHIRCaller) async throws -> Response {
+    private func dispatch(_ request: Request, segments: [Substring], caller: FHIRCaller, facts: inout FHIRFacts) async throws -> Response {
         let parameters = QueryString.parse(request.uri.query)
         if let format = parameters.first(where: { $0.0 == "_format" })?.1,
             !["json", "application/json", "application/fhir+json"].contains(format.split(separator: ";").first.map(String.init) ?? "")
@@ -52,58 +60,60 @@ public struct FHIRResponder: Sendable {
         if let accept = request.header("Accept"), accept.contains("xml"), !accept.contains("json"), !accept.contains("*/*") {
             throw FHIRError(status: 406, code: "not-supported", "Only application/fhir+json is supported")
         }
-        let method = request.method
         if segments.isEmpty {
             throw FHIRError(status: 400, code: "not-supported", "Batch and transaction Bundles are not supported")
         }
-        if segments.count == 1, segments[0] == "metadata" {
-            guard method == .get else { throw methodNotAllowed() }
+        if facts.interaction == .capabilities {
             return FHIRHTTP.response(
                 status: 200, headers: [("Content-Type", FHIRHTTP.fhirJSON)],
                 body: CapabilityStatement.json(role: role, baseURL: caller.baseURL, date: clock.nowMillis()))
         }
-        let type = String(segments[0])
-        guard ResourceTypes.isStorable(type) else {
-            throw FHIRError(status: 404, code: "not-supported", "Unknown resource type '\(type.prefix(64))'")
+        if segments.count == 1, segments[0] == "metadata" { throw methodNotAllowed() }
+        guard let type = facts.type, ResourceTypes.isStorable(type) else {
+            throw FHIRError(status: 404, code: "not-supported", "Unknown resource type '\(segments[0].prefix(64))'")
         }
-        switch segments.count {
-        case 1:
-            switch method {
-            case .get: return try await search(type: type, parameters: parameters, rawQuery: request.uri.query, caller: caller)
-            case .post: return try await write(request, type: type, id: nil, caller: caller)
-            default: throw methodNotAllowed()
-            }
-        case 2 where segments[1] == "_search":
-            guard method == .post else { throw methodNotAllowed() }
-            var request = request
+        switch facts.interaction {
+        case .search where segments.count == 1:
+            return try await search(type: type, parameters: parameters, rawQuery: request.uri.query, caller: caller, facts: &facts)
+        case .search:
             let body = try await request.collectBody(limits: limits)
             let formParameters = QueryString.parse(String(decoding: body, as: UTF8.self))
-            return try await search(type: type, parameters: parameters + formParameters, rawQuery: nil, caller: caller)
-        case 2:
-            let id = try validID(segments[1])
-            switch method {
-            case .get, .head: return try await read(request, type: type, id: id, caller: caller)
-            case .put: return try await write(request, type: type, id: id, caller: caller)
-            case .delete: return try await delete(request, type: type, id: id, caller: caller)
-            default: throw methodNotAllowed()
-            }
-        case 3 where segments[2] == "_history":
-            guard method == .get else { throw methodNotAllowed() }
+            return try await search(type: type, parameters: parameters + formParameters, rawQuery: nil, caller: caller, facts: &facts)
+        case .create:
+            return try await write(request, type: type, id: nil, caller: caller, facts: &facts)
+        case .read:
+            return try await read(request, type: type, id: try validID(segments[1]), caller: caller, facts: &facts)
+        case .update:
+            return try await write(request, type: type, id: try validID(segments[1]), caller: caller, facts: &facts)
+        case .delete:
+            return try await delete(request, type: type, id: try validID(segments[1]), caller: caller, facts: &facts)
+        case .history:
             let id = try validID(segments[1])
             let answer = try await backend.history(caller, type: type, id: id)
-            let (page, consentHeaders) = try await consentFilter(answer.page, caller: caller)
-            return bundleResponse(
-                FHIRBundle.history(page.resources, baseURL: caller.baseURL, now: clock.nowMillis()),
-                cache: answer.cache, extraHeaders: consentHeaders)
-        case 4 where segments[2] == "_history":
-            guard method == .get else { throw methodNotAllowed() }
+            let page = try await consentFilter(answer.page, caller: caller, facts: &facts)
+            facts.cache = answer.cache
+            return bundleResponse(FHIRBundle.history(page.resources, baseURL: caller.baseURL, now: clock.nowMillis()), facts: facts)
+        case .vread:
             let id = try validID(segments[1])
             guard let version = Int64(segments[3]), version > 0 else { throw FHIRError.invalid("Invalid version id") }
-            var answer = try await backend.vread(caller, type: type, id: id, version: version)
-            answer.extraHeaders += try await consentCheck(answer.resource, caller: caller)
-            return resourceResponse(request, answer, status: 200)
-        default:
-            throw FHIRError.notFound("Unknown FHIR path")
+            let answer = try await backend.vread(caller, type: type, id: id, version: version)
+            try await consentCheck(answer.resource, caller: caller, facts: &facts)
+            return resourceResponse(request, answer, status: 200, facts: &facts)
+        case .capabilities, .other:
+            throw try refusal(segments)
+        }
+    }
+
+    /// The error for a path and method that name no interaction: 405 on a known path, else 404.
+    private func refusal(_ segments: [Substring]) throws(FHIRError) -> FHIRError {
+        switch segments.count {
+        case 1: return methodNotAllowed()
+        case 2 where segments[1] == "_search": return methodNotAllowed()
+        case 2:
+            _ = try validID(segments[1])
+            return methodNotAllowed()
+        case 3 where segments[2] == "_history", 4 where segments[2] == "_history": return methodNotAllowed()
+        default: return FHIRError.notFound("Unknown FHIR path")
         }
     }
 
@@ -123,64 +133,76 @@ public struct FHIRResponder: Sendable {
 
     // MARK: Read
 
-    private func read(_ request: Request, type: String, id: String, caller: FHIRCaller) async throws -> Response {
-        var answer = try await backend.read(caller, type: type, id: id)
-        answer.extraHeaders += try await consentCheck(answer.resource, caller: caller)
+    private func read(_ request: Request, type: String, id: String, caller: FHIRCaller, facts: inout FHIRFacts) async throws -> Response {
+        let answer = try await backend.read(caller, type: type, id: id)
+        try await consentCheck(answer.resource, caller: caller, facts: &facts)
         if answer.resource.deleted {
+            facts.cache = answer.cache
+            facts.outbox = answer.outbox
+            facts.version = answer.resource.version
             var error = FHIRError.gone("\(type)/\(id) was deleted")
-            error.headers = [("ETag", answer.resource.etag)] + cacheHeaders(answer.cache) + answer.extraHeaders
+            error.headers = [("ETag", answer.resource.etag)] + Self.factHeaders(facts)
             throw error
         }
-        return resourceResponse(request, answer, status: 200)
+        return resourceResponse(request, answer, status: 200, facts: &facts)
     }
 
-    private func cacheHeaders(_ cache: CacheFacts?) -> [(String, String)] {
-        guard let cache else { return [] }
-        var headers = [("Cache-Status", cache.cacheStatus)]
-        if let age = cache.age { headers.append(("Age", String(age))) }
+    /// The headers rendered from what the answer's facts say: `Cache-Status` and `Age`,
+    /// `EdgeCache-Write-Status`, `EdgeCache-Consent`.
+    static func factHeaders(_ facts: FHIRFacts) -> [(String, String)] {
+        var headers: [(String, String)] = []
+        if let cache = facts.cache {
+            headers.append(("Cache-Status", cache.cacheStatus))
+            if let age = cache.age { headers.append(("Age", String(age))) }
+        }
+        if let outbox = facts.outbox { headers.append(("EdgeCache-Write-Status", outbox.headerValue)) }
+        if let consent = facts.consent { headers.append((Self.consentHeader, consent.headerValue)) }
         return headers
     }
 
-    private func resourceHeaders(_ r: ResourceVersion, cache: CacheFacts?) -> [(String, String)] {
+    private func resourceHeaders(_ r: ResourceVersion, facts: FHIRFacts) -> [(String, String)] {
         [
             ("ETag", r.etag),
             ("Last-Modified", FHIRTime.httpDate(millis: r.lastUpdated)),
-        ] + cacheHeaders(cache)
+        ] + Self.factHeaders(facts)
     }
 
-    private func resourceResponse(_ request: Request, _ answer: ResourceAnswer, status: Int) -> Response {
+    private func resourceResponse(_ request: Request, _ answer: ResourceAnswer, status: Int, facts: inout FHIRFacts) -> Response {
         let r = answer.resource
+        facts.cache = answer.cache
+        facts.outbox = answer.outbox
         if let inm = request.header("If-None-Match") {
             let list = ETag.versions(fromList: inm)
             if list.any || list.versions.contains(r.version) {
-                return FHIRHTTP.response(status: 304, headers: resourceHeaders(r, cache: answer.cache))
+                facts.version = r.version
+                return FHIRHTTP.response(status: 304, headers: resourceHeaders(r, facts: facts))
             }
         }
         if r.deleted {
             return FHIRHTTP.error(FHIRError.gone("\(r.type)/\(r.id) version \(r.version) is a deletion"))
         }
+        facts.version = r.version
         return FHIRHTTP.response(
             status: status,
-            headers: [("Content-Type", FHIRHTTP.fhirJSON)] + resourceHeaders(r, cache: answer.cache) + answer.extraHeaders,
+            headers: [("Content-Type", FHIRHTTP.fhirJSON)] + resourceHeaders(r, facts: facts),
             body: request.method == .head ? nil : r.json)
     }
 
     // MARK: Search
 
-    private func search(type: String, parameters: [(String, String)], rawQuery: String?, caller: FHIRCaller) async throws
-        -> Response
-    {
+    private func search(
+        type: String, parameters: [(String, String)], rawQuery: String?, caller: FHIRCaller, facts: inout FHIRFacts
+    ) async throws -> Response {
         let query = try SearchQuery.parse(parameters)
         let answer = try await backend.search(caller, type: type, query: query, rawQuery: rawQuery)
-        let (page, consentHeaders) = try await consentFilter(answer.page, caller: caller)
+        let page = try await consentFilter(answer.page, caller: caller, facts: &facts)
+        facts.cache = answer.cache
         return bundleResponse(
-            FHIRBundle.searchset(page, type: type, query: query, baseURL: caller.baseURL, now: clock.nowMillis()),
-            cache: answer.cache, extraHeaders: consentHeaders)
+            FHIRBundle.searchset(page, type: type, query: query, baseURL: caller.baseURL, now: clock.nowMillis()), facts: facts)
     }
 
-    private func bundleResponse(_ body: [UInt8], cache: CacheFacts?, extraHeaders: [(String, String)] = []) -> Response {
-        FHIRHTTP.response(
-            status: 200, headers: [("Content-Type", FHIRHTTP.fhirJSON)] + cacheHeaders(cache) + extraHeaders, body: body)
+    private func bundleResponse(_ body: [UInt8], facts: FHIRFacts) -> Response {
+        FHIRHTTP.response(status: 200, headers: [("Content-Type", FHIRHTTP.fhirJSON)] + Self.factHeaders(facts), body: body)
     }
 
     // MARK: Writes
@@ -201,7 +223,7 @@ public struct FHIRResponder: Sendable {
         }
     }
 
-    private func write(_ request: Request, type: String, id: String?, caller: FHIRCaller) async throws -> Response {
+    private func write(_ request: Request, type: String, id: String?, caller: FHIRCaller, facts: inout FHIRFacts) async throws -> Response {
         try ScopedBackend.precheck(caller, id == nil ? .create : .update, type: type)
         try checkContentType(request)
         // Per client, except an edge (it relays many clients, and caps them itself).
@@ -209,7 +231,6 @@ public struct FHIRResponder: Sendable {
             length: request.header("Content-Length").flatMap { Int($0) },
             client: caller.identity.role == .edge ? nil : "\(caller.tenant)|\(caller.identity.subject ?? caller.identity.commonName ?? "")")
         defer { slot?.release() }
-        var request = request
         let body = try await request.collectBody(limits: limits)
         let object = try FHIRResource.parse(body: body, type: type, urlID: id)
         let operation: WriteOperation =
@@ -217,22 +238,40 @@ public struct FHIRResponder: Sendable {
                 .create(type: type, resource: object)
             }
         let answer = try await backend.write(caller, operation, idempotencyKey: request.header("Idempotency-Key"))
-        return writeResponse(request, answer, caller: caller)
+        return writeResponse(request, answer, caller: caller, facts: &facts)
     }
 
-    private func delete(_ request: Request, type: String, id: String, caller: FHIRCaller) async throws -> Response {
+    private func delete(_ request: Request, type: String, id: String, caller: FHIRCaller, facts: inout FHIRFacts) async throws -> Response {
         try ScopedBackend.precheck(caller, .delete, type: type)
         let answer = try await backend.write(
             caller, .delete(type: type, id: id, ifMatch: try ifMatch(request)),
             idempotencyKey: request.header("Idempotency-Key"))
-        var headers = answer.extraHeaders
-        if let r = answer.resource { headers.append(("ETag", r.etag)) }
+        facts.outbox = answer.outbox
+        var headers = Self.writeHeaders(answer) + Self.factHeaders(facts)
+        if let r = answer.resource {
+            facts.version = r.version
+            headers.append(("ETag", r.etag))
+        }
         return FHIRHTTP.response(status: answer.status == 202 ? 202 : 204, headers: headers)
     }
 
-    private func writeResponse(_ request: Request, _ answer: WriteAnswer, caller: FHIRCaller) -> Response {
-        guard let r = answer.resource else { return FHIRHTTP.response(status: answer.status, headers: answer.extraHeaders) }
-        var headers = answer.extraHeaders + resourceHeaders(r, cache: nil)
+    /// `Idempotency-Key` (the key a write was made under, at the edge) and
+    /// `Idempotent-Replayed` (an answer stored for an earlier request, at the origin).
+    static func writeHeaders(_ answer: WriteAnswer) -> [(String, String)] {
+        var headers: [(String, String)] = []
+        if let key = answer.idempotencyKey { headers.append(("Idempotency-Key", key)) }
+        if answer.replayed { headers.append(("Idempotent-Replayed", "true")) }
+        return headers
+    }
+
+    private func writeResponse(_ request: Request, _ answer: WriteAnswer, caller: FHIRCaller, facts: inout FHIRFacts) -> Response {
+        facts.outbox = answer.outbox
+        guard let r = answer.resource else {
+            return FHIRHTTP.response(status: answer.status, headers: Self.writeHeaders(answer) + Self.factHeaders(facts))
+        }
+        facts.id = r.id
+        facts.version = r.version
+        var headers = Self.writeHeaders(answer) + resourceHeaders(r, facts: facts)
         headers.append(
             ("Location", answer.queued ? "\(caller.baseURL)/\(r.type)/\(r.id)" : "\(caller.baseURL)/\(r.type)/\(r.id)/_history/\(r.version)"))
         let prefer = request.header("Prefer")?.lowercased() ?? ""

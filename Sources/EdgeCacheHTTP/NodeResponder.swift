@@ -54,25 +54,25 @@ public struct NodeResponder: HTTPResponder {
         var breakGlass: String?
         // Decided once: this value both routes the request and says whether it is audited.
         let target = RequestTarget(path: request.uri.path)
-        var response = await answer(request, target: target, context: context, identity: &identity, breakGlass: &breakGlass)
+        var facts: FHIRFacts?
+        if case .fhir(let segments) = target { facts = FHIRFacts(method: request.method, segments: segments) }
+        var response = await answer(
+            request, target: target, context: context, identity: &identity, breakGlass: &breakGlass, facts: &facts)
         if response.headers[HTTPField.Name("X-Request-Id")!] == nil { response.headers[HTTPField.Name("X-Request-Id")!] = context.id }
         if let observer, target.isAudited {
+            var replicationEndpoint: String?
+            if case .replication(let segments) = target, segments.count >= 2 { replicationEndpoint = String(segments[1]) }
             observer(
                 AnsweredRequest(
-                    method: request.method.rawValue, path: request.uri.path, status: response.status.code, identity: identity,
-                    requestID: context.id, etag: response.headers[HTTPField.Name("ETag")!],
-                    cacheStatus: response.headers[HTTPField.Name("Cache-Status")!],
-                    writeStatus: response.headers[HTTPField.Name("EdgeCache-Write-Status")!],
-                    location: response.headers[HTTPField.Name("Location")!],
-                    consent: response.headers[HTTPField.Name("EdgeCache-Consent")!], breakGlassReason: breakGlass,
-                    api: target.api))
+                    method: request.method.rawValue, status: response.status.code, identity: identity, requestID: context.id,
+                    breakGlassReason: breakGlass, api: target.api, fhir: facts, replicationEndpoint: replicationEndpoint))
         }
         return response
     }
 
     private func answer(
         _ request: Request, target: RequestTarget, context: NodeRequestContext, identity resolved: inout ClientIdentity?,
-        breakGlass: inout String?
+        breakGlass: inout String?, facts: inout FHIRFacts?
     ) async -> Response {
         if request.headerBytes > limits.maxHeaderBytes {
             return FHIRHTTP.error(
@@ -126,7 +126,11 @@ public struct NodeResponder: HTTPResponder {
             let caller = FHIRCaller(
                 tenant: tenant, identity: identity, baseURL: base + "/fhir", requestID: context.id,
                 breakGlassReason: breakGlass)
-            return await fhir.respond(to: request, segments: segments, caller: caller, logger: context.logger)
+            let (response, answered) = await fhir.respond(
+                to: request, segments: segments, facts: facts ?? FHIRFacts(method: request.method, segments: segments), caller: caller,
+                logger: context.logger)
+            facts = answered
+            return response
         case .replication(let segments):
             if let replication, segments.first == "v1" {
                 return await replication.respond(to: request, segments: Array(segments.dropFirst()), tenant: tenant, node: identity.node, logger: context.logger)
@@ -157,21 +161,33 @@ extension NodeResponder {
     }
 }
 
-/// What the audit trail learns about one answered request. Holds no resource content.
+/// What the audit trail and the metrics learn about one answered request. Holds no resource
+/// content.
 public struct AnsweredRequest: Sendable {
     public var method: String
-    public var path: String
     public var status: Int
     public var identity: ClientIdentity?
     public var requestID: String
-    public var etag: String?
-    public var cacheStatus: String?
-    public var writeStatus: String?
-    public var location: String?
-    /// The `EdgeCache-Consent` answer header: `blocked; …`, `filtered; …` or `break-glass; …`.
-    public var consent: String? = nil
     /// The `X-EdgeCache-Break-Glass` reason the request was served under.
     public var breakGlassReason: String? = nil
     /// What answered it: `fhir`, `replication`, or `invalid` (a non-canonical path, refused).
     public var api: String = "fhir"
+    /// The FHIR request and how it was answered (`api` `fhir`).
+    public var fhir: FHIRFacts? = nil
+    /// The replication endpoint (`changes`, `snapshot`, `writes`, …) for `api` `replication`.
+    public var replicationEndpoint: String? = nil
+
+    public init(
+        method: String, status: Int, identity: ClientIdentity?, requestID: String, breakGlassReason: String? = nil, api: String = "fhir",
+        fhir: FHIRFacts? = nil, replicationEndpoint: String? = nil
+    ) {
+        self.method = method
+        self.status = status
+        self.identity = identity
+        self.requestID = requestID
+        self.breakGlassReason = breakGlassReason
+        self.api = api
+        self.fhir = fhir
+        self.replicationEndpoint = replicationEndpoint
+    }
 }

@@ -45,48 +45,34 @@ public final class AuditLog: Service, @unchecked Sendable {
 
     /// Turns an answered request into a record.
     public func observe(_ answered: AnsweredRequest) {
-        let segments = answered.path.split(separator: "/").map(String.init)
         var action = "other"
         var resource: String?
-        if answered.api == "fhir" {
-            let rest = Array(segments.dropFirst())
-            switch (answered.method, rest.count) {
-            case ("GET", 1) where rest[0] == "metadata": action = "capabilities"
-            case ("GET", 1), ("POST", 2) where rest.count == 2 && rest[1] == "_search": action = "search"
-            case ("POST", 1): action = "create"
-            case ("GET", 2), ("HEAD", 2): action = "read"
-            case ("PUT", 2): action = "update"
-            case ("DELETE", 2): action = "delete"
-            case ("GET", 3): action = "history"
-            case ("GET", 4): action = "vread"
-            default: action = "other"
+        var version: Int64?
+        var source: String?
+        switch answered.api {
+        case "fhir":
+            if let facts = answered.fhir {
+                action = facts.interaction.rawValue
+                resource = facts.resource
+                version = facts.version
+                source = facts.cache?.cacheStatus
+                if let outbox = facts.outbox { source = "outbox " + outbox.headerValue }
+                if let consent = facts.consent {
+                    if consent.isBlocked {
+                        action = "consent-blocked-" + action
+                    } else if consent.isBreakGlass {
+                        action = "break-glass-" + action
+                    }
+                    source = (source.map { $0 + "; " } ?? "") + consent.headerValue
+                }
             }
-            if rest.count >= 2, rest[1] != "_search" { resource = "\(rest[0])/\(rest[1])" } else if let type = rest.first, type != "metadata" {
-                resource = type
-            }
-            if action == "create", let location = answered.location {
-                let parts = location.split(separator: "/").map(String.init)
-                if let fhir = parts.lastIndex(of: "fhir"), fhir + 2 < parts.count { resource = "\(parts[fhir + 1])/\(parts[fhir + 2])" }
-            }
-        } else if answered.api == "invalid" {
+        case "invalid":
             action = "refused-path"
-        } else if segments.count >= 3 {
-            action = "replication-\(segments[2])"
-        }
-        var detail: String?
-        if let consent = answered.consent {
-            if consent.hasPrefix("blocked") {
-                action = "consent-blocked-" + action
-            } else if consent.hasPrefix("break-glass") {
-                action = "break-glass-" + action
-            }
-            detail = consent
+        default:
+            if let endpoint = answered.replicationEndpoint { action = "replication-" + endpoint }
         }
         if (answered.status == 401 || answered.status == 403) && !action.hasPrefix("consent-blocked") { action = "denied-" + action }
-        let type = resource?.split(separator: "/").first.map(String.init)
-        var source = answered.cacheStatus
-        if let write = answered.writeStatus { source = "outbox " + write }
-        if let detail { source = (source.map { $0 + "; " } ?? "") + detail }
+        let type = answered.fhir?.type
         let identity = answered.identity
         let registry = policies?.registry ?? DefaultPolicy.registry
         record(
@@ -94,8 +80,8 @@ public final class AuditLog: Service, @unchecked Sendable {
                 time: clock.nowMillis(), action: action, outcome: answered.status,
                 actor: identity.map(Self.actor) ?? "anonymous",
                 tenant: identity?.tenant ?? "none", purpose: identity?.purposeOfUse, resource: resource,
-                version: answered.etag.flatMap(ETag.version(from:)), source: source ?? (answered.status < 400 ? "origin" : nil),
-                policyClass: type.flatMap { ResourceTypes.isStorable($0) ? registry.dataClass(of: $0).rawValue : nil },
+                version: version, source: source ?? (answered.status < 400 ? "origin" : nil),
+                policyClass: resource == nil ? nil : type.flatMap { ResourceTypes.isStorable($0) ? registry.dataClass(of: $0).rawValue : nil },
                 policyVersion: registry.version, node: node, requestID: answered.requestID,
                 breakGlass: answered.breakGlassReason))
     }

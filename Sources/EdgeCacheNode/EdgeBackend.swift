@@ -58,8 +58,8 @@ public struct EdgeBackend: FHIRBackend {
     func freshFacts(_ policy: ClassPolicy, ageMs: Int64) -> CacheFacts? {
         let age = Int(ageMs / 1000)
         guard ageMs <= Int64(policy.ttlSeconds) * 1000 else { return nil }
-        if link.isLive { return CacheFacts(cacheStatus: "edgecache; hit; ttl=\(policy.ttlSeconds - age)", age: age) }
-        return CacheFacts(cacheStatus: "edgecache; hit; ttl=\(policy.ttlSeconds - age); detail=\"\(link.notLiveReason)\"", age: age)
+        if link.isLive { return CacheFacts(.hit, ttl: policy.ttlSeconds - age, age: age) }
+        return CacheFacts(.hit, ttl: policy.ttlSeconds - age, detail: link.notLiveReason, age: age)
     }
 
     /// Cache facts for an entry past its TTL that the origin could not confirm: served stale
@@ -72,7 +72,7 @@ public struct EdgeBackend: FHIRBackend {
                 retryAfter: 5)
         }
         let reason = link.isLive ? "origin-error" : link.notLiveReason
-        return CacheFacts(cacheStatus: "edgecache; hit; ttl=\(policy.ttlSeconds - age); detail=\"\(reason)\"", age: age)
+        return CacheFacts(.hit, ttl: policy.ttlSeconds - age, detail: reason, age: age)
     }
 
     private func unreachable(_ what: String) -> FHIRError {
@@ -84,8 +84,7 @@ public struct EdgeBackend: FHIRBackend {
         if store.queuedCount > 0, let pending = try await store.pendingWrite(type: type, id: id) {
             return ResourceAnswer(
                 resource: Self.pendingView(pending),
-                cache: CacheFacts(cacheStatus: "edgecache; hit; detail=\"pending-write\"", age: 0),
-                extraHeaders: [("EdgeCache-Write-Status", "queued; seq=\(pending.seq)")])
+                cache: CacheFacts(.pendingWrite, age: 0), outbox: OutboxFacts(.queued, seq: pending.seq))
         }
         let cached = try await cachedEntry(type: type, id: id)
         if let entry = cached.entry {
@@ -105,10 +104,10 @@ public struct EdgeBackend: FHIRBackend {
         guard reply.status == 200 else { throw OriginReplies.error(reply) }
         let resource = try OriginReplies.resource(reply, type: type)
         guard consent?.mayStore(resource) ?? true else {
-            return ResourceAnswer(resource: resource, cache: CacheFacts(cacheStatus: "edgecache; fwd=miss", age: 0))
+            return ResourceAnswer(resource: resource, cache: CacheFacts(.miss(stored: false), age: 0))
         }
         try await store.put(resource)
-        return ResourceAnswer(resource: resource, cache: CacheFacts(cacheStatus: "edgecache; fwd=miss; stored", age: 0))
+        return ResourceAnswer(resource: resource, cache: CacheFacts(.miss(stored: true), age: 0))
     }
 
     /// Past its TTL: a conditional GET to the origin (304 → the entry is confirmed; 200 → the
@@ -122,12 +121,12 @@ public struct EdgeBackend: FHIRBackend {
         case 304:
             try await store.confirm(type: r.type, id: r.id, version: r.version, at: clock.nowMillis())
             return ResourceAnswer(
-                resource: r, cache: CacheFacts(cacheStatus: "edgecache; fwd=stale; fwd-status=304; ttl=\(policy.ttlSeconds)", age: 0))
+                resource: r, cache: CacheFacts(.revalidated(originStatus: 304, stored: false), ttl: policy.ttlSeconds, age: 0))
         case 200:
             let resource = try OriginReplies.resource(reply, type: r.type)
             if consent?.mayStore(resource) ?? true { try await store.put(resource) }
             return ResourceAnswer(
-                resource: resource, cache: CacheFacts(cacheStatus: "edgecache; fwd=stale; fwd-status=200; stored", age: 0))
+                resource: resource, cache: CacheFacts(.revalidated(originStatus: 200, stored: true), age: 0))
         case 404, 410:
             throw OriginReplies.error(reply)
         default:
@@ -140,7 +139,7 @@ public struct EdgeBackend: FHIRBackend {
             // A version never changes: it is served from the cache whatever its age.
             let ageMs = ageMilliseconds(storedAt: entry.storedAt)
             let policy = policies.policy(forType: type)
-            let facts = freshFacts(policy, ageMs: ageMs) ?? CacheFacts(cacheStatus: "edgecache; hit; detail=\"version\"", age: Int(ageMs / 1000))
+            let facts = freshFacts(policy, ageMs: ageMs) ?? CacheFacts(.hit, detail: "version", age: Int(ageMs / 1000))
             return ResourceAnswer(resource: entry.resource, cache: facts)
         }
         let reply: OriginClient.Reply
@@ -151,7 +150,7 @@ public struct EdgeBackend: FHIRBackend {
         }
         guard reply.status == 200 else { throw OriginReplies.error(reply) }
         return ResourceAnswer(
-            resource: try OriginReplies.resource(reply, type: type), cache: CacheFacts(cacheStatus: "edgecache; fwd=miss", age: 0))
+            resource: try OriginReplies.resource(reply, type: type), cache: CacheFacts(.miss(stored: false), age: 0))
     }
 
     public func history(_ caller: FHIRCaller, type: String, id: String) async throws -> ListAnswer {
@@ -165,7 +164,7 @@ public struct EdgeBackend: FHIRBackend {
         let versions = try OriginReplies.history(reply, type: type, id: id)
         return ListAnswer(
             page: SearchPage(resources: versions, total: versions.count, hasMore: false),
-            cache: CacheFacts(cacheStatus: "edgecache; fwd=uri-miss", age: 0))
+            cache: CacheFacts(.uriMiss, age: 0))
     }
 
     public func search(_ caller: FHIRCaller, type: String, query: SearchQuery, rawQuery: String?) async throws -> ListAnswer {
@@ -207,7 +206,7 @@ public struct EdgeBackend: FHIRBackend {
         guard reply.status == 200 else { throw OriginReplies.error(reply) }
         let page = try OriginReplies.searchset(reply, type: type)
         for resource in page.resources where consent?.mayStore(resource) ?? true { try await store.put(resource) }
-        return ListAnswer(page: page, cache: CacheFacts(cacheStatus: "edgecache; fwd=uri-miss", age: 0))
+        return ListAnswer(page: page, cache: CacheFacts(.uriMiss, age: 0))
     }
 
     /// Writes go through the outbox: durable first (group commit), then sent at once when the
@@ -266,12 +265,12 @@ public struct EdgeBackend: FHIRBackend {
         case .discarded:
             throw FHIRError(status: 409, code: "conflict", "This write was discarded at the edge (by an operator or after a refusal)")
         case .review:
-            return queuedAnswer(entry, key: key, status: "review")
+            return queuedAnswer(entry, key: key, status: .review)
         case .done, .queued:
             break
         }
         let isHead = !(try await store.hasEarlierUnfinishedWrites(entry))
-        guard isHead, entry.state == .done || link.isLive else { return queuedAnswer(entry, key: key, status: "queued") }
+        guard isHead, entry.state == .done || link.isLive else { return queuedAnswer(entry, key: key, status: .queued) }
         let outcomes: [(OutboxEntry, ReplayOutcome, ReplayResult?)]
         do {
             outcomes = try await replayer.replayWithResults([entry])
@@ -282,19 +281,18 @@ public struct EdgeBackend: FHIRBackend {
                 // Already committed: a retry gets the committed answer even while the origin is away.
                 let committed = entry.item.method == .delete ? nil : cached.resource
                 let status = entry.item.method == .delete ? 204 : (entry.resultVersion == 1 ? 201 : 200)
-                return WriteAnswer(status: status, resource: committed, extraHeaders: [("Idempotency-Key", key)])
+                return WriteAnswer(status: status, resource: committed, idempotencyKey: key)
             }
-            return queuedAnswer(entry, key: key, status: "queued")
+            return queuedAnswer(entry, key: key, status: .queued)
         }
         let (_, outcome, result) = outcomes[0]
-        let relay = [("Idempotency-Key", key)]
         switch outcome {
         case .committed(let version):
             try await store.complete([(entry, outcome)], maxAttempts: maxAttempts)
-            if entry.item.method == .delete { return WriteAnswer(status: 204, resource: version, extraHeaders: relay) }
-            return WriteAnswer(status: result?.status == 201 ? 201 : 200, resource: version, extraHeaders: relay)
+            if entry.item.method == .delete { return WriteAnswer(status: 204, resource: version, idempotencyKey: key) }
+            return WriteAnswer(status: result?.status == 201 ? 201 : 200, resource: version, idempotencyKey: key)
         case .retry:
-            return queuedAnswer(entry, key: key, status: "queued")
+            return queuedAnswer(entry, key: key, status: .queued)
         case .conflict, .overwrite:
             // Refused while the client is still waiting: tell it now rather than queue for review.
             try await store.discardOutbox(seq: entry.seq)
@@ -306,12 +304,12 @@ public struct EdgeBackend: FHIRBackend {
     }
 
     /// 202 Accepted: the write is durable at the edge and not yet committed at the origin.
-    private func queuedAnswer(_ entry: OutboxEntry, key: String, status: String) -> WriteAnswer {
-        let headers = [("Idempotency-Key", key), ("EdgeCache-Write-Status", "\(status); seq=\(entry.seq)")]
+    private func queuedAnswer(_ entry: OutboxEntry, key: String, status: OutboxFacts.State) -> WriteAnswer {
+        let outbox = OutboxFacts(status, seq: entry.seq)
         if entry.item.method == .delete {
-            return WriteAnswer(status: 202, resource: nil, extraHeaders: headers, queued: true)
+            return WriteAnswer(status: 202, resource: nil, idempotencyKey: key, outbox: outbox)
         }
-        return WriteAnswer(status: 202, resource: Self.pendingView(entry, code: status), extraHeaders: headers, queued: true)
+        return WriteAnswer(status: 202, resource: Self.pendingView(entry, code: status.rawValue), idempotencyKey: key, outbox: outbox)
     }
 
     /// The resource as it will be, marked as queued (meta.tag) so no reader can mistake it for

@@ -43,16 +43,16 @@ public final class NodeMetrics: Sendable {
             "edgecache_requests_total", [("api", api), ("method", Self.method(answered.method)), ("code", String(answered.status))],
             help: "Answered /fhir and /replication requests (and refused non-canonical paths, api=invalid) since the process started, by API, method and HTTP status"
         ).increment()
-        // Reads of one resource answered at an edge carry Cache-Status.
-        guard let status = answered.cacheStatus, answered.method == "GET" || answered.method == "HEAD" else { return }
-        let segments = answered.path.split(separator: "/")
-        guard segments.count == 3, segments[0] == "fhir", let cls = dataClass(String(segments[1])) else { return }
-        let result = Self.cacheResult(status)
+        // Reads of one resource answered at an edge carry cache facts.
+        guard let facts = answered.fhir, facts.interaction == .read, let cache = facts.cache, let type = facts.type,
+            let cls = dataClass(type)
+        else { return }
+        let result = cache.result
         counter(
             "edgecache_cache_reads_total", [("class", cls), ("result", result)],
             help: "Reads of one resource at the edge since the process started, by policy class and result (hit, miss, stale, revalidated, pending)"
         ).increment()
-        if status.contains("fwd=") {
+        if cache.askedOrigin {
             counter(
                 "edgecache_origin_fetches_total", [("reason", result == "miss" ? "miss" : "revalidate")],
                 help: "Requests to the origin made to answer a read (a miss, or revalidating an entry past its TTL) since the process started"
@@ -62,15 +62,6 @@ public final class NodeMetrics: Sendable {
 
     static func method(_ method: String) -> String {
         ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"].contains(method) ? method : "other"
-    }
-
-    /// hit, miss, stale (served past its TTL or with the origin away), revalidated, pending.
-    static func cacheResult(_ status: String) -> String {
-        if status.contains("pending-write") { return "pending" }
-        if status.contains("fwd=miss") { return "miss" }
-        if status.contains("fwd=stale") { return "revalidated" }
-        if status.contains("ttl=-") || status.contains("origin-unreachable") { return "stale" }
-        return "hit"
     }
 
     /// The registry's event counters.

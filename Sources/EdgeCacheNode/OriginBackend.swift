@@ -69,9 +69,8 @@ public struct OriginBackend: FHIRBackend {
         defer { if let inFlightKey { inFlight.release(inFlightKey) } }
         let result = try await store.write(tenant: caller.tenant, operation, idempotency: claim)
         if let consent, let version = result.version, version.type == "Consent" { consent.apply(tenant: caller.tenant, version) }
-        let headers: [(String, String)] = result.replayed ? [("Idempotent-Replayed", "true")] : []
-        if case .delete = operation { return WriteAnswer(status: 204, resource: result.version, extraHeaders: headers) }
-        return WriteAnswer(status: result.created ? 201 : 200, resource: result.version, extraHeaders: headers)
+        if case .delete = operation { return WriteAnswer(status: 204, resource: result.version, replayed: result.replayed) }
+        return WriteAnswer(status: result.created ? 201 : 200, resource: result.version, replayed: result.replayed)
     }
 
     static func operation(for item: ReplayItem) -> Result<WriteOperation, FHIRError> {

@@ -34,9 +34,12 @@ enum OriginReplies {
             diagnostics = issue["diagnostics"]?.stringValue ?? diagnostics
         }
         var headers: [(String, String)] = []
-        if let etag = reply.headers.first(name: "ETag") { headers.append(("ETag", etag)) }
+        let etag = reply.headers.first(name: "ETag")
+        if let etag { headers.append(("ETag", etag)) }
         if let retry = reply.headers.first(name: "Retry-After") { headers.append(("Retry-After", retry)) }
-        return FHIRError(status: reply.status, code: code, diagnostics, headers: headers)
+        var error = FHIRError(status: reply.status, code: code, diagnostics, headers: headers)
+        error.version = etag.flatMap(ETag.version(from:))
+        return error
     }
 
     /// The entries of a searchset Bundle (resources of `type` only) and whether a next page exists.
