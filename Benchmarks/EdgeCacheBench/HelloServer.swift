@@ -17,9 +17,8 @@ func runHello(_ arguments: [String]) async throws {
     }
     let body = try Data(contentsOf: URL(fileURLWithPath: try value("--body")))
     let port = Int((try? value("--port")) ?? "0") ?? 0
-    let tls = try TLSSettings.server(
-        certFile: try value("--cert"), keyFile: try value("--key"), caFile: try value("--ca"), minimumTLS13: false,
-        optionalClientCertificate: true)
+    let tls = try TLSMaterial.load(certFile: try value("--cert"), keyFile: try value("--key"), caFile: try value("--ca"))
+        .serverConfiguration(minimumTLS13: false, optionalClientCertificate: true)
     var logger = Logger(label: "hello")
     logger.logLevel = .warning
     let router = Router()

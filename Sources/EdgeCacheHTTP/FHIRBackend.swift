@@ -153,6 +153,6 @@ public protocol FHIRBackend: Sendable {
     func read(_ caller: FHIRCaller, type: String, id: String) async throws -> ResourceAnswer
     func vread(_ caller: FHIRCaller, type: String, id: String, version: Int64) async throws -> ResourceAnswer
     func history(_ caller: FHIRCaller, type: String, id: String) async throws -> ListAnswer
-    func search(_ caller: FHIRCaller, type: String, query: SearchQuery, rawQuery: String?) async throws -> ListAnswer
+    func search(_ caller: FHIRCaller, type: String, query: SearchQuery) async throws -> ListAnswer
     func write(_ caller: FHIRCaller, _ operation: WriteOperation, idempotencyKey: String?) async throws -> WriteAnswer
 }

@@ -74,11 +74,11 @@ public struct FHIRResponder: Sendable {
         }
         switch facts.interaction {
         case .search where segments.count == 1:
-            return try await search(type: type, parameters: parameters, rawQuery: request.uri.query, caller: caller, facts: &facts)
+            return try await search(type: type, parameters: parameters, caller: caller, facts: &facts)
         case .search:
             let body = try await request.collectBody(limits: limits)
             let formParameters = QueryString.parse(String(decoding: body, as: UTF8.self))
-            return try await search(type: type, parameters: parameters + formParameters, rawQuery: nil, caller: caller, facts: &facts)
+            return try await search(type: type, parameters: parameters + formParameters, caller: caller, facts: &facts)
         case .create:
             return try await write(request, type: type, id: nil, caller: caller, facts: &facts)
         case .read:
@@ -191,10 +191,10 @@ public struct FHIRResponder: Sendable {
     // MARK: Search
 
     private func search(
-        type: String, parameters: [(String, String)], rawQuery: String?, caller: FHIRCaller, facts: inout FHIRFacts
+        type: String, parameters: [(String, String)], caller: FHIRCaller, facts: inout FHIRFacts
     ) async throws -> Response {
         let query = try SearchQuery.parse(parameters)
-        let answer = try await backend.search(caller, type: type, query: query, rawQuery: rawQuery)
+        let answer = try await backend.search(caller, type: type, query: query)
         let page = try await consentFilter(answer.page, caller: caller, facts: &facts)
         facts.cache = answer.cache
         return bundleResponse(

@@ -19,8 +19,6 @@ public struct NodeResponder: HTTPResponder {
     public var limits: RequestLimits
     /// Serves `/healthz`, `/readyz`, `/status`, `/digest` for (path, caller's tenant); nil for other paths.
     public var operatorEndpoints: @Sendable (String, String) async -> Response?
-    /// Replaces the TLS peer lookup (for tests without TLS).
-    public var identityOverride: (@Sendable () -> ClientIdentity?)?
     /// Told about every answered `/fhir` and `/replication` request (the audit trail).
     public var observer: (@Sendable (AnsweredRequest) -> Void)?
     /// Certificates, bearer tokens or both (default: certificates only).
@@ -37,8 +35,7 @@ public struct NodeResponder: HTTPResponder {
 
     public init(
         allowedRoles: Set<ClientIdentity.Role>, nodeTenant: String?, fhir: FHIRResponder, replication: ReplicationResponder?,
-        limits: RequestLimits, operatorEndpoints: @escaping @Sendable (String, String) async -> Response?,
-        identityOverride: (@Sendable () -> ClientIdentity?)? = nil
+        limits: RequestLimits, operatorEndpoints: @escaping @Sendable (String, String) async -> Response?
     ) {
         self.allowedRoles = allowedRoles
         self.nodeTenant = nodeTenant
@@ -46,7 +43,6 @@ public struct NodeResponder: HTTPResponder {
         self.replication = replication
         self.limits = limits
         self.operatorEndpoints = operatorEndpoints
-        self.identityOverride = identityOverride
     }
 
     public func respond(to request: Request, context: NodeRequestContext) async throws -> Response {
@@ -85,9 +81,7 @@ public struct NodeResponder: HTTPResponder {
         if let refusal = Self.refuseTransferCodings(request) { return FHIRHTTP.error(refusal) }
         let path = request.uri.path
         let certificate: ClientIdentity?
-        if let identityOverride {
-            certificate = identityOverride()
-        } else if authentication.needsCertificate(request) {
+        if authentication.needsCertificate(request) {
             certificate = await context.peerIdentity()
         } else {
             certificate = nil  // judged by its bearer token alone

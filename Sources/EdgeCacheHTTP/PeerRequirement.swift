@@ -1,3 +1,4 @@
+import EdgeCacheCore
 import NIOSSL
 
 /// What the certificate of a server this node calls must name, beyond chaining to `tls.ca` and
@@ -60,7 +61,7 @@ public struct PeerRequirement: Sendable, Equatable {
             }
         }
         if !others.isEmpty { parts.append("names=" + others.joined(separator: ",")) }
-        parts.append("serial=" + certificate.serialNumber.prefix(20).map { String($0, radix: 16).leftPadded(2) }.joined())
+        parts.append("serial=" + Hex.encode(certificate.serialNumber.prefix(20)))
         return parts.joined(separator: " ")
     }
 
@@ -89,11 +90,5 @@ public struct PeerRequirement: Sendable, Equatable {
             i += 2
         }
         return groups.joined(separator: ":")
-    }
-}
-
-extension String {
-    fileprivate func leftPadded(_ width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }

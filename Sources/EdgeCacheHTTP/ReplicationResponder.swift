@@ -89,7 +89,7 @@ public struct ReplicationResponder: Sendable {
             guard let body = try? await request.collectBody(limits: anchorLimits),
                 case .object(let o)? = try? JSONParser.parse(body),
                 case .number(let countText)? = o["count"], let count = Int64(countText), count >= 0,
-                let hex = o["head"]?.stringValue, let hash = Self.bytes(hex: hex), hash.count == 32
+                let hex = o["head"]?.stringValue, let hash = Hex.decode(hex), hash.count == 32
             else { return FHIRHTTP.error(.invalid("An anchor is {\"node\":…,\"count\":N,\"head\":\"64 hex digits\"}")) }
             if let named = o["node"] {
                 guard named.stringValue == node else {
@@ -174,19 +174,6 @@ public struct ReplicationResponder: Sendable {
         default:
             return FHIRHTTP.error(.notFound("Unknown replication path"))
         }
-    }
-
-    static func bytes(hex: String) -> [UInt8]? {
-        let chars = Array(hex.utf8)
-        guard chars.count % 2 == 0 else { return nil }
-        var out: [UInt8] = []
-        var i = 0
-        while i < chars.count {
-            guard let byte = UInt8(String(decoding: chars[i..<(i + 2)], as: UTF8.self), radix: 16) else { return nil }
-            out.append(byte)
-            i += 2
-        }
-        return out
     }
 
     static func fields(_ pairs: [(String, String)]) -> HTTPFields {

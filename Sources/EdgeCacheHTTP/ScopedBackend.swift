@@ -96,9 +96,9 @@ public struct ScopedBackend: FHIRBackend {
         return answer
     }
 
-    public func search(_ caller: FHIRCaller, type: String, query: SearchQuery, rawQuery: String?) async throws -> ListAnswer {
+    public func search(_ caller: FHIRCaller, type: String, query: SearchQuery) async throws -> ListAnswer {
         guard let patient = try Self.limit(caller, .search, type) else {
-            return try await inner.search(caller, type: type, query: query, rawQuery: rawQuery)
+            return try await inner.search(caller, type: type, query: query)
         }
         return try await compartmentSearch(caller, type: type, query: query, patient: patient)
     }
@@ -132,7 +132,7 @@ public struct ScopedBackend: FHIRBackend {
         var scanned = 0
         while true {
             if narrowed.ids?.isEmpty == true { break }
-            let answer = try await inner.search(caller, type: type, query: narrowed, rawQuery: nil)
+            let answer = try await inner.search(caller, type: type, query: narrowed)
             cache = cache ?? answer.cache
             members += answer.page.resources.filter { Self.inCompartment($0, patient) }
             scanned += answer.page.resources.count

@@ -28,11 +28,6 @@ public final class AuditLog: Service, @unchecked Sendable {
         buffer.withLock { $0.append(record) }
     }
 
-    /// Records a key operation (rotation, KEK rotation, shred) done by this node.
-    public func recordKeyOperation(_ action: AuditRecord.KeyAction, tenant: String, keyVersion: Int64? = nil, outcome: Int = 200) {
-        record(.keyOperation(action, tenant: tenant, keyVersion: keyVersion, outcome: outcome, actor: "node", node: node, time: clock.nowMillis()))
-    }
-
     /// Records a reload of the node's certificates and keys (`tls-reload`, resource
     /// `Certificate/<node>`): outcome 200, or 422 when it was refused and nothing changed.
     public func recordReload(outcome: Int, detail: String, tenant: String = "-") {
@@ -174,7 +169,7 @@ public final class AuditLog: Service, @unchecked Sendable {
 
     /// Ships the chain head to the origin; on its acknowledgement records it as the anchor.
     func sendAnchor(_ origin: OriginClient, count: Int64, hash: [UInt8]) async -> Bool {
-        let hex = hash.map { String(format: "%02x", $0) }.joined()
+        let hex = Hex.encode(hash)
         // The origin takes the node from the certificate; the body names the same one (an
         // origin older than this version needs it). Without a node name the origin answers 403.
         var fields: [JSONObject.Member] = [.init(key: "count", value: .number(String(count))), .init(key: "head", value: .string(hex))]

@@ -11,7 +11,8 @@ import NIOHTTP1
 /// Reads: hit → served locally with `Cache-Status` and `Age` (stale when the stream is not
 /// live, within the class's stale-if-error limit); miss → fetched from the origin, stored,
 /// served. Searches of fully replicated classes are answered locally once the edge has caught
-/// up; others are forwarded. Writes are forwarded with an `Idempotency-Key` and the result is
+/// up; others are forwarded. Writes go through the outbox (durable first, then sent at once
+/// when the origin is reachable; 202 and replayed later when not), and a committed result is
 /// stored at once (read-your-writes).
 public struct EdgeBackend: FHIRBackend {
     let store: EdgeStore
@@ -167,7 +168,7 @@ public struct EdgeBackend: FHIRBackend {
             cache: CacheFacts(.uriMiss, age: 0))
     }
 
-    public func search(_ caller: FHIRCaller, type: String, query: SearchQuery, rawQuery: String?) async throws -> ListAnswer {
+    public func search(_ caller: FHIRCaller, type: String, query: SearchQuery) async throws -> ListAnswer {
         let policy = policies.policy(forType: type)
         var local = policy.replication == .full && link.everCaughtUp
         // With an entry of the type quarantined, the local copy is incomplete: the origin answers.

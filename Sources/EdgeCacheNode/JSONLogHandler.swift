@@ -1,3 +1,4 @@
+import EdgeCacheCore
 import EdgeCacheCrypto
 import Foundation
 import Logging
@@ -43,7 +44,7 @@ public struct JSONLogHandler: LogHandler {
     static func render(_ key: String, _ value: Logger.Metadata.Value) -> String {
         if sensitiveKeys.contains(key.lowercased()) {
             let mac = HMACSHA256.mac(key: salt, data: Array(value.description.utf8))
-            return "redacted:" + mac.prefix(6).map { String(format: "%02x", $0) }.joined()
+            return "redacted:" + Hex.encode(mac.prefix(6))
         }
         return value.description
     }

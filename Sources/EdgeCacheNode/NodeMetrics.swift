@@ -73,7 +73,7 @@ public final class NodeMetrics: Sendable {
 
     /// The serial number (hex) of the first certificate of a PEM file; nil if unreadable.
     public static func serialNumber(ofFile file: String) -> String? {
-        (try? NIOSSLCertificate.fromPEMFile(file).first).map { NodeReloader.hex($0.serialNumber) }
+        (try? NIOSSLCertificate.fromPEMFile(file).first).map { Hex.encode($0.serialNumber) }
     }
 
     /// Seconds until the first certificate of a PEM file expires (negative: expired); nil if unreadable.

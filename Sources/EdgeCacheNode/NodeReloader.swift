@@ -93,16 +93,16 @@ public final class NodeReloader: Service, Sendable {
                 $0.lastResult = "ok"
                 $0.certificateNotAfter = Int64(applied.leaf.notValidAfter)
                 $0.caNotAfter = Self.earliestExpiry(applied.trusted)
-                $0.certificateSerial = Self.hex(applied.leaf.serialNumber)
+                $0.certificateSerial = Hex.encode(applied.leaf.serialNumber)
             }
             let days = (Int64(applied.leaf.notValidAfter) - clock.nowMillis() / 1000) / 86_400
             logger.notice(
                 "reloaded certificates and keys",
                 metadata: [
-                    "certificate_serial": "\(Self.hex(applied.leaf.serialNumber))", "certificate_days_left": "\(days)",
+                    "certificate_serial": "\(Hex.encode(applied.leaf.serialNumber))", "certificate_days_left": "\(days)",
                     "listeners": "\(listeners.map(\.name).joined(separator: ","))",
                 ])
-            audit?.recordReload(outcome: 200, detail: "serial \(Self.hex(applied.leaf.serialNumber))", tenant: identity.tenant ?? "-")
+            audit?.recordReload(outcome: 200, detail: "serial \(Hex.encode(applied.leaf.serialNumber))", tenant: identity.tenant ?? "-")
             return nil
         } catch {
             let reason = String(describing: error)
@@ -180,7 +180,6 @@ public final class NodeReloader: Service, Sendable {
         certificates.map { Int64($0.notValidAfter) }.min() ?? 0
     }
 
-    static func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
 }
 
 /// The reload counters and the certificate in use, shared by the reloader and the operator
@@ -192,7 +191,7 @@ public final class ReloadStatus: Sendable {
         state = Mutex(
             NodeReloader.State(
                 certificateNotAfter: Int64(material.leaf.notValidAfter), caNotAfter: NodeReloader.earliestExpiry(material.trusted),
-                certificateSerial: NodeReloader.hex(material.leaf.serialNumber)))
+                certificateSerial: Hex.encode(material.leaf.serialNumber)))
     }
 
     public var snapshot: NodeReloader.State { state.withLock { $0 } }

@@ -47,7 +47,7 @@ public struct OriginBackend: FHIRBackend {
         return ListAnswer(page: SearchPage(resources: versions, total: versions.count, hasMore: false))
     }
 
-    public func search(_ caller: FHIRCaller, type: String, query: SearchQuery, rawQuery: String?) async throws -> ListAnswer {
+    public func search(_ caller: FHIRCaller, type: String, query: SearchQuery) async throws -> ListAnswer {
         ListAnswer(page: try await store.search(tenant: caller.tenant, type: type, query: query))
     }
 

@@ -37,6 +37,6 @@ public enum TenantDigest {
         }
         lines.sort()
         let hash = SHA256Digest.hash(Array(lines.joined(separator: "\n").utf8))
-        return Value(hex: hash.map { String(format: "%02x", $0) }.joined(), count: lines.count)
+        return Value(hex: Hex.encode(hash), count: lines.count)
     }
 }

@@ -243,19 +243,6 @@ extension EdgeStore {
         }
     }
 
-    /// The entry recorded under an idempotency key, if any.
-    public func outboxEntry(key: String) async throws -> (OutboxEntry, fingerprint: Data)? {
-        let keyHash = Data(keyHash(key))
-        guard let row = try await pool.readRows({ db in try Row.fetchOne(db, sql: "SELECT * FROM outbox WHERE key_hash = ?", arguments: [keyHash]) })
-        else { return nil }
-        return (try decodeEntry(row), row["fingerprint"])
-    }
-
-    /// Fingerprint as stored, for comparing a client's retry.
-    public func storedFingerprint(_ fingerprint: [UInt8]) -> Data {
-        Data(HMACSHA256.mac(key: keys.lookupKey("fingerprint"), data: fingerprint))
-    }
-
     /// The newest write still waiting (queued or in review) for a resource.
     public func pendingWrite(type: String, id: String) async throws -> OutboxEntry? {
         let rkey = Data(ResourceBlob.key(keys, type: type, id: id))

@@ -33,7 +33,7 @@ struct Audit: AsyncParsableCommand {
         func run() async throws {
             let (store, _) = try openAuditStore(config)
             let result = try await store.verify()
-            let head = result.head.map { String(format: "%02x", $0) }.joined()
+            let head = Hex.encode(result.head)
             let anchor = try await store.lastAnchor()
             if result.problems.isEmpty {
                 print("audit trail OK: \(result.records) records, head \(head)")
