@@ -2,7 +2,7 @@ import Foundation
 
 extension AuditRecord {
     /// Actions of key operations: a data key rotation, a KEK rotation, a tenant shredded.
-    public enum KeyAction: String, Sendable, CaseIterable {
+    package enum KeyAction: String, Sendable, CaseIterable {
         case rotate = "key-rotate"
         case rotateKEK = "key-rotate-kek"
         case shred = "key-shred"
@@ -14,7 +14,7 @@ extension AuditRecord {
     /// ```swift
     /// let record = AuditRecord.keyOperation(.rotate, tenant: "st-mary", keyVersion: 3, node: "origin-1", time: now)
     /// ```
-    public static func keyOperation(
+    package static func keyOperation(
         _ action: KeyAction, tenant: String, keyVersion: Int64? = nil, outcome: Int = 200, actor: String = "operator:cli",
         node: String, time: Int64, detail: String? = nil
     ) -> AuditRecord {

@@ -1,34 +1,34 @@
 /// One entry of the audit trail: who did what to which resource, when, and what came of it.
 ///
 /// Records never hold resource content; they name resources by type and id (sealed at rest).
-public struct AuditRecord: Sendable, Equatable {
+package struct AuditRecord: Sendable, Equatable {
     /// Epoch milliseconds.
-    public var time: Int64
+    package var time: Int64
     /// `read`, `vread`, `search`, `history`, `create`, `update`, `delete`, `capabilities`, `denied`,
     /// `key-rotate`, `key-rotate-kek`, `key-shred` (``KeyAction``), …
-    public var action: String
+    package var action: String
     /// HTTP status of the answer.
-    public var outcome: Int
+    package var outcome: Int
     /// Who: `role:tenant` from the certificate, `role:tenant:sub` for a bearer token, or
     /// `anonymous` when the caller could not be identified.
-    public var actor: String
-    public var tenant: String
+    package var actor: String
+    package var tenant: String
     /// Purpose of use, when the request states one.
-    public var purpose: String?
+    package var purpose: String?
     /// The break-glass reason the request was served under, if any.
-    public var breakGlass: String?
+    package var breakGlass: String?
     /// `Type/id`, or `Type` for a search.
-    public var resource: String?
+    package var resource: String?
     /// The version served or written.
-    public var version: Int64?
+    package var version: Int64?
     /// Where the answer came from (the `Cache-Status` value, or `origin`).
-    public var source: String?
-    public var policyClass: String?
-    public var policyVersion: String
-    public var node: String
-    public var requestID: String
+    package var source: String?
+    package var policyClass: String?
+    package var policyVersion: String
+    package var node: String
+    package var requestID: String
 
-    public init(
+    package init(
         time: Int64, action: String, outcome: Int, actor: String, tenant: String, purpose: String? = nil,
         resource: String? = nil, version: Int64? = nil, source: String? = nil, policyClass: String? = nil,
         policyVersion: String, node: String, requestID: String, breakGlass: String? = nil
@@ -51,7 +51,7 @@ public struct AuditRecord: Sendable, Equatable {
 
     /// The canonical JSON the chain hashes and the store seals. `breakGlass` is appended only when
     /// present, so records without it encode (and hash) exactly as before it existed.
-    public func canonical() -> [UInt8] {
+    package func canonical() -> [UInt8] {
         func opt(_ s: String?) -> JSONValue { s.map { .string($0) } ?? .null }
         var members = JSONObject([
             .init(key: "time", value: .number(String(time))), .init(key: "action", value: .string(action)),
@@ -68,7 +68,7 @@ public struct AuditRecord: Sendable, Equatable {
     }
 
     /// Reads a canonical record back.
-    public static func decode(_ bytes: [UInt8]) -> AuditRecord? {
+    package static func decode(_ bytes: [UInt8]) -> AuditRecord? {
         guard case .object(let o)? = try? JSONParser.parse(bytes) else { return nil }
         func int(_ key: String) -> Int64? { if case .number(let n)? = o[key] { return Int64(n) } else { return nil } }
         guard let time = int("time"), let action = o["action"]?.stringValue, let outcome = int("outcome"),

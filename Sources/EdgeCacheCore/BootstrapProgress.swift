@@ -6,37 +6,37 @@
 /// progress.received = 12_000
 /// progress.describe(now: 4_000)  // "12,000 of 48,000 resources (25%), 3,000/s, about 12 s left"
 /// ```
-public struct BootstrapProgress: Sendable, Equatable {
+package struct BootstrapProgress: Sendable, Equatable {
     /// When it started (milliseconds, the link's monotonic clock).
-    public var startedAt: Int64
-    public var total: Int64?
-    public var received: Int64 = 0
+    package var startedAt: Int64
+    package var total: Int64?
+    package var received: Int64 = 0
 
-    public init(startedAt: Int64, total: Int64?) {
+    package init(startedAt: Int64, total: Int64?) {
         self.startedAt = startedAt
         self.total = total
     }
 
     /// Received out of total, 0...1 (nil without a total).
-    public var fraction: Double? {
+    package var fraction: Double? {
         guard let total else { return nil }
         return total == 0 ? 1 : min(1, Double(received) / Double(total))
     }
 
     /// Resources per second so far (nil in the first 100 ms).
-    public func rate(now: Int64) -> Double? {
+    package func rate(now: Int64) -> Double? {
         let elapsed = now - startedAt
         return elapsed >= 100 ? Double(received) * 1000 / Double(elapsed) : nil
     }
 
     /// Seconds left at the rate so far (nil without a total or a rate).
-    public func secondsLeft(now: Int64) -> Double? {
+    package func secondsLeft(now: Int64) -> Double? {
         guard let total, let rate = rate(now: now), rate > 0 else { return nil }
         return Double(max(0, total - received)) / rate
     }
 
     /// One plain line for a log or a dashboard.
-    public func describe(now: Int64) -> String {
+    package func describe(now: Int64) -> String {
         var text = Self.grouped(received)
         if let total, let fraction {
             text += " of \(Self.grouped(total)) resources (\(Int((fraction * 100).rounded(.down)))%)"
@@ -60,14 +60,14 @@ public struct BootstrapProgress: Sendable, Equatable {
 }
 
 /// The last snapshot bootstrap that finished: how many resources, how long, at which LSN.
-public struct BootstrapSummary: Sendable, Equatable {
-    public var resources: Int64
-    public var milliseconds: Int64
-    public var lsn: Int64
+package struct BootstrapSummary: Sendable, Equatable {
+    package var resources: Int64
+    package var milliseconds: Int64
+    package var lsn: Int64
     /// When it finished (epoch milliseconds).
-    public var finishedAt: Int64
+    package var finishedAt: Int64
 
-    public init(resources: Int64, milliseconds: Int64, lsn: Int64, finishedAt: Int64) {
+    package init(resources: Int64, milliseconds: Int64, lsn: Int64, finishedAt: Int64) {
         self.resources = resources
         self.milliseconds = milliseconds
         self.lsn = lsn

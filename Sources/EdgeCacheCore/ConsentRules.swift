@@ -7,39 +7,39 @@
 /// - it is `active` with a `deny` provision (top-level or nested): for that provision's
 ///   purposes (every purpose if none), and only for the actors it names (anyone if none).
 /// `draft` and `proposed` consents change nothing.
-public struct ConsentRule: Sendable, Equatable {
+package struct ConsentRule: Sendable, Equatable {
     /// One thing the consent forbids.
-    public struct Clause: Sendable, Equatable {
+    package struct Clause: Sendable, Equatable {
         /// PurposeOfUse codes blocked; nil means every purpose.
-        public var purposes: Set<String>?
+        package var purposes: Set<String>?
         /// Actor references (`Practitioner/x`, …) the clause applies to; empty means anyone.
-        public var actors: Set<String>
+        package var actors: Set<String>
 
-        public init(purposes: Set<String>?, actors: Set<String> = []) {
+        package init(purposes: Set<String>?, actors: Set<String> = []) {
             self.purposes = purposes
             self.actors = actors
         }
     }
 
-    public var consentID: String
-    public var version: Int64
-    public var patient: String
-    public var clauses: [Clause]
+    package var consentID: String
+    package var version: Int64
+    package var patient: String
+    package var clauses: [Clause]
     /// Why, for OperationOutcomes and the audit trail (`status inactive`, `deny provision`).
-    public var reason: String
+    package var reason: String
 
     /// Whether it blocks every purpose for everyone (then the edge also purges the entries).
-    public var blocksEverything: Bool { clauses.contains { $0.purposes == nil && $0.actors.isEmpty } }
+    package var blocksEverything: Bool { clauses.contains { $0.purposes == nil && $0.actors.isEmpty } }
 
     /// The clause that blocks `purpose` for `actor`, if any.
-    public func blocks(purpose: String, actor: String?) -> Bool {
+    package func blocks(purpose: String, actor: String?) -> Bool {
         clauses.contains { clause in
             (clause.purposes?.contains(purpose) ?? true) && (clause.actors.isEmpty || actor.map(clause.actors.contains) == true)
         }
     }
 
     /// The rule a Consent version sets; nil when it blocks nothing (or is not a Consent of a patient).
-    public static func from(id: String, version: Int64, object: JSONObject) -> ConsentRule? {
+    package static func from(id: String, version: Int64, object: JSONObject) -> ConsentRule? {
         guard let ref = object["patient"]?.objectValue?["reference"]?.stringValue,
             let normalized = SearchTerms.normalizeReference(ref), normalized.hasPrefix("Patient/")
         else { return nil }
@@ -88,28 +88,28 @@ public struct ConsentRule: Sendable, Equatable {
 
 /// The consent rules of one tenant, by patient: a pure state machine fed with Consent versions
 /// (from the stream, its priority lane, or the origin's own writes), oldest-first or not.
-public struct ConsentBook: Sendable {
+package struct ConsentBook: Sendable {
     private var versions: [String: Int64] = [:]
     private var rules: [String: ConsentRule] = [:]
     private var byPatient: [String: Set<String>] = [:]
 
-    public init() {}
+    package init() {}
 
     /// No patient has a rule (reads can skip the check).
-    public var isEmpty: Bool { byPatient.isEmpty }
+    package var isEmpty: Bool { byPatient.isEmpty }
     /// Patients with at least one rule.
-    public var patientCount: Int { byPatient.count }
+    package var patientCount: Int { byPatient.count }
 
     /// What applying a Consent version did.
-    public struct Update: Sendable, Equatable {
+    package struct Update: Sendable, Equatable {
         /// The version was newer than any seen for this Consent.
-        public var isNew: Bool
+        package var isNew: Bool
         /// What is blocked changed.
-        public var changed: Bool
+        package var changed: Bool
         /// The Consent's rule now (nil: it blocks nothing).
-        public var rule: ConsentRule?
+        package var rule: ConsentRule?
 
-        public init(isNew: Bool, changed: Bool, rule: ConsentRule?) {
+        package init(isNew: Bool, changed: Bool, rule: ConsentRule?) {
             self.isNew = isNew
             self.changed = changed
             self.rule = rule
@@ -119,7 +119,7 @@ public struct ConsentBook: Sendable {
     /// Applies a Consent version (nil object for a deletion). Older versions than one already
     /// seen are ignored.
     @discardableResult
-    public mutating func apply(id: String, version: Int64, object: JSONObject?) -> Update {
+    package mutating func apply(id: String, version: Int64, object: JSONObject?) -> Update {
         if let seen = versions[id], seen >= version { return Update(isNew: false, changed: false, rule: rules[id]) }
         versions[id] = version
         let rule = object.flatMap { ConsentRule.from(id: id, version: version, object: $0) }
@@ -135,7 +135,7 @@ public struct ConsentBook: Sendable {
     }
 
     /// The rule that blocks access to any of `patients` for `purpose` by `actor`, if one does.
-    public func blocking(patients: Set<String>, purpose: String, actor: String?) -> ConsentRule? {
+    package func blocking(patients: Set<String>, purpose: String, actor: String?) -> ConsentRule? {
         for patient in patients {
             for id in byPatient[patient] ?? [] {
                 if let rule = rules[id], rule.blocks(purpose: purpose, actor: actor) { return rule }
@@ -145,7 +145,7 @@ public struct ConsentBook: Sendable {
     }
 
     /// Whether a patient's entries should not be kept at all (a rule blocks everything).
-    public func isFullyBlocked(_ patient: String) -> Bool {
+    package func isFullyBlocked(_ patient: String) -> Bool {
         (byPatient[patient] ?? []).contains { rules[$0]?.blocksEverything == true }
     }
 }

@@ -1,5 +1,5 @@
 /// The data classes of DESIGN.md; every resource type belongs to one.
-public enum DataClass: String, Sendable, CaseIterable, Codable {
+package enum DataClass: String, Sendable, CaseIterable, Codable {
     case consent
     case clinicalCritical = "clinical-critical"
     case clinical
@@ -10,13 +10,13 @@ public enum DataClass: String, Sendable, CaseIterable, Codable {
 }
 
 /// How an edge keeps a class: every change (`full`) or only entries already cached (`resident`).
-public enum ReplicationMode: String, Sendable, Codable, CaseIterable {
+package enum ReplicationMode: String, Sendable, Codable, CaseIterable {
     case full
     case resident
 }
 
 /// How a queued write whose base version is no longer current at the origin is settled.
-public enum ConflictRule: String, Sendable, Codable, CaseIterable {
+package enum ConflictRule: String, Sendable, Codable, CaseIterable {
     /// Set aside in the review queue with both versions (the default for anything clinical).
     case reject
     /// The edge's write is applied over the origin's version.
@@ -30,7 +30,7 @@ public enum ConflictRule: String, Sendable, Codable, CaseIterable {
 /// stale-if-error limit when the origin cannot be reached. `read-after-write` adds that an
 /// edge's own writes are visible at once (pending versions); `strong` classes (consent) are also
 /// carried on the stream's priority lane.
-public enum Consistency: String, Sendable, Codable, CaseIterable {
+package enum Consistency: String, Sendable, Codable, CaseIterable {
     case strong
     case readAfterWrite = "read-after-write"
     case boundedStaleness = "bounded-staleness"
@@ -39,27 +39,27 @@ public enum Consistency: String, Sendable, Codable, CaseIterable {
 }
 
 /// The rules of one data class (one entry of the policy registry).
-public struct ClassPolicy: Sendable, Equatable {
-    public var dataClass: DataClass
+package struct ClassPolicy: Sendable, Equatable {
+    package var dataClass: DataClass
     /// Who owns the class's rules (a team or role; informative).
-    public var owner: String = "clinical-informatics"
+    package var owner: String = "clinical-informatics"
     /// Seconds an entry is fresh without a live stream confirming it; beyond, it is revalidated.
-    public var ttlSeconds: Int
-    public var consistency: Consistency = .boundedStaleness
+    package var ttlSeconds: Int
+    package var consistency: Consistency = .boundedStaleness
     /// Longest staleness (seconds) at which a cached entry may still be served when the origin is
     /// unreachable; nil means no limit.
-    public var staleIfErrorSeconds: Int?
-    public var replication: ReplicationMode
+    package var staleIfErrorSeconds: Int?
+    package var replication: ReplicationMode
     /// Lower is evicted first when the cache is over its byte budget; classes replicated in
     /// full are never evicted.
-    public var evictionPriority: Int = 50
-    public var conflictRule: ConflictRule = .reject
+    package var evictionPriority: Int = 50
+    package var conflictRule: ConflictRule = .reject
     /// The audit class recorded with every access (e.g. `phi`, `phi-sensitive`, `reference`).
-    public var auditClass: String = "phi"
+    package var auditClass: String = "phi"
     /// Days entries are kept at the edge without being read (nil: no limit).
-    public var retentionDays: Int?
+    package var retentionDays: Int?
 
-    public init(
+    package init(
         dataClass: DataClass, owner: String = "clinical-informatics", ttlSeconds: Int,
         consistency: Consistency = .boundedStaleness, staleIfErrorSeconds: Int?, replication: ReplicationMode,
         evictionPriority: Int = 50, conflictRule: ConflictRule = .reject, auditClass: String = "phi", retentionDays: Int? = nil
@@ -79,8 +79,8 @@ public struct ClassPolicy: Sendable, Equatable {
 
 /// The default policy table (DESIGN.md, "Data classes"): what a node uses until a policy file
 /// or the origin's published registry says otherwise.
-public enum DefaultPolicy {
-    public static let version = "builtin-1"
+package enum DefaultPolicy {
+    package static let version = "builtin-1"
 
     static let typeClasses: [String: DataClass] = [
         "Consent": .consent,
@@ -97,10 +97,10 @@ public enum DefaultPolicy {
     ]
 
     /// The class of a resource type; types the table does not name are `clinical`.
-    public static func dataClass(of type: String) -> DataClass { typeClasses[type] ?? .clinical }
+    package static func dataClass(of type: String) -> DataClass { typeClasses[type] ?? .clinical }
 
     /// The default rules of a class.
-    public static func policy(for dataClass: DataClass) -> ClassPolicy {
+    package static func policy(for dataClass: DataClass) -> ClassPolicy {
         switch dataClass {
         case .consent:
             ClassPolicy(
@@ -133,10 +133,10 @@ public enum DefaultPolicy {
     }
 
     /// The rules for a resource type.
-    public static func policy(forType type: String) -> ClassPolicy { policy(for: dataClass(of: type)) }
+    package static func policy(forType type: String) -> ClassPolicy { policy(for: dataClass(of: type)) }
 
     /// The whole default registry.
-    public static var registry: PolicyRegistry {
+    package static var registry: PolicyRegistry {
         PolicyRegistry(
             version: version, classes: Dictionary(uniqueKeysWithValues: DataClass.allCases.map { ($0, policy(for: $0)) }),
             typeClasses: typeClasses)

@@ -5,7 +5,7 @@ import Glibc
 /// Bugs put in on purpose, to show that the failover drills catch them (`tools/drill --inject`).
 /// Read from `EDGECACHE_DRILL_FAULT` (comma-separated), and only in debug builds: a release
 /// build has no such switch.
-public enum DrillFault: String, Sendable, CaseIterable {
+package enum DrillFault: String, Sendable, CaseIterable {
     /// The edge acknowledges a queued write before it is durable (written 300 ms later).
     case ackBeforeDurable = "ack-before-durable"
     /// The edge moves its stream checkpoint in its own transaction before applying the batch.
@@ -19,7 +19,7 @@ public enum DrillFault: String, Sendable, CaseIterable {
     #endif
 
     /// Whether this fault is switched on (always false in a release build).
-    public var isActive: Bool {
+    package var isActive: Bool {
         #if DEBUG
         return Self.active.contains(self)
         #else

@@ -1,7 +1,7 @@
 /// Parsing of entity tags as FHIR clients send them: `W/"3"`, `"3"` or a bare `3`.
-public enum ETag {
+package enum ETag {
     /// The version number named by an ETag-like header value, or nil if it names none.
-    public static func version(from header: String) -> Int64? {
+    package static func version(from header: String) -> Int64? {
         var text = header.trimmingSpaces()
         if text.hasPrefix("W/") { text = String(text.dropFirst(2)) }
         if text.hasPrefix("\"") && text.hasSuffix("\"") && text.count >= 2 { text = String(text.dropFirst().dropLast()) }
@@ -10,7 +10,7 @@ public enum ETag {
     }
 
     /// Versions listed in an `If-None-Match` header (comma separated); `*` matches any.
-    public static func versions(fromList header: String) -> (any: Bool, versions: [Int64]) {
+    package static func versions(fromList header: String) -> (any: Bool, versions: [Int64]) {
         var versions: [Int64] = []
         var any = false
         for part in header.split(separator: ",") {
@@ -23,7 +23,7 @@ public enum ETag {
 
 extension String {
     /// The string without leading and trailing spaces and tabs.
-    public func trimmingSpaces() -> String {
+    package func trimmingSpaces() -> String {
         var s = Substring(self)
         while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
         while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }

@@ -1,49 +1,49 @@
 /// A request that cannot be served, with the HTTP status and the FHIR issue to report.
 ///
 /// Every error a client sees is rendered as an OperationOutcome (see ``OperationOutcome``).
-public struct FHIRError: Error, Sendable, Equatable, CustomStringConvertible {
+package struct FHIRError: Error, Sendable, Equatable, CustomStringConvertible {
     /// HTTP status code.
-    public var status: Int
+    package var status: Int
     /// FHIR IssueType code (`invalid`, `not-found`, `conflict`, ...).
-    public var code: String
+    package var code: String
     /// Human-readable diagnostics. Never contains resource content.
-    public var diagnostics: String
+    package var diagnostics: String
     /// Extra response headers (for example `Retry-After`).
-    public var headers: [(String, String)]
+    package var headers: [(String, String)]
     /// The resource version the error names (sent as its `ETag`, e.g. a 410 relayed from the
     /// origin), for the audit trail.
-    public var version: Int64?
+    package var version: Int64?
 
-    public init(status: Int, code: String, _ diagnostics: String, headers: [(String, String)] = []) {
+    package init(status: Int, code: String, _ diagnostics: String, headers: [(String, String)] = []) {
         self.status = status
         self.code = code
         self.diagnostics = diagnostics
         self.headers = headers
     }
 
-    public var description: String { "\(status) \(code): \(diagnostics)" }
+    package var description: String { "\(status) \(code): \(diagnostics)" }
 
-    public static func == (lhs: FHIRError, rhs: FHIRError) -> Bool {
+    package static func == (lhs: FHIRError, rhs: FHIRError) -> Bool {
         lhs.status == rhs.status && lhs.code == rhs.code && lhs.diagnostics == rhs.diagnostics
     }
 
-    public static func invalid(_ message: String) -> FHIRError { .init(status: 400, code: "invalid", message) }
-    public static func notFound(_ message: String) -> FHIRError { .init(status: 404, code: "not-found", message) }
-    public static func gone(_ message: String) -> FHIRError { .init(status: 410, code: "deleted", message) }
-    public static func forbidden(_ message: String) -> FHIRError { .init(status: 403, code: "forbidden", message) }
-    public static func conflict(_ message: String) -> FHIRError { .init(status: 409, code: "conflict", message) }
-    public static func preconditionFailed(_ message: String) -> FHIRError {
+    package static func invalid(_ message: String) -> FHIRError { .init(status: 400, code: "invalid", message) }
+    package static func notFound(_ message: String) -> FHIRError { .init(status: 404, code: "not-found", message) }
+    package static func gone(_ message: String) -> FHIRError { .init(status: 410, code: "deleted", message) }
+    package static func forbidden(_ message: String) -> FHIRError { .init(status: 403, code: "forbidden", message) }
+    package static func conflict(_ message: String) -> FHIRError { .init(status: 409, code: "conflict", message) }
+    package static func preconditionFailed(_ message: String) -> FHIRError {
         .init(status: 412, code: "conflict", message)
     }
-    public static func unavailable(_ message: String, retryAfter: Int? = nil) -> FHIRError {
+    package static func unavailable(_ message: String, retryAfter: Int? = nil) -> FHIRError {
         .init(status: 503, code: "transient", message, headers: retryAfter.map { [("Retry-After", String($0))] } ?? [])
     }
 }
 
 /// Builds FHIR OperationOutcome resources.
-public enum OperationOutcome {
+package enum OperationOutcome {
     /// An OperationOutcome with one issue.
-    public static func json(severity: String = "error", code: String, diagnostics: String) -> [UInt8] {
+    package static func json(severity: String = "error", code: String, diagnostics: String) -> [UInt8] {
         let issue = JSONObject([
             .init(key: "severity", value: .string(severity)),
             .init(key: "code", value: .string(code)),
@@ -57,7 +57,7 @@ public enum OperationOutcome {
     }
 
     /// The OperationOutcome for an error.
-    public static func json(for error: FHIRError) -> [UInt8] {
+    package static func json(for error: FHIRError) -> [UInt8] {
         json(code: error.code, diagnostics: error.diagnostics)
     }
 }

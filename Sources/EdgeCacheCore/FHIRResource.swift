@@ -1,17 +1,17 @@
 /// One stored version of a resource, as every store and the change stream carry it.
-public struct ResourceVersion: Sendable, Equatable {
-    public var type: String
-    public var id: String
+package struct ResourceVersion: Sendable, Equatable {
+    package var type: String
+    package var id: String
     /// Version number; the first version is 1.
-    public var version: Int64
+    package var version: Int64
     /// When this version was committed at the origin (epoch ms).
-    public var lastUpdated: Int64
+    package var lastUpdated: Int64
     /// Whether this version is a deletion (tombstone).
-    public var deleted: Bool
+    package var deleted: Bool
     /// The full resource JSON with `id` and `meta` stamped; empty for a deletion.
-    public var json: [UInt8]
+    package var json: [UInt8]
 
-    public init(type: String, id: String, version: Int64, lastUpdated: Int64, deleted: Bool, json: [UInt8]) {
+    package init(type: String, id: String, version: Int64, lastUpdated: Int64, deleted: Bool, json: [UInt8]) {
         self.type = type
         self.id = id
         self.version = version
@@ -21,18 +21,18 @@ public struct ResourceVersion: Sendable, Equatable {
     }
 
     /// `W/"n"`
-    public var etag: String { "W/\"\(version)\"" }
+    package var etag: String { "W/\"\(version)\"" }
 }
 
 /// Validation and stamping of incoming FHIR resources.
-public enum FHIRResource {
+package enum FHIRResource {
     /// Parses and validates a request body for `type`.
     ///
     /// - Parameters:
     ///   - urlID: the id in the URL for an update; `nil` for a create (a body id is then ignored).
     /// - Throws: ``FHIRError`` 400 for malformed JSON, nesting deeper than 64, a `resourceType`
     ///   that does not match the path, an invalid id, or a body id that differs from the URL id.
-    public static func parse(body: [UInt8], type: String, urlID: String?) throws(FHIRError) -> JSONObject {
+    package static func parse(body: [UInt8], type: String, urlID: String?) throws(FHIRError) -> JSONObject {
         // A bare array is refused before it is parsed (it cannot be a resource, and parsing it
         // would only spend memory).
         if body.first(where: { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }) == UInt8(ascii: "[") {
@@ -67,7 +67,7 @@ public enum FHIRResource {
 
     /// Sets `id`, `meta.versionId` and `meta.lastUpdated`, orders `resourceType, id, meta`
     /// first, and serializes compactly.
-    public static func stamp(_ object: JSONObject, id: String, version: Int64, lastUpdated: Int64) -> [UInt8] {
+    package static func stamp(_ object: JSONObject, id: String, version: Int64, lastUpdated: Int64) -> [UInt8] {
         var object = object
         object["id"] = .string(id)
         var meta = object["meta"]?.objectValue ?? JSONObject()

@@ -2,7 +2,7 @@
 ///
 /// Times are Unix epoch milliseconds (`Int64`), UTC. Pure integer arithmetic (no Foundation
 /// formatters), so it is fast and deterministic.
-public enum FHIRTime {
+package enum FHIRTime {
     /// Days since 1970-01-01 for a proleptic Gregorian date (Howard Hinnant's algorithm).
     static func days(year: Int, month: Int, day: Int) -> Int {
         let y = month <= 2 ? year - 1 : year
@@ -32,7 +32,7 @@ public enum FHIRTime {
     }
 
     /// FHIR `instant`: `2026-11-22T10:15:30.123Z`.
-    public static func instant(millis: Int64) -> String {
+    package static func instant(millis: Int64) -> String {
         let seconds = Int(millis >= 0 ? millis / 1000 : (millis - 999) / 1000)
         let ms = Int(millis - Int64(seconds) * 1000)
         let dayCount = seconds >= 0 ? seconds / 86400 : (seconds - 86399) / 86400
@@ -46,7 +46,7 @@ public enum FHIRTime {
     static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
     /// HTTP-date (RFC 9110 IMF-fixdate): `Sun, 22 Nov 2026 10:15:30 GMT`.
-    public static func httpDate(millis: Int64) -> String {
+    package static func httpDate(millis: Int64) -> String {
         let seconds = Int(millis / 1000)
         let dayCount = seconds / 86400
         let secOfDay = seconds % 86400
@@ -57,14 +57,14 @@ public enum FHIRTime {
     }
 
     /// A half-open time range `[start, end)` in epoch milliseconds.
-    public struct Range: Sendable, Equatable {
-        public var start: Int64
-        public var end: Int64
+    package struct Range: Sendable, Equatable {
+        package var start: Int64
+        package var end: Int64
     }
 
     /// Parses a FHIR `date`, `dateTime` or `instant` into the range it denotes at its precision
     /// (`2026` is the whole year). Returns nil for anything malformed.
-    public static func parseRange(_ text: String) -> Range? {
+    package static func parseRange(_ text: String) -> Range? {
         let b = Array(text.utf8)
         var i = 0
         func number(_ count: Int) -> Int? {

@@ -4,7 +4,7 @@ import Synchronization
 /// durable commit (one fsync) instead of queuing for one each.
 ///
 /// Each caller's `submit` returns only after the batch holding its request is committed.
-public final class GroupCommitter<Request: Sendable, Response: Sendable>: Sendable {
+package final class GroupCommitter<Request: Sendable, Response: Sendable>: Sendable {
     private struct Waiting: @unchecked Sendable {
         var request: Request
         var continuation: CheckedContinuation<Response, any Error>
@@ -15,12 +15,12 @@ public final class GroupCommitter<Request: Sendable, Response: Sendable>: Sendab
     private let maxBatch: Int
 
     /// - Parameter commit: commits a batch durably and returns one response per request, in order.
-    public init(maxBatch: Int = 1024, commit: @escaping @Sendable ([Request]) async throws -> [Response]) {
+    package init(maxBatch: Int = 1024, commit: @escaping @Sendable ([Request]) async throws -> [Response]) {
         self.commit = commit
         self.maxBatch = maxBatch
     }
 
-    public func submit(_ request: Request) async throws -> Response {
+    package func submit(_ request: Request) async throws -> Response {
         try await withCheckedThrowingContinuation { continuation in
             let start = state.withLock { state -> Bool in
                 state.pending.append(Waiting(request: request, continuation: continuation))

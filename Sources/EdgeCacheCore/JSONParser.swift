@@ -1,24 +1,24 @@
 /// Why a byte sequence is not acceptable JSON.
-public struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertible {
-    public let message: String
+package struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertible {
+    package let message: String
     /// Byte offset where the problem was found.
-    public let offset: Int
-    public var description: String { "\(message) at byte \(offset)" }
+    package let offset: Int
+    package var description: String { "\(message) at byte \(offset)" }
 }
 
 /// A strict JSON parser (RFC 8259) for untrusted input.
 ///
 /// Guarantees: never traps on any input; rejects nesting deeper than `maxDepth`, invalid UTF-8,
 /// duplicate object keys, trailing bytes and non-JSON literals; keeps number text verbatim.
-public struct JSONParser {
-    public static let defaultMaxDepth = 64
+package struct JSONParser {
+    package static let defaultMaxDepth = 64
 
     private let bytes: [UInt8]
     private var index = 0
     private let maxDepth: Int
 
     /// Parses one JSON document.
-    public static func parse(_ bytes: [UInt8], maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> JSONValue {
+    package static func parse(_ bytes: [UInt8], maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> JSONValue {
         var parser = JSONParser(bytes: bytes, maxDepth: maxDepth)
         parser.skipWhitespace()
         let value = try parser.parseValue(depth: 0)

@@ -1,6 +1,6 @@
 extension JSONValue {
     /// Compact JSON text (no insignificant whitespace, never a raw newline), as UTF-8 bytes.
-    public func serialized() -> [UInt8] {
+    package func serialized() -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(256)
         write(into: &out)
@@ -8,7 +8,7 @@ extension JSONValue {
     }
 
     /// Appends the compact JSON text of this value to `out`.
-    public func write(into out: inout [UInt8]) {
+    package func write(into out: inout [UInt8]) {
         switch self {
         case .null: out.append(contentsOf: Array("null".utf8))
         case .bool(let b): out.append(contentsOf: Array((b ? "true" : "false").utf8))
@@ -36,7 +36,7 @@ extension JSONValue {
     static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
     /// Appends a JSON string literal, escaping quotes, backslashes and control characters.
-    public static func writeString(_ string: String, into out: inout [UInt8]) {
+    package static func writeString(_ string: String, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         for byte in string.utf8 {
             switch byte {

@@ -6,7 +6,7 @@
 /// Not `indirect`: arrays and objects already hold their elements out of line, so every value
 /// is stored inline (16 bytes, a short string or number text included) instead of in a heap box
 /// of its own. A 3.8 MB array of small numbers takes ~30 MB parsed instead of ~110 MB.
-public enum JSONValue: Sendable, Equatable {
+package enum JSONValue: Sendable, Equatable {
     case null
     case bool(Bool)
     /// The number's JSON text, already validated against the JSON number grammar.
@@ -16,44 +16,44 @@ public enum JSONValue: Sendable, Equatable {
     case object(JSONObject)
 
     /// The string payload, if this is a string.
-    public var stringValue: String? {
+    package var stringValue: String? {
         if case .string(let s) = self { return s }
         return nil
     }
 
     /// The object payload, if this is an object.
-    public var objectValue: JSONObject? {
+    package var objectValue: JSONObject? {
         if case .object(let o) = self { return o }
         return nil
     }
 
     /// The array payload, if this is an array.
-    public var arrayValue: [JSONValue]? {
+    package var arrayValue: [JSONValue]? {
         if case .array(let a) = self { return a }
         return nil
     }
 }
 
 /// An ordered JSON object. Duplicate member names are rejected by the parser.
-public struct JSONObject: Sendable, Equatable {
+package struct JSONObject: Sendable, Equatable {
     /// One member of an object.
-    public struct Member: Sendable, Equatable {
-        public var key: String
-        public var value: JSONValue
-        public init(key: String, value: JSONValue) {
+    package struct Member: Sendable, Equatable {
+        package var key: String
+        package var value: JSONValue
+        package init(key: String, value: JSONValue) {
             self.key = key
             self.value = value
         }
     }
 
-    public var members: [Member]
+    package var members: [Member]
 
-    public init(_ members: [Member] = []) {
+    package init(_ members: [Member] = []) {
         self.members = members
     }
 
     /// Reads or replaces a member; setting `nil` removes it. A new member is appended.
-    public subscript(key: String) -> JSONValue? {
+    package subscript(key: String) -> JSONValue? {
         get { members.first(where: { $0.key == key })?.value }
         set {
             if let index = members.firstIndex(where: { $0.key == key }) {
@@ -65,7 +65,7 @@ public struct JSONObject: Sendable, Equatable {
     }
 
     /// Moves the named members to the front, in the given order (those present).
-    public mutating func moveToFront(_ keys: [String]) {
+    package mutating func moveToFront(_ keys: [String]) {
         var front: [Member] = []
         for key in keys {
             if let index = members.firstIndex(where: { $0.key == key }) {

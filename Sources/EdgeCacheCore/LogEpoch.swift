@@ -7,18 +7,18 @@
 /// The origin sends it in the `EdgeCache-Log-Epoch` header of every `/replication/v1/changes`
 /// and `/snapshot` response and in every heartbeat; an older origin sends none, and an edge
 /// then keeps the epoch it knows.
-public struct LogEpoch: Sendable, Hashable, CustomStringConvertible {
+package struct LogEpoch: Sendable, Hashable, CustomStringConvertible {
     /// Never zero (zero stands for "none known" where it is stored).
-    public let value: UInt64
+    package let value: UInt64
 
     /// Nil for zero.
-    public init?(value: UInt64) {
+    package init?(value: UInt64) {
         guard value != 0 else { return nil }
         self.value = value
     }
 
     /// Parses the wire form: 16 lowercase hex digits (nil for anything else, or zero).
-    public init?(hex: String) {
+    package init?(hex: String) {
         guard hex.utf8.count == 16, hex.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }),
             let value = UInt64(hex, radix: 16)
         else { return nil }
@@ -26,7 +26,7 @@ public struct LogEpoch: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// A new random epoch.
-    public static func random() -> LogEpoch {
+    package static func random() -> LogEpoch {
         var generator = SystemRandomNumberGenerator()
         while true {
             if let epoch = LogEpoch(value: generator.next()) { return epoch }
@@ -34,19 +34,19 @@ public struct LogEpoch: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The wire form: 16 lowercase hex digits.
-    public var hex: String {
+    package var hex: String {
         let digits = String(value, radix: 16)
         return String(repeating: "0", count: 16 - digits.count) + digits
     }
 
     /// As stored in an INTEGER column.
-    public var storedValue: Int64 { Int64(bitPattern: value) }
+    package var storedValue: Int64 { Int64(bitPattern: value) }
 
     /// From an INTEGER column (nil for 0: none known).
-    public init?(storedValue: Int64) { self.init(value: UInt64(bitPattern: storedValue)) }
+    package init?(storedValue: Int64) { self.init(value: UInt64(bitPattern: storedValue)) }
 
-    public var description: String { hex }
+    package var description: String { hex }
 
     /// The response header that carries the epoch on `/replication/v1/changes` and `/snapshot`.
-    public static let headerName = "EdgeCache-Log-Epoch"
+    package static let headerName = "EdgeCache-Log-Epoch"
 }

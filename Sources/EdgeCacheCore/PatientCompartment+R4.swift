@@ -4,7 +4,7 @@
 extension PatientCompartment {
     /// For each R4 resource type that can be in a patient's compartment, the element paths
     /// (from the resource root) whose references to a Patient place it there.
-    public static let r4Paths: [String: [[String]]] = [
+    package static let r4Paths: [String: [[String]]] = [
         "Account": [["subject"]],
         "AdverseEvent": [["subject"]],
         "AllergyIntolerance": [["patient"], ["recorder"], ["asserter"]],

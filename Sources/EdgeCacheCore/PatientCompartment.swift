@@ -7,9 +7,9 @@
 /// elements, standard or not (a top-level `patient` on an Observation), place it nowhere.
 /// Access control (`patient/` scopes) and consent (blocking a patient's compartment) both use
 /// this one rule.
-public enum PatientCompartment {
+package enum PatientCompartment {
     /// The ids of the patients whose compartment holds `object` (of resource type `type`).
-    public static func patientIDs(type: String, id: String?, object: JSONObject) -> Set<String> {
+    package static func patientIDs(type: String, id: String?, object: JSONObject) -> Set<String> {
         Set(patientReferences(type: type, id: id, object: object).filter { !$0.isEmpty })
     }
 
@@ -17,7 +17,7 @@ public enum PatientCompartment {
     /// the Patient's own id). A reference that names a Patient but cannot be resolved to an id
     /// (`{"type": "Patient", "identifier": …}`, a malformed `Patient/…`) is the empty string:
     /// it names nobody a caller could be.
-    public static func patientReferences(type: String, id: String?, object: JSONObject) -> [String] {
+    package static func patientReferences(type: String, id: String?, object: JSONObject) -> [String] {
         var patients: [String] = []
         if type == "Patient", let id { patients.append(id) }
         for path in r4Paths[type] ?? [] {
@@ -28,13 +28,13 @@ public enum PatientCompartment {
 
     /// Whether a `patient/` token for `patient` may write this resource: it refers to at least
     /// one patient through its compartment paths, and every patient it refers to is `patient`.
-    public static func isWritable(type: String, id: String?, object: JSONObject, by patient: String) -> Bool {
+    package static func isWritable(type: String, id: String?, object: JSONObject, by patient: String) -> Bool {
         let references = patientReferences(type: type, id: id, object: object)
         return !references.isEmpty && references.allSatisfy { $0 == patient }
     }
 
     /// The patients of a serialized resource; an unparsable body names no patient.
-    public static func patientIDs(type: String, id: String?, json: [UInt8]) -> Set<String> {
+    package static func patientIDs(type: String, id: String?, json: [UInt8]) -> Set<String> {
         guard case .object(let object)? = try? JSONParser.parse(json) else {
             return type == "Patient" ? Set([id].compactMap { $0 }) : []
         }

@@ -1,35 +1,35 @@
 /// A versioned policy registry: the rules of every data class and which class each resource
 /// type belongs to. The origin loads it from `policy.yaml` and publishes it to its edges
 /// (`GET /replication/v1/policy`); an edge keeps the last one it received.
-public struct PolicyRegistry: Sendable, Equatable {
+package struct PolicyRegistry: Sendable, Equatable {
     /// Operator-chosen version label (e.g. `2026-11-22.1`); edges report it.
-    public var version: String
+    package var version: String
     /// Rules per class; every class has an entry.
-    public var classes: [DataClass: ClassPolicy]
+    package var classes: [DataClass: ClassPolicy]
     /// Resource type → class, for the types the registry names (others are `clinical`).
-    public var typeClasses: [String: DataClass]
+    package var typeClasses: [String: DataClass]
 
-    public init(version: String, classes: [DataClass: ClassPolicy], typeClasses: [String: DataClass]) {
+    package init(version: String, classes: [DataClass: ClassPolicy], typeClasses: [String: DataClass]) {
         self.version = version
         self.classes = classes
         self.typeClasses = typeClasses
     }
 
-    public func dataClass(of type: String) -> DataClass { typeClasses[type] ?? .clinical }
+    package func dataClass(of type: String) -> DataClass { typeClasses[type] ?? .clinical }
 
-    public func policy(for dataClass: DataClass) -> ClassPolicy {
+    package func policy(for dataClass: DataClass) -> ClassPolicy {
         classes[dataClass] ?? DefaultPolicy.policy(for: dataClass)
     }
 
-    public func policy(forType type: String) -> ClassPolicy { policy(for: dataClass(of: type)) }
+    package func policy(forType type: String) -> ClassPolicy { policy(for: dataClass(of: type)) }
 
     /// Whether an edge keeps only entries already cached for this type.
-    public func isResident(_ type: String) -> Bool { policy(forType: type).replication == .resident }
+    package func isResident(_ type: String) -> Bool { policy(forType: type).replication == .resident }
 
     // MARK: Wire form
 
     /// The registry as JSON (what the origin publishes and an edge stores).
-    public func json() -> [UInt8] {
+    package func json() -> [UInt8] {
         var classMembers: [JSONObject.Member] = []
         for dataClass in DataClass.allCases {
             let p = policy(for: dataClass)
@@ -55,7 +55,7 @@ public struct PolicyRegistry: Sendable, Equatable {
     }
 
     /// Reads the wire form; nil when it is not a complete registry.
-    public static func decode(_ bytes: [UInt8]) -> PolicyRegistry? {
+    package static func decode(_ bytes: [UInt8]) -> PolicyRegistry? {
         guard case .object(let root)? = try? JSONParser.parse(bytes), let version = root["version"]?.stringValue,
             let classObject = root["classes"]?.objectValue, let typeObject = root["types"]?.objectValue
         else { return nil }

@@ -2,20 +2,20 @@
 ///
 /// Creates are replayed as update-as-create with the id the edge assigned, so an id is stable
 /// across systems and a replay can never create a second resource.
-public struct ReplayItem: Sendable, Equatable {
-    public enum Method: String, Sendable { case put = "PUT", delete = "DELETE" }
+package struct ReplayItem: Sendable, Equatable {
+    package enum Method: String, Sendable { case put = "PUT", delete = "DELETE" }
 
-    public var key: String
-    public var method: Method
-    public var type: String
-    public var id: String
+    package var key: String
+    package var method: Method
+    package var type: String
+    package var id: String
     /// The version the write was based on (sent as If-Match); nil for creates and forced writes.
-    public var ifMatch: Int64?
+    package var ifMatch: Int64?
     /// The resource JSON (PUT only) as the client sent it, with the id set; the origin stamps
     /// `meta.versionId` and `meta.lastUpdated` itself.
-    public var resource: [UInt8]
+    package var resource: [UInt8]
 
-    public init(key: String, method: Method, type: String, id: String, ifMatch: Int64?, resource: [UInt8]) {
+    package init(key: String, method: Method, type: String, id: String, ifMatch: Int64?, resource: [UInt8]) {
         self.key = key
         self.method = method
         self.type = type
@@ -26,15 +26,15 @@ public struct ReplayItem: Sendable, Equatable {
 }
 
 /// The origin's answer to one replayed write.
-public struct ReplayResult: Sendable, Equatable {
-    public var key: String
-    public var status: Int
+package struct ReplayResult: Sendable, Equatable {
+    package var key: String
+    package var status: Int
     /// The committed version (with its JSON for a PUT); nil for errors and no-op deletes.
-    public var version: ResourceVersion?
-    public var code: String?
-    public var diagnostics: String?
+    package var version: ResourceVersion?
+    package var code: String?
+    package var diagnostics: String?
 
-    public init(key: String, status: Int, version: ResourceVersion?, code: String? = nil, diagnostics: String? = nil) {
+    package init(key: String, status: Int, version: ResourceVersion?, code: String? = nil, diagnostics: String? = nil) {
         self.key = key
         self.status = status
         self.version = version
@@ -44,14 +44,14 @@ public struct ReplayResult: Sendable, Equatable {
 }
 
 /// NDJSON encoding of replay batches: a header line per write, then (for PUT) its resource line.
-public enum ReplayBatchCodec {
+package enum ReplayBatchCodec {
     static func line(_ members: [(String, JSONValue)]) -> [UInt8] {
         var out = JSONValue.object(JSONObject(members.map { .init(key: $0.0, value: $0.1) })).serialized()
         out.append(0x0A)
         return out
     }
 
-    public static func encode(_ items: [ReplayItem]) -> [UInt8] {
+    package static func encode(_ items: [ReplayItem]) -> [UInt8] {
         var out: [UInt8] = []
         for item in items {
             out += line([
@@ -67,7 +67,7 @@ public enum ReplayBatchCodec {
     }
 
     /// Decodes and validates a batch from the network.
-    public static func decode(_ bytes: [UInt8], maxItems: Int = 10_000) throws(FHIRError) -> [ReplayItem] {
+    package static func decode(_ bytes: [UInt8], maxItems: Int = 10_000) throws(FHIRError) -> [ReplayItem] {
         var items: [ReplayItem] = []
         var lines = bytes.split(separator: 0x0A, omittingEmptySubsequences: true).makeIterator()
         while let header = lines.next() {
@@ -93,7 +93,7 @@ public enum ReplayBatchCodec {
         return items
     }
 
-    public static func encodeResults(_ results: [ReplayResult]) -> [UInt8] {
+    package static func encodeResults(_ results: [ReplayResult]) -> [UInt8] {
         var out: [UInt8] = []
         for r in results {
             var members: [(String, JSONValue)] = [("key", .string(r.key)), ("status", .number(String(r.status)))]
@@ -114,7 +114,7 @@ public enum ReplayBatchCodec {
         return out
     }
 
-    public static func decodeResults(_ bytes: [UInt8]) throws(FrameDecodingError) -> [ReplayResult] {
+    package static func decodeResults(_ bytes: [UInt8]) throws(FrameDecodingError) -> [ReplayResult] {
         var results: [ReplayResult] = []
         var lines = bytes.split(separator: 0x0A, omittingEmptySubsequences: true).makeIterator()
         while let header = lines.next() {

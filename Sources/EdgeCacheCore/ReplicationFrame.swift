@@ -7,14 +7,14 @@
 /// `epoch` the log's ``LogEpoch``. A snapshot starts with `{"k":"snap","lsn":..,"total":..,"epoch":".."}`
 /// (`total`: the resources it will hold, for progress), then change frames, and ends with
 /// `{"k":"end","count":..}`. `total` and `epoch` are absent from origins older than them.
-public enum ReplicationFrame: Sendable, Equatable {
+package enum ReplicationFrame: Sendable, Equatable {
     case change(lsn: Int64, ResourceVersion)
     case heartbeat(head: Int64, sent: Int64, time: Int64, epoch: LogEpoch? = nil)
     case snapshotStart(lsn: Int64, total: Int64? = nil, epoch: LogEpoch? = nil)
     case snapshotEnd(count: Int64)
 
     /// Appends the frame's lines (each ending in `\n`) to `out`.
-    public func encode(into out: inout [UInt8]) {
+    package func encode(into out: inout [UInt8]) {
         switch self {
         case .change(let lsn, let r):
             out.append(contentsOf: Array("{\"k\":\"c\",\"lsn\":\(lsn),\"type\":".utf8))
@@ -39,23 +39,23 @@ public enum ReplicationFrame: Sendable, Equatable {
 }
 
 /// Why a stream line was refused. The stream is then abandoned and re-opened from the checkpoint.
-public struct FrameDecodingError: Error, Sendable, CustomStringConvertible {
-    public let message: String
-    public init(message: String) { self.message = message }
-    public var description: String { "invalid replication frame: \(message)" }
+package struct FrameDecodingError: Error, Sendable, CustomStringConvertible {
+    package let message: String
+    package init(message: String) { self.message = message }
+    package var description: String { "invalid replication frame: \(message)" }
 }
 
 /// Turns stream lines back into frames. Validates everything: lines come from the network.
-public struct FrameDecoder: Sendable {
+package struct FrameDecoder: Sendable {
     private var pending: (lsn: Int64, header: ResourceVersion)?
 
-    public init() {}
+    package init() {}
 
     /// Whether a change header is waiting for its resource line.
-    public var expectsResourceLine: Bool { pending != nil }
+    package var expectsResourceLine: Bool { pending != nil }
 
     /// Feeds one line (without its newline). Returns a frame when one is complete.
-    public mutating func decode(line: [UInt8]) throws(FrameDecodingError) -> ReplicationFrame? {
+    package mutating func decode(line: [UInt8]) throws(FrameDecodingError) -> ReplicationFrame? {
         if let (lsn, header) = pending {
             pending = nil
             guard let value = try? JSONParser.parse(line), case .object(let object) = value,
@@ -109,16 +109,16 @@ public struct FrameDecoder: Sendable {
 }
 
 /// Splits a byte stream into lines, bounding the longest line it will buffer.
-public struct LineSplitter: Sendable {
+package struct LineSplitter: Sendable {
     private var buffer: [UInt8] = []
-    public let maxLineLength: Int
+    package let maxLineLength: Int
 
-    public init(maxLineLength: Int) {
+    package init(maxLineLength: Int) {
         self.maxLineLength = maxLineLength
     }
 
     /// Appends bytes and returns the complete lines they finish.
-    public mutating func feed(_ bytes: some Collection<UInt8>) throws(FrameDecodingError) -> [[UInt8]] {
+    package mutating func feed(_ bytes: some Collection<UInt8>) throws(FrameDecodingError) -> [[UInt8]] {
         var lines: [[UInt8]] = []
         for byte in bytes {
             if byte == 0x0A {

@@ -1,7 +1,7 @@
 /// The FHIR R4 (4.0.1) resource types this server knows.
-public enum ResourceTypes {
+package enum ResourceTypes {
     /// Every concrete R4 resource type name.
-    public static let all: Set<String> = [
+    package static let all: Set<String> = [
         "Account", "ActivityDefinition", "AdverseEvent", "AllergyIntolerance", "Appointment",
         "AppointmentResponse", "AuditEvent", "Basic", "Binary", "BiologicallyDerivedProduct", "BodyStructure",
         "Bundle", "CapabilityStatement", "CarePlan", "CareTeam", "CatalogEntry", "ChargeItem",
@@ -33,25 +33,25 @@ public enum ResourceTypes {
     ]
 
     /// Types that are not stored as ordinary resources (they describe operations or messages).
-    public static let notStorable: Set<String> = ["Bundle", "CapabilityStatement", "OperationOutcome", "Parameters"]
+    package static let notStorable: Set<String> = ["Bundle", "CapabilityStatement", "OperationOutcome", "Parameters"]
 
     /// Whether `name` is an R4 type that can be read and written through `/fhir/{type}`.
-    public static func isStorable(_ name: String) -> Bool {
+    package static func isStorable(_ name: String) -> Bool {
         all.contains(name) && !notStorable.contains(name)
     }
 }
 
 /// Validation of logical ids: FHIR R4 `[A-Za-z0-9\-\.]{1,64}`.
-public enum ResourceID {
+package enum ResourceID {
     /// Whether `id` may name a resource through the REST API: valid, and not made only of dots.
     /// `.`, `..` and `...` match the R4 pattern, but URL-normalising clients resolve `.` and `..`
     /// away (`/Patient/../_history/1`), so none of them is accepted in a request.
-    public static func isAddressable(_ id: some StringProtocol) -> Bool {
+    package static func isAddressable(_ id: some StringProtocol) -> Bool {
         isValid(id) && id.utf8.contains { $0 != UInt8(ascii: ".") }
     }
 
     /// Whether `id` is a valid FHIR logical id.
-    public static func isValid(_ id: some StringProtocol) -> Bool {
+    package static func isValid(_ id: some StringProtocol) -> Bool {
         let utf8 = id.utf8
         guard !utf8.isEmpty, utf8.count <= 64 else { return false }
         for byte in utf8 {

@@ -1,14 +1,14 @@
 /// SMART on FHIR permissions (v2 letters `c r u d s`).
-public struct SMARTPermissions: OptionSet, Sendable, Hashable, CustomStringConvertible {
-    public let rawValue: UInt8
-    public init(rawValue: UInt8) { self.rawValue = rawValue }
+package struct SMARTPermissions: OptionSet, Sendable, Hashable, CustomStringConvertible {
+    package let rawValue: UInt8
+    package init(rawValue: UInt8) { self.rawValue = rawValue }
 
-    public static let create = SMARTPermissions(rawValue: 1 << 0)
-    public static let read = SMARTPermissions(rawValue: 1 << 1)
-    public static let update = SMARTPermissions(rawValue: 1 << 2)
-    public static let delete = SMARTPermissions(rawValue: 1 << 3)
-    public static let search = SMARTPermissions(rawValue: 1 << 4)
-    public static let all: SMARTPermissions = [.create, .read, .update, .delete, .search]
+    package static let create = SMARTPermissions(rawValue: 1 << 0)
+    package static let read = SMARTPermissions(rawValue: 1 << 1)
+    package static let update = SMARTPermissions(rawValue: 1 << 2)
+    package static let delete = SMARTPermissions(rawValue: 1 << 3)
+    package static let search = SMARTPermissions(rawValue: 1 << 4)
+    package static let all: SMARTPermissions = [.create, .read, .update, .delete, .search]
 
     /// In SMART v2 order: `c`, `r`, `u`, `d`, `s`.
     static let ordered: [(Character, SMARTPermissions)] = [
@@ -16,11 +16,11 @@ public struct SMARTPermissions: OptionSet, Sendable, Hashable, CustomStringConve
     ]
 
     /// The v2 letters, e.g. `rs`.
-    public var description: String { String(Self.ordered.filter { contains($0.1) }.map(\.0)) }
+    package var description: String { String(Self.ordered.filter { contains($0.1) }.map(\.0)) }
 
     /// Parses v2 letters (a non-empty subsequence of `cruds`, in that order) or the v1 words
     /// `read` (→ `rs`), `write` (→ `cud`) and `*` (→ `cruds`).
-    public init?<S: StringProtocol>(scopeSuffix text: S) {
+    package init?<S: StringProtocol>(scopeSuffix text: S) {
         switch text {
         case "read": self = [.read, .search]
         case "write": self = [.create, .update, .delete]
@@ -40,16 +40,16 @@ public struct SMARTPermissions: OptionSet, Sendable, Hashable, CustomStringConve
 }
 
 /// One clinical SMART scope, such as `patient/Observation.rs`, `user/*.cruds` or `system/Patient.read`.
-public struct SMARTScope: Sendable, Hashable, CustomStringConvertible {
+package struct SMARTScope: Sendable, Hashable, CustomStringConvertible {
     /// Whose data: the launch patient's compartment, whatever the user may see, or a backend service's.
-    public enum Context: String, Sendable, Hashable { case patient, user, system }
+    package enum Context: String, Sendable, Hashable { case patient, user, system }
 
-    public var context: Context
+    package var context: Context
     /// A resource type, or `*` for all.
-    public var resourceType: String
-    public var permissions: SMARTPermissions
+    package var resourceType: String
+    package var permissions: SMARTPermissions
 
-    public init(context: Context, resourceType: String, permissions: SMARTPermissions) {
+    package init(context: Context, resourceType: String, permissions: SMARTPermissions) {
         self.context = context
         self.resourceType = resourceType
         self.permissions = permissions
@@ -58,7 +58,7 @@ public struct SMARTScope: Sendable, Hashable, CustomStringConvertible {
     /// Parses one clinical scope; nil for anything else (`openid`, `launch`, `fhirUser`, scopes
     /// with v2 query restrictions such as `patient/Observation.rs?category=laboratory`, typos).
     /// Restricted scopes are ignored rather than widened: they grant nothing here.
-    public init?<S: StringProtocol>(_ text: S) {
+    package init?<S: StringProtocol>(_ text: S) {
         guard let slash = text.firstIndex(of: "/"), let dot = text.lastIndex(of: "."), slash < dot,
             let context = Context(rawValue: String(text[..<slash]))
         else { return nil }
@@ -69,10 +69,10 @@ public struct SMARTScope: Sendable, Hashable, CustomStringConvertible {
         self.init(context: context, resourceType: String(type), permissions: permissions)
     }
 
-    public var description: String { "\(context.rawValue)/\(resourceType).\(permissions)" }
+    package var description: String { "\(context.rawValue)/\(resourceType).\(permissions)" }
 
     /// Whether this scope grants `permission` on `type`.
-    public func grants(_ permission: SMARTPermissions, on type: String) -> Bool {
+    package func grants(_ permission: SMARTPermissions, on type: String) -> Bool {
         (resourceType == "*" || resourceType == type) && permissions.isSuperset(of: permission)
     }
 }
@@ -81,9 +81,9 @@ public struct SMARTScope: Sendable, Hashable, CustomStringConvertible {
 ///
 /// A `user/` or `system/` scope grants access to any resource of the type (within the caller's
 /// tenant); a `patient/` scope only to resources in the launch patient's compartment.
-public struct SMARTGrant: Sendable, Equatable {
+package struct SMARTGrant: Sendable, Equatable {
     /// The outcome of asking for one permission on one type.
-    public enum Access: Sendable, Equatable {
+    package enum Access: Sendable, Equatable {
         /// Any resource of the type.
         case any
         /// Only resources in the launch patient's compartment (see ``PatientCompartment``).
@@ -92,31 +92,31 @@ public struct SMARTGrant: Sendable, Equatable {
         case denied
     }
 
-    public var scopes: [SMARTScope]
+    package var scopes: [SMARTScope]
 
-    public init(scopes: [SMARTScope]) { self.scopes = scopes }
+    package init(scopes: [SMARTScope]) { self.scopes = scopes }
 
     /// Reads a space-separated `scope` claim; entries that are not clinical scopes are skipped.
-    public init(scopeClaim: String) {
+    package init(scopeClaim: String) {
         scopes = scopeClaim.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).compactMap(SMARTScope.init)
     }
 
     /// What `permission` on `type` is allowed to reach.
-    public func access(_ permission: SMARTPermissions, on type: String) -> Access {
+    package func access(_ permission: SMARTPermissions, on type: String) -> Access {
         let granting = scopes.filter { $0.grants(permission, on: type) }
         if granting.contains(where: { $0.context != .patient }) { return .any }
         return granting.isEmpty ? .denied : .patientCompartment
     }
 
     /// Whether any scope is a `patient/` scope (such a token needs a `patient` claim).
-    public var hasPatientScopes: Bool { scopes.contains { $0.context == .patient } }
+    package var hasPatientScopes: Bool { scopes.contains { $0.context == .patient } }
 }
 
 /// The FHIR REST interactions that scopes govern, and the permission each needs.
-public enum FHIRInteraction: String, Sendable {
+package enum FHIRInteraction: String, Sendable {
     case read, vread, history, search, create, update, delete
 
-    public var permission: SMARTPermissions {
+    package var permission: SMARTPermissions {
         switch self {
         case .read, .vread, .history: .read
         case .search: .search

@@ -1,38 +1,38 @@
 /// A parsed FHIR search: `_id`, `identifier`, `patient`, `subject`, `_lastUpdated`, `_count`,
 /// `_offset`. Unknown parameters are ignored (FHIR's lenient default) and left out of links.
-public struct SearchQuery: Sendable, Equatable {
-    public static let defaultCount = 50
-    public static let maxCount = 1000
+package struct SearchQuery: Sendable, Equatable {
+    package static let defaultCount = 50
+    package static let maxCount = 1000
 
     /// `_id` values, any of which may match (nil: no restriction).
-    public var ids: [String]?
+    package var ids: [String]?
     /// Groups of index terms: a match needs one term of every group.
-    public var termGroups: [[String]] = []
+    package var termGroups: [[String]] = []
     /// `_lastUpdated` lower bound, inclusive (epoch ms).
-    public var updatedFrom: Int64?
+    package var updatedFrom: Int64?
     /// `_lastUpdated` upper bound, exclusive (epoch ms).
-    public var updatedBefore: Int64?
-    public var count: Int = SearchQuery.defaultCount
-    public var offset: Int = 0
+    package var updatedBefore: Int64?
+    package var count: Int = SearchQuery.defaultCount
+    package var offset: Int = 0
     /// The parameters that took effect, in order, for `self`/`next` links.
-    public var effectiveParameters: [(String, String)] = []
+    package var effectiveParameters: [(String, String)] = []
 
-    public init() {}
+    package init() {}
 
-    public static func == (lhs: SearchQuery, rhs: SearchQuery) -> Bool {
+    package static func == (lhs: SearchQuery, rhs: SearchQuery) -> Bool {
         lhs.ids == rhs.ids && lhs.termGroups == rhs.termGroups && lhs.updatedFrom == rhs.updatedFrom
             && lhs.updatedBefore == rhs.updatedBefore && lhs.count == rhs.count && lhs.offset == rhs.offset
     }
 
     /// Whether the query restricts anything beyond type and paging.
-    public var isPlainListing: Bool { ids == nil && termGroups.isEmpty && updatedFrom == nil && updatedBefore == nil }
+    package var isPlainListing: Bool { ids == nil && termGroups.isEmpty && updatedFrom == nil && updatedBefore == nil }
 
     /// The search parameters this node understands (others are ignored, as FHIR's lenient handling allows).
-    public static let supported: Set<String> = ["_id", "identifier", "patient", "subject", "_lastUpdated", "_count", "_offset"]
+    package static let supported: Set<String> = ["_id", "identifier", "patient", "subject", "_lastUpdated", "_count", "_offset"]
 
     /// Parses decoded query parameters.
     /// - Throws: 400 for a malformed value of a supported parameter.
-    public static func parse(_ parameters: [(String, String)]) throws(FHIRError) -> SearchQuery {
+    package static func parse(_ parameters: [(String, String)]) throws(FHIRError) -> SearchQuery {
         var query = SearchQuery()
         var kept: [(String, String)] = []
         for (rawName, value) in parameters {
@@ -121,14 +121,14 @@ public struct SearchQuery: Sendable, Equatable {
 }
 
 /// One page of search results.
-public struct SearchPage: Sendable {
-    public var resources: [ResourceVersion]
+package struct SearchPage: Sendable {
+    package var resources: [ResourceVersion]
     /// Total matches, when known.
-    public var total: Int?
+    package var total: Int?
     /// Whether more matches follow this page.
-    public var hasMore: Bool
+    package var hasMore: Bool
 
-    public init(resources: [ResourceVersion], total: Int?, hasMore: Bool) {
+    package init(resources: [ResourceVersion], total: Int?, hasMore: Bool) {
         self.resources = resources
         self.total = total
         self.hasMore = hasMore

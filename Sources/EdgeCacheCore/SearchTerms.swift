@@ -1,10 +1,10 @@
 /// Index terms of a resource for the supported search parameters.
 ///
 /// Terms are plain strings here; stores keep only keyed hashes of them, never the text.
-public enum SearchTerms {
+package enum SearchTerms {
     /// `identifier|system|value` and `identifier||value` for each identifier; `patient|Patient/x`
     /// and `subject|Type/x` for the `subject` and `patient` references.
-    public static func extract(from object: JSONObject) -> [String] {
+    package static func extract(from object: JSONObject) -> [String] {
         var terms: [String] = []
         if let identifiers = object["identifier"]?.arrayValue {
             for identifier in identifiers {
@@ -25,7 +25,7 @@ public enum SearchTerms {
     }
 
     /// `Type/id` from a relative or absolute reference (a trailing `_history/n` is dropped).
-    public static func normalizeReference(_ ref: String) -> String? {
+    package static func normalizeReference(_ ref: String) -> String? {
         var parts = ref.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
         if parts.count >= 4, parts[parts.count - 2] == "_history" { parts.removeLast(2) }
         guard parts.count >= 2 else { return nil }

@@ -2,8 +2,8 @@
 ///
 /// The I/O shell (``EdgeCacheNode``'s `StreamFollower`) feeds it events and performs the action
 /// each returns. Backoff is exponential with full jitter; the random source is injected.
-public struct StreamCursor: Sendable {
-    public enum State: Sendable, Equatable {
+package struct StreamCursor: Sendable {
+    package enum State: Sendable, Equatable {
         case idle
         case connecting(since: Int64)
         case streaming(since: Int64)
@@ -11,7 +11,7 @@ public struct StreamCursor: Sendable {
         case bootstrapping
     }
 
-    public enum Action: Sendable, Equatable {
+    package enum Action: Sendable, Equatable {
         /// Open `GET /replication/v1/changes?since=`.
         case connect(since: Int64)
         /// Sleep, then call ``retry()``.
@@ -20,44 +20,44 @@ public struct StreamCursor: Sendable {
         case bootstrap
     }
 
-    public private(set) var state: State = .idle
+    package private(set) var state: State = .idle
     /// The last LSN applied and checkpointed.
-    public private(set) var checkpoint: Int64
+    package private(set) var checkpoint: Int64
     private var failures = 0
-    public let baseDelayMilliseconds: Int
-    public let maxDelayMilliseconds: Int
+    package let baseDelayMilliseconds: Int
+    package let maxDelayMilliseconds: Int
 
-    public init(checkpoint: Int64, baseDelayMilliseconds: Int = 100, maxDelayMilliseconds: Int = 5000) {
+    package init(checkpoint: Int64, baseDelayMilliseconds: Int = 100, maxDelayMilliseconds: Int = 5000) {
         self.checkpoint = checkpoint
         self.baseDelayMilliseconds = baseDelayMilliseconds
         self.maxDelayMilliseconds = maxDelayMilliseconds
     }
 
     /// Begin following.
-    public mutating func start() -> Action {
+    package mutating func start() -> Action {
         state = .connecting(since: checkpoint)
         return .connect(since: checkpoint)
     }
 
     /// The stream answered 200 and is delivering.
-    public mutating func connected() {
+    package mutating func connected() {
         state = .streaming(since: checkpoint)
     }
 
     /// A batch up to `lsn` was applied and checkpointed. Resets the failure count.
-    public mutating func applied(upTo lsn: Int64) {
+    package mutating func applied(upTo lsn: Int64) {
         checkpoint = max(checkpoint, lsn)
         failures = 0
         state = .streaming(since: checkpoint)
     }
 
     /// A heartbeat arrived: the link is healthy even when nothing changes.
-    public mutating func heartbeat() {
+    package mutating func heartbeat() {
         failures = 0
     }
 
     /// The stream ended or failed (network, 5xx, timeout, bad frame).
-    public mutating func failed(random: Double) -> Action {
+    package mutating func failed(random: Double) -> Action {
         failures += 1
         state = .backingOff(attempt: failures)
         let exponent = min(failures - 1, 16)
@@ -67,21 +67,21 @@ public struct StreamCursor: Sendable {
     }
 
     /// The origin no longer holds the log from our checkpoint (HTTP 410).
-    public mutating func gone() -> Action {
+    package mutating func gone() -> Action {
         state = .bootstrapping
         return .bootstrap
     }
 
     /// The origin's log has a new epoch (restored from a copy, or failed over with lost
     /// commits): the checkpoint means nothing there, so bootstrap.
-    public mutating func epochChanged() -> Action {
+    package mutating func epochChanged() -> Action {
         checkpoint = 0
         state = .bootstrapping
         return .bootstrap
     }
 
     /// A snapshot at `lsn` replaced the store.
-    public mutating func bootstrapped(at lsn: Int64) -> Action {
+    package mutating func bootstrapped(at lsn: Int64) -> Action {
         checkpoint = lsn
         failures = 0
         state = .connecting(since: lsn)
@@ -89,7 +89,7 @@ public struct StreamCursor: Sendable {
     }
 
     /// The backoff elapsed.
-    public mutating func retry() -> Action {
+    package mutating func retry() -> Action {
         state = .connecting(since: checkpoint)
         return .connect(since: checkpoint)
     }

@@ -3,8 +3,8 @@
 ///
 /// A certificate whose `urn:edgecache:tenant:` value is not such a name (empty, a space, a
 /// slash) names no tenant and is refused (403), like one that names none.
-public enum TenantName {
-    public static func isValid(_ name: some StringProtocol) -> Bool {
+package enum TenantName {
+    package static func isValid(_ name: some StringProtocol) -> Bool {
         let utf8 = name.utf8
         guard let first = utf8.first, utf8.count <= 64, isAlphanumeric(first) else { return false }
         return utf8.allSatisfy { isAlphanumeric($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") }

@@ -6,14 +6,14 @@ import Darwin
 
 /// The time source of a node: wall-clock epoch milliseconds (``MonotonicClock`` also fits it,
 /// for intervals). A seam so tests can move time.
-public protocol WallClock: Sendable {
+package protocol WallClock: Sendable {
     func nowMillis() -> Int64
 }
 
 /// The system clock (`CLOCK_REALTIME`).
-public struct SystemWallClock: WallClock {
-    public init() {}
-    public func nowMillis() -> Int64 {
+package struct SystemWallClock: WallClock {
+    package init() {}
+    package func nowMillis() -> Int64 {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
@@ -22,9 +22,9 @@ public struct SystemWallClock: WallClock {
 
 /// A monotonic clock in milliseconds (`CLOCK_MONOTONIC`), for staleness and timeouts: it does
 /// not jump when the wall clock is changed, so nothing depends on clocks agreeing.
-public struct MonotonicClock: WallClock {
-    public init() {}
-    public func nowMillis() -> Int64 {
+package struct MonotonicClock: WallClock {
+    package init() {}
+    package func nowMillis() -> Int64 {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000

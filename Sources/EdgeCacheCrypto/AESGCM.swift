@@ -4,13 +4,13 @@ import COpenSSLCrypto
 ///
 /// Output layout: `nonce(12) || ciphertext || tag(16)`. Nonces are random (RAND_bytes); with
 /// 96-bit random nonces a key must not seal more than 2^32 messages (keys rotate long before).
-public enum AESGCM {
-    public static let keySize = 32
-    public static let nonceSize = 12
-    public static let tagSize = 16
+package enum AESGCM {
+    package static let keySize = 32
+    package static let nonceSize = 12
+    package static let tagSize = 16
 
     /// Encrypts and authenticates `plaintext`, binding `aad`.
-    public static func seal(_ plaintext: [UInt8], key: [UInt8], aad: [UInt8]) throws(CryptoError) -> [UInt8] {
+    package static func seal(_ plaintext: [UInt8], key: [UInt8], aad: [UInt8]) throws(CryptoError) -> [UInt8] {
         guard key.count == keySize else { throw CryptoError("AES-256-GCM needs a 32-byte key") }
         let nonce = try SecureRandom.bytes(nonceSize)
         guard let ctx = EVP_CIPHER_CTX_new() else { throw CryptoError("EVP_CIPHER_CTX_new failed") }
@@ -42,7 +42,7 @@ public enum AESGCM {
     }
 
     /// Verifies and decrypts; throws if the key, the AAD or any byte differs.
-    public static func open(_ sealed: some Collection<UInt8>, key: [UInt8], aad: [UInt8]) throws(CryptoError) -> [UInt8] {
+    package static func open(_ sealed: some Collection<UInt8>, key: [UInt8], aad: [UInt8]) throws(CryptoError) -> [UInt8] {
         guard key.count == keySize else { throw CryptoError("AES-256-GCM needs a 32-byte key") }
         let sealed = Array(sealed)
         guard sealed.count >= nonceSize + tagSize else { throw CryptoError("sealed data too short") }
@@ -78,8 +78,8 @@ public enum AESGCM {
 }
 
 /// Cryptographically secure random bytes from OpenSSL.
-public enum SecureRandom {
-    public static func bytes(_ count: Int) throws(CryptoError) -> [UInt8] {
+package enum SecureRandom {
+    package static func bytes(_ count: Int) throws(CryptoError) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: count)
         guard RAND_bytes(&out, Int32(count)) == 1 else { throw CryptoError("RAND_bytes failed") }
         return out
@@ -87,8 +87,8 @@ public enum SecureRandom {
 }
 
 /// HMAC-SHA256 through OpenSSL.
-public enum HMACSHA256 {
-    public static func mac(key: [UInt8], data: some Collection<UInt8>) -> [UInt8] {
+package enum HMACSHA256 {
+    package static func mac(key: [UInt8], data: some Collection<UInt8>) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: 32)
         var length: UInt32 = 32
         let data = Array(data)
@@ -98,8 +98,8 @@ public enum HMACSHA256 {
 }
 
 /// SHA-256 through OpenSSL.
-public enum SHA256Digest {
-    public static func hash(_ data: some Collection<UInt8>) -> [UInt8] {
+package enum SHA256Digest {
+    package static func hash(_ data: some Collection<UInt8>) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: 32)
         let data = Array(data)
         var length: UInt32 = 32

@@ -1,16 +1,16 @@
 import EdgeCacheCore
 
 /// An identity provider whose tokens a node accepts, and the tenant its users belong to.
-public struct TokenIssuer: Sendable {
+package struct TokenIssuer: Sendable {
     /// The exact `iss` value of its tokens.
-    public var issuer: String
+    package var issuer: String
     /// The tenant every caller of this issuer acts for (never taken from the token itself).
-    public var tenant: String
+    package var tenant: String
     /// The `aud` value the tokens must carry.
-    public var audience: String
-    public var keys: [JWSPublicKey]
+    package var audience: String
+    package var keys: [JWSPublicKey]
 
-    public init(issuer: String, tenant: String, audience: String, keys: [JWSPublicKey]) {
+    package init(issuer: String, tenant: String, audience: String, keys: [JWSPublicKey]) {
         self.issuer = issuer
         self.tenant = tenant
         self.audience = audience
@@ -19,46 +19,46 @@ public struct TokenIssuer: Sendable {
 }
 
 /// What a verified bearer token says about its holder.
-public struct VerifiedToken: Sendable {
+package struct VerifiedToken: Sendable {
     /// The configured tenant of the token's issuer.
-    public var tenant: String
-    public var issuer: String
+    package var tenant: String
+    package var issuer: String
     /// `sub`.
-    public var subject: String?
+    package var subject: String?
     /// `scope`, space-separated.
-    public var scope: String
+    package var scope: String
     /// `patient`: the SMART launch patient.
-    public var patient: String?
+    package var patient: String?
     /// `purpose_of_use`: an HL7 v3 PurposeOfUse code such as `TREAT`.
-    public var purposeOfUse: String?
+    package var purposeOfUse: String?
     /// `exp` and `nbf` (epoch seconds): a remembered token is checked against them again.
-    public var expiresAt: Int64 = .max
-    public var notBefore: Int64? = nil
+    package var expiresAt: Int64 = .max
+    package var notBefore: Int64? = nil
 
     /// Whether the token is within its validity window at `now` (epoch seconds), with `leeway`.
-    public func isCurrent(now: Int64, leeway: Int64) -> Bool {
+    package func isCurrent(now: Int64, leeway: Int64) -> Bool {
         now <= expiresAt &+ leeway && (notBefore.map { now &+ leeway >= $0 } ?? true)
     }
 }
 
 /// Why a bearer token was refused. The reason never repeats the token's contents.
-public struct TokenRejection: Error, Sendable, Equatable, CustomStringConvertible {
-    public let reason: String
-    public init(_ reason: String) { self.reason = reason }
-    public var description: String { reason }
+package struct TokenRejection: Error, Sendable, Equatable, CustomStringConvertible {
+    package let reason: String
+    package init(_ reason: String) { self.reason = reason }
+    package var description: String { reason }
 }
 
 /// Verifies compact JWS bearer tokens (JWTs): signature by a configured issuer's key with RS256,
 /// ES256 or ES384, then `exp` (required), `nbf`, `aud` and `iss`, with a leeway for clock skew.
-public struct BearerTokenVerifier: Sendable {
-    public static let maxTokenBytes = 16 * 1024
+package struct BearerTokenVerifier: Sendable {
+    package static let maxTokenBytes = 16 * 1024
 
-    public var issuers: [TokenIssuer]
+    package var issuers: [TokenIssuer]
     /// Allowed clock skew for `exp` and `nbf`, in seconds.
-    public var leewaySeconds: Int64
-    public var clock: any WallClock
+    package var leewaySeconds: Int64
+    package var clock: any WallClock
 
-    public init(issuers: [TokenIssuer], leewaySeconds: Int64 = 60, clock: any WallClock = SystemWallClock()) {
+    package init(issuers: [TokenIssuer], leewaySeconds: Int64 = 60, clock: any WallClock = SystemWallClock()) {
         self.issuers = issuers
         self.leewaySeconds = leewaySeconds
         self.clock = clock
@@ -66,7 +66,7 @@ public struct BearerTokenVerifier: Sendable {
 
     /// Checks a token and returns its claims.
     /// - Throws: ``TokenRejection`` naming the failed check.
-    public func verify(_ token: String) throws(TokenRejection) -> VerifiedToken {
+    package func verify(_ token: String) throws(TokenRejection) -> VerifiedToken {
         guard token.utf8.count <= Self.maxTokenBytes else { throw TokenRejection("the token is too large") }
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3, let headerBytes = Base64URL.decode(parts[0]), let payloadBytes = Base64URL.decode(parts[1]),

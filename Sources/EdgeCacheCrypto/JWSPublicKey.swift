@@ -2,7 +2,7 @@ import COpenSSLCrypto
 
 /// The JWS signature algorithms EdgeCache accepts on bearer tokens. `none`, the HMAC family and
 /// everything else are refused by construction: they have no case here.
-public enum JWSAlgorithm: String, Sendable, CaseIterable {
+package enum JWSAlgorithm: String, Sendable, CaseIterable {
     /// RSASSA-PKCS1-v1_5 with SHA-256.
     case rs256 = "RS256"
     /// ECDSA on P-256 with SHA-256; the signature is raw `r || s`, 32 bytes each.
@@ -27,19 +27,19 @@ public enum JWSAlgorithm: String, Sendable, CaseIterable {
 /// let key = try JWSPublicKey(pemFile: "certs/idp.pub.pem")
 /// let ok = key.verify(.es256, signingInput: Array("header.payload".utf8), signature: raw)
 /// ```
-public final class JWSPublicKey: @unchecked Sendable {
+package final class JWSPublicKey: @unchecked Sendable {
     /// What kind of key this is; decides the one algorithm it verifies.
-    public enum Kind: String, Sendable {
+    package enum Kind: String, Sendable {
         case rsa, p256, p384
     }
 
     private let pkey: OpaquePointer
-    public let kind: Kind
+    package let kind: Kind
     /// An optional key id, matched against a token's `kid` header when both are present.
-    public let kid: String?
+    package let kid: String?
 
     /// Loads a PEM public key. Immutable afterwards, so safe to share between threads.
-    public init(pem: [UInt8], kid: String? = nil) throws(CryptoError) {
+    package init(pem: [UInt8], kid: String? = nil) throws(CryptoError) {
         guard !pem.isEmpty, pem.count < 1 << 20 else { throw CryptoError("cannot read the public key") }
         // The memory BIO reads the bytes in place, so it must not outlive this closure.
         let loaded: OpaquePointer? = pem.withUnsafeBytes { buffer in
@@ -81,7 +81,7 @@ public final class JWSPublicKey: @unchecked Sendable {
     deinit { EVP_PKEY_free(pkey) }
 
     /// The one algorithm this key verifies.
-    public var algorithm: JWSAlgorithm {
+    package var algorithm: JWSAlgorithm {
         switch kind {
         case .rsa: .rs256
         case .p256: .es256
@@ -92,7 +92,7 @@ public final class JWSPublicKey: @unchecked Sendable {
     /// Whether `signature` (as carried in a JWS: PKCS#1 v1.5 bytes for RSA, raw `r || s` for
     /// ECDSA) signs `signingInput` under `algorithm` with this key. A key never verifies an
     /// algorithm other than its own.
-    public func verify(_ algorithm: JWSAlgorithm, signingInput: [UInt8], signature: [UInt8]) -> Bool {
+    package func verify(_ algorithm: JWSAlgorithm, signingInput: [UInt8], signature: [UInt8]) -> Bool {
         guard algorithm == self.algorithm else { return false }
         let encoded: [UInt8]
         if let size = algorithm.ecCoordinateSize {
@@ -115,10 +115,10 @@ public final class JWSPublicKey: @unchecked Sendable {
 }
 
 /// ECDSA signature encodings: JWS carries raw `r || s`, libcrypto verifies DER `ECDSA-Sig-Value`.
-public enum JWSSignature {
+package enum JWSSignature {
     /// Converts a raw `r || s` signature (each `coordinateSize` bytes, big-endian) to DER; nil
     /// if the length is wrong.
-    public static func der(fromRaw raw: [UInt8], coordinateSize: Int) -> [UInt8]? {
+    package static func der(fromRaw raw: [UInt8], coordinateSize: Int) -> [UInt8]? {
         guard raw.count == 2 * coordinateSize, let sig = ECDSA_SIG_new() else { return nil }
         defer { ECDSA_SIG_free(sig) }
         let r = raw.withUnsafeBufferPointer { BN_bin2bn($0.baseAddress, Int32(coordinateSize), nil) }
@@ -146,7 +146,7 @@ public enum JWSSignature {
 
     /// Converts a DER `ECDSA-Sig-Value` to raw `r || s` (what a JWS signer sends); nil if it is
     /// not valid DER or a value does not fit.
-    public static func raw(fromDER der: [UInt8], coordinateSize: Int) -> [UInt8]? {
+    package static func raw(fromDER der: [UInt8], coordinateSize: Int) -> [UInt8]? {
         let sig: OpaquePointer? = der.withUnsafeBufferPointer { buffer in
             var cursor: UnsafePointer<UInt8>? = buffer.baseAddress
             return d2i_ECDSA_SIG(nil, &cursor, buffer.count)

@@ -3,16 +3,16 @@ import Foundation
 /// The key-encryption key (KEK): 32 random bytes, base64 in a file of mode 0600.
 ///
 /// It never encrypts data itself; it wraps the per-tenant data keys stored beside the data.
-public struct KeyEncryptionKey: Sendable {
+package struct KeyEncryptionKey: Sendable {
     let bytes: [UInt8]
 
     /// A new random KEK.
-    public static func generate() throws(CryptoError) -> KeyEncryptionKey {
+    package static func generate() throws(CryptoError) -> KeyEncryptionKey {
         KeyEncryptionKey(bytes: try SecureRandom.bytes(32))
     }
 
     /// Loads a KEK file. Refuses files readable by group or others.
-    public static func load(path: String) throws(CryptoError) -> KeyEncryptionKey {
+    package static func load(path: String) throws(CryptoError) -> KeyEncryptionKey {
         var info = stat()
         guard stat(path, &info) == 0 else { throw CryptoError("cannot read kek_file \(path): no such file (make one with: edgecache keys init --kek-file \(path))") }
         guard info.st_mode & 0o077 == 0 else {
@@ -27,7 +27,7 @@ public struct KeyEncryptionKey: Sendable {
     }
 
     /// Writes the KEK to a new file with mode 0600 (temp file, fsync, rename). Never overwrites.
-    public func write(toNewFile path: String) throws(CryptoError) {
+    package func write(toNewFile path: String) throws(CryptoError) {
         guard !FileManager.default.fileExists(atPath: path) else {
             throw CryptoError("\(path) already exists; refusing to overwrite a key-encryption key")
         }
@@ -49,12 +49,12 @@ public struct KeyEncryptionKey: Sendable {
     }
 
     /// Seals a data key under this KEK, bound to its tenant and version.
-    public func wrap(dataKey: [UInt8], tenant: String, version: UInt32) throws(CryptoError) -> [UInt8] {
+    package func wrap(dataKey: [UInt8], tenant: String, version: UInt32) throws(CryptoError) -> [UInt8] {
         try AESGCM.seal(dataKey, key: bytes, aad: Self.wrapAAD(tenant: tenant, version: version))
     }
 
     /// Opens a wrapped data key. Fails if this is not the KEK that wrapped it.
-    public func unwrap(_ wrapped: [UInt8], tenant: String, version: UInt32) throws(CryptoError) -> [UInt8] {
+    package func unwrap(_ wrapped: [UInt8], tenant: String, version: UInt32) throws(CryptoError) -> [UInt8] {
         do {
             return try AESGCM.open(wrapped, key: bytes, aad: Self.wrapAAD(tenant: tenant, version: version))
         } catch {
@@ -64,20 +64,20 @@ public struct KeyEncryptionKey: Sendable {
 }
 
 /// A tenant's data key and the keys derived from it.
-public struct TenantKeys: Sendable {
-    public let tenant: String
-    public let version: UInt32
+package struct TenantKeys: Sendable {
+    package let tenant: String
+    package let version: UInt32
     let dataKey: [UInt8]
     let indexKey: [UInt8]
 
     /// A data key whose index key is derived from itself (a tenant's first key).
-    public init(tenant: String, version: UInt32, dataKey: [UInt8]) {
+    package init(tenant: String, version: UInt32, dataKey: [UInt8]) {
         self.init(tenant: tenant, version: version, dataKey: dataKey, indexKey: Self.deriveIndexKey(from: dataKey))
     }
 
     /// A data key with a given index key: after a rotation every version keeps the tenant's
     /// first index key, so lookup keys (ids and index terms) stay stable.
-    public init(tenant: String, version: UInt32, dataKey: [UInt8], indexKey: [UInt8]) {
+    package init(tenant: String, version: UInt32, dataKey: [UInt8], indexKey: [UInt8]) {
         self.tenant = tenant
         self.version = version
         self.dataKey = dataKey
@@ -85,28 +85,28 @@ public struct TenantKeys: Sendable {
     }
 
     /// The index key a tenant's first data key implies (how stores made before rotation existed derive it).
-    public static func deriveIndexKey(from dataKey: [UInt8]) -> [UInt8] {
+    package static func deriveIndexKey(from dataKey: [UInt8]) -> [UInt8] {
         HMACSHA256.mac(key: dataKey, data: Array("edgecache-index-v1".utf8))
     }
 
     /// The same index key with another data key version.
-    public func withDataKey(_ dataKey: [UInt8], version: UInt32) -> TenantKeys {
+    package func withDataKey(_ dataKey: [UInt8], version: UInt32) -> TenantKeys {
         TenantKeys(tenant: tenant, version: version, dataKey: dataKey, indexKey: indexKey)
     }
 
     /// The index key, for wrapping (stored as `data_keys` version 0 once a tenant has rotated).
-    public var rawIndexKey: [UInt8] { indexKey }
+    package var rawIndexKey: [UInt8] { indexKey }
 
     /// A fresh random data key.
-    public static func generate(tenant: String, version: UInt32) throws(CryptoError) -> TenantKeys {
+    package static func generate(tenant: String, version: UInt32) throws(CryptoError) -> TenantKeys {
         TenantKeys(tenant: tenant, version: version, dataKey: try SecureRandom.bytes(32))
     }
 
     /// The data key, for wrapping.
-    public var rawDataKey: [UInt8] { dataKey }
+    package var rawDataKey: [UInt8] { dataKey }
 
     /// A keyed hash (HMAC-SHA256) of `text`: the only form in which ids and index terms are stored.
-    public func lookupKey(_ text: String) -> [UInt8] {
+    package func lookupKey(_ text: String) -> [UInt8] {
         HMACSHA256.mac(key: indexKey, data: Array(text.utf8))
     }
 }

@@ -1,9 +1,9 @@
 import CZlib
 
 /// One-shot zlib compression with a 4-byte length prefix, bounded on decompression.
-public enum Zlib {
+package enum Zlib {
     /// Largest plaintext ``decompress(_:)`` will produce (guards against zip bombs).
-    public static let maxDecompressedSize = 64 * 1024 * 1024
+    package static let maxDecompressedSize = 64 * 1024 * 1024
 
     /// `uint32be(length) || zlib(data)`.
     ///
@@ -11,7 +11,7 @@ public enum Zlib {
     /// of state (a 32 KiB window) for every call, and allocating and clearing it was a third of
     /// the cost of sealing a 2 KB resource (docs/benchmarks.md, stream apply). Any zlib decoder
     /// reads the result; a small window also makes decoding allocate less.
-    public static func compress(_ data: [UInt8], level: Int32 = 1) throws(CryptoError) -> [UInt8] {
+    package static func compress(_ data: [UInt8], level: Int32 = 1) throws(CryptoError) -> [UInt8] {
         var windowBits: Int32 = 9
         while windowBits < 15, (1 << windowBits) < data.count { windowBits += 1 }
         let memLevel: Int32 = windowBits <= 12 ? 6 : 8
@@ -39,7 +39,7 @@ public enum Zlib {
     }
 
     /// Reverses ``compress(_:level:)``.
-    public static func decompress(_ data: [UInt8]) throws(CryptoError) -> [UInt8] {
+    package static func decompress(_ data: [UInt8]) throws(CryptoError) -> [UInt8] {
         guard data.count >= 4 else { throw CryptoError("compressed data too short") }
         let n = Int(data[0]) << 24 | Int(data[1]) << 16 | Int(data[2]) << 8 | Int(data[3])
         guard n <= maxDecompressedSize else { throw CryptoError("compressed data claims \(n) bytes") }
@@ -58,10 +58,10 @@ public enum Zlib {
 
 /// A streaming zlib compressor; each ``compress(_:)`` output is decodable on its own arrival
 /// (sync flush), which is what a live change stream needs.
-public final class ZlibDeflater {
+package final class ZlibDeflater {
     private let stream: UnsafeMutablePointer<z_stream>
 
-    public init(level: Int32 = 1) throws(CryptoError) {
+    package init(level: Int32 = 1) throws(CryptoError) {
         stream = .allocate(capacity: 1)
         stream.initialize(to: z_stream())
         let rc = deflateInit_(stream, level, zlibVersion(), Int32(MemoryLayout<z_stream>.size))
@@ -77,7 +77,7 @@ public final class ZlibDeflater {
     }
 
     /// Compresses `input` and flushes, returning all output produced.
-    public func compress(_ input: [UInt8]) -> [UInt8] {
+    package func compress(_ input: [UInt8]) -> [UInt8] {
         var output: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: max(1024, input.count / 2 + 64))
         var input = input
@@ -99,11 +99,11 @@ public final class ZlibDeflater {
 }
 
 /// A streaming zlib decompressor with a bound on how much one call may produce.
-public final class ZlibInflater {
+package final class ZlibInflater {
     private let stream: UnsafeMutablePointer<z_stream>
     private var finished = false
 
-    public init() throws(CryptoError) {
+    package init() throws(CryptoError) {
         stream = .allocate(capacity: 1)
         stream.initialize(to: z_stream())
         let rc = inflateInit_(stream, zlibVersion(), Int32(MemoryLayout<z_stream>.size))
@@ -120,7 +120,7 @@ public final class ZlibInflater {
 
     /// Decompresses the next piece of the stream.
     /// - Throws: on corrupt data or when the output of this call would exceed `limit` bytes.
-    public func decompress(_ input: [UInt8], limit: Int = 64 * 1024 * 1024) throws(CryptoError) -> [UInt8] {
+    package func decompress(_ input: [UInt8], limit: Int = 64 * 1024 * 1024) throws(CryptoError) -> [UInt8] {
         guard !finished else {
             if input.isEmpty { return [] }
             throw CryptoError("data after the end of the zlib stream")

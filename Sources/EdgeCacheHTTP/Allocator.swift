@@ -7,10 +7,10 @@ import Glibc
 /// Without them, memory freed after a burst of large requests stays in glibc's per-thread arenas
 /// (measured: +100 to +140 MiB after 4 concurrent 3.8 MB writes, +40 MiB with two arenas and a
 /// trim). Both functions are looked up at run time and do nothing on other C libraries.
-public enum Allocator {
+package enum Allocator {
     /// Limits glibc to `arenas` malloc arenas (`mallopt(M_ARENA_MAX)`), unless the operator set
     /// `MALLOC_ARENA_MAX`. Call once, early in the process.
-    public static func limitArenas(_ arenas: Int32 = 2) {
+    package static func limitArenas(_ arenas: Int32 = 2) {
         #if canImport(Glibc)
         guard getenv("MALLOC_ARENA_MAX") == nil, let symbol = lookup("mallopt") else { return }
         typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
@@ -20,7 +20,7 @@ public enum Allocator {
     }
 
     /// Returns free heap memory of every arena to the system (`malloc_trim(0)`).
-    public static func trimHeap() {
+    package static func trimHeap() {
         #if canImport(Glibc)
         guard let symbol = lookup("malloc_trim") else { return }
         typealias Trim = @convention(c) (Int) -> Int32

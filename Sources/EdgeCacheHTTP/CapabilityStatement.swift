@@ -2,11 +2,11 @@ import EdgeCacheCore
 
 /// The server's R4 CapabilityStatement. Only elements of the R4 definition: strict client
 /// models (SMART `fhirclient`) reject anything else.
-public enum CapabilityStatement {
-    public static let softwareVersion = "0.1.0"
+package enum CapabilityStatement {
+    package static let softwareVersion = "0.1.0"
 
     /// The statement for a node with the given role, as JSON.
-    public static func json(role: String, baseURL: String, date: Int64) -> [UInt8] {
+    package static func json(role: String, baseURL: String, date: Int64) -> [UInt8] {
         func obj(_ members: [(String, JSONValue)]) -> JSONValue {
             .object(JSONObject(members.map { JSONObject.Member(key: $0.0, value: $0.1) }))
         }

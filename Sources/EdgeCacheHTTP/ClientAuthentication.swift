@@ -8,13 +8,13 @@ import Synchronization
 ///
 /// A request with `Authorization: Bearer …` is judged by its token alone (when the listener
 /// takes tokens); otherwise by its client certificate (when the listener takes certificates).
-public struct ClientAuthentication: Sendable {
+package struct ClientAuthentication: Sendable {
     /// Verifies bearer tokens; nil: the listener ignores `Authorization` (certificates only).
-    public var bearer: BearerTokenVerifier? { verifier?.withLock { $0 } }
+    package var bearer: BearerTokenVerifier? { verifier?.withLock { $0 } }
     /// Shared by every copy, so ``replaceIssuers(_:)`` reaches the listener that holds one.
     private let verifier: SharedVerifier?
     /// Whether client certificates identify callers.
-    public var acceptCertificates: Bool
+    package var acceptCertificates: Bool
 
     /// Tokens that verified, with the identity they give: a client sends the same token on
     /// every request until it expires, and checking its signature each time was the largest
@@ -22,7 +22,7 @@ public struct ClientAuthentication: Sendable {
     /// against its `exp` and `nbf` on every use; only a byte-identical token string matches.
     let verified = VerifiedTokens()
 
-    public init(bearer: BearerTokenVerifier?, acceptCertificates: Bool) {
+    package init(bearer: BearerTokenVerifier?, acceptCertificates: Bool) {
         self.verifier = bearer.map { SharedVerifier($0) }
         self.acceptCertificates = acceptCertificates
     }
@@ -31,7 +31,7 @@ public struct ClientAuthentication: Sendable {
     /// are forgotten, so a token signed by a key no longer listed stops working at once.
     /// - Returns: false if this listener takes no bearer tokens (nothing to replace).
     @discardableResult
-    public func replaceIssuers(_ issuers: [TokenIssuer]) -> Bool {
+    package func replaceIssuers(_ issuers: [TokenIssuer]) -> Bool {
         guard let verifier else { return false }
         verifier.withLock { $0.issuers = issuers }
         verified.forgetAll()
@@ -39,19 +39,19 @@ public struct ClientAuthentication: Sendable {
     }
 
     /// Whether `request` is judged by its client certificate (so the caller must look it up).
-    public func needsCertificate(_ request: Request) -> Bool {
+    package func needsCertificate(_ request: Request) -> Bool {
         !(verifier != nil && request.headers[.authorization] != nil)
     }
 
     /// Mutual TLS only (the origin's peer listener, and any listener without `auth.issuers`).
-    public static let certificatesOnly = ClientAuthentication(bearer: nil, acceptCertificates: true)
+    package static let certificatesOnly = ClientAuthentication(bearer: nil, acceptCertificates: true)
 
     /// The longest break-glass reason kept (longer ones are cut).
-    public static let maxBreakGlassReason = 200
+    package static let maxBreakGlassReason = 200
 
     /// The caller of `request`, or the 401 to answer.
     /// - Parameter certificate: the verified client certificate's identity, if one was presented.
-    public func identify(_ request: Request, certificate: ClientIdentity?) -> Result<ClientIdentity, FHIRError> {
+    package func identify(_ request: Request, certificate: ClientIdentity?) -> Result<ClientIdentity, FHIRError> {
         if let bearer, let authorization = request.header("Authorization") {
             let parts = authorization.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
             guard parts.count == 2, parts[0].lowercased() == "bearer" else {
@@ -89,7 +89,7 @@ public struct ClientAuthentication: Sendable {
 
     /// The `X-EdgeCache-Break-Glass` reason (trimmed, cut to 200 characters), nil if absent or
     /// empty; a 403 if the caller's purpose of use is not treatment.
-    public static func breakGlassReason(_ request: Request, identity: ClientIdentity) -> Result<String?, FHIRError> {
+    package static func breakGlassReason(_ request: Request, identity: ClientIdentity) -> Result<String?, FHIRError> {
         guard let raw = request.header("X-EdgeCache-Break-Glass") else { return .success(nil) }
         let reason = String(raw.trimmingSpaces().prefix(maxBreakGlassReason))
         guard !reason.isEmpty else { return .success(nil) }

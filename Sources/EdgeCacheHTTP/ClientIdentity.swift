@@ -6,27 +6,27 @@ import NIOSSL
 /// Certificates name their holder with URI subject alternative names:
 /// `urn:edgecache:tenant:<tenant>`, `urn:edgecache:role:<edge|client|origin>` and, for nodes,
 /// `urn:edgecache:node:<node-id>` (see docs/OPERATIONS.md, "Certificates").
-public struct ClientIdentity: Sendable, Equatable {
-    public enum Role: String, Sendable {
+package struct ClientIdentity: Sendable, Equatable {
+    package enum Role: String, Sendable {
         case edge, client, origin
         /// A role value this version does not know (treated as no role).
         case unknown
     }
 
-    public var tenant: String?
-    public var role: Role?
-    public var node: String?
-    public var commonName: String?
+    package var tenant: String?
+    package var role: Role?
+    package var node: String?
+    package var commonName: String?
     /// Who acts (a token's `sub`, or the node id of a certificate), for the audit trail.
-    public var subject: String?
+    package var subject: String?
     /// The stated purpose of use (HL7 v3 PurposeOfUse code, e.g. `TREAT`); nil means treatment.
-    public var purposeOfUse: String?
+    package var purposeOfUse: String?
     /// The patient a `patient/` token is limited to (SMART launch context).
-    public var patientContext: String?
+    package var patientContext: String?
     /// The SMART scopes of a bearer token; nil for a certificate (full access within its tenant).
-    public var grant: SMARTGrant?
+    package var grant: SMARTGrant?
 
-    public init(
+    package init(
         tenant: String?, role: Role?, node: String? = nil, commonName: String? = nil, subject: String? = nil,
         purposeOfUse: String? = nil, patientContext: String? = nil, grant: SMARTGrant? = nil
     ) {
@@ -41,10 +41,10 @@ public struct ClientIdentity: Sendable, Equatable {
     }
 
     /// The purpose of use that applies (treatment unless stated).
-    public var purpose: String { purposeOfUse ?? "TREAT" }
+    package var purpose: String { purposeOfUse ?? "TREAT" }
 
     /// Reads the EdgeCache URIs of a certificate.
-    public init(certificate: NIOSSLCertificate) {
+    package init(certificate: NIOSSLCertificate) {
         var tenant: String?
         var role: Role?
         var node: String?

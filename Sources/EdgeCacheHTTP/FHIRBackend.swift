@@ -2,18 +2,18 @@ import EdgeCacheCore
 import EdgeCacheStore
 
 /// The authenticated caller of a FHIR request.
-public struct FHIRCaller: Sendable {
+package struct FHIRCaller: Sendable {
     /// The tenant, from the certificate (never from a header).
-    public var tenant: String
-    public var identity: ClientIdentity
+    package var tenant: String
+    package var identity: ClientIdentity
     /// `https://host:port/fhir`, for absolute links and Location headers.
-    public var baseURL: String
-    public var requestID: String
+    package var baseURL: String
+    package var requestID: String
     /// The reason given for emergency (break-glass) access, from `X-EdgeCache-Break-Glass`;
     /// lets a treatment request read what consent would otherwise block, and is audited.
-    public var breakGlassReason: String?
+    package var breakGlassReason: String?
 
-    public init(tenant: String, identity: ClientIdentity, baseURL: String, requestID: String, breakGlassReason: String? = nil) {
+    package init(tenant: String, identity: ClientIdentity, baseURL: String, requestID: String, breakGlassReason: String? = nil) {
         self.tenant = tenant
         self.identity = identity
         self.baseURL = baseURL
@@ -24,8 +24,8 @@ public struct FHIRCaller: Sendable {
 
 /// Where a cached-path answer came from, rendered once as `Cache-Status` (RFC 9211) and `Age`,
 /// and read as a value by the audit trail and the metrics.
-public struct CacheFacts: Sendable, Equatable {
-    public enum Outcome: Sendable, Equatable {
+package struct CacheFacts: Sendable, Equatable {
+    package enum Outcome: Sendable, Equatable {
         /// Served from the edge's cache.
         case hit
         /// The caller's own write, queued in the outbox (`detail="pending-write"`).
@@ -39,16 +39,16 @@ public struct CacheFacts: Sendable, Equatable {
         case revalidated(originStatus: Int, stored: Bool)
     }
 
-    public var outcome: Outcome
+    package var outcome: Outcome
     /// Seconds of freshness left (negative: past the TTL); nil when not stated.
-    public var ttl: Int?
+    package var ttl: Int?
     /// Why an entry is served as it is: the link state (`origin-unreachable`, …), `origin-error`,
     /// `version` (a version never changes).
-    public var detail: String?
+    package var detail: String?
     /// Seconds the response may be out of date (the `Age` header).
-    public var age: Int?
+    package var age: Int?
 
-    public init(_ outcome: Outcome, ttl: Int? = nil, detail: String? = nil, age: Int?) {
+    package init(_ outcome: Outcome, ttl: Int? = nil, detail: String? = nil, age: Int?) {
         self.outcome = outcome
         self.ttl = ttl
         self.detail = detail
@@ -56,7 +56,7 @@ public struct CacheFacts: Sendable, Equatable {
     }
 
     /// The `Cache-Status` member, e.g. `edgecache; hit; ttl=298`.
-    public var cacheStatus: String {
+    package var cacheStatus: String {
         var text = "edgecache"
         switch outcome {
         case .hit: text += "; hit"
@@ -77,7 +77,7 @@ public struct CacheFacts: Sendable, Equatable {
 
     /// How a read counts in the metrics: hit, miss, stale (past its TTL or with the origin
     /// away), revalidated, pending.
-    public var result: String {
+    package var result: String {
         switch outcome {
         case .pendingWrite: return "pending"
         case .miss: return "miss"
@@ -89,7 +89,7 @@ public struct CacheFacts: Sendable, Equatable {
     }
 
     /// Whether answering it took a request to the origin.
-    public var askedOrigin: Bool {
+    package var askedOrigin: Bool {
         switch outcome {
         case .miss, .uriMiss, .revalidated: return true
         case .hit, .pendingWrite: return false
@@ -98,12 +98,12 @@ public struct CacheFacts: Sendable, Equatable {
 }
 
 /// A resource answer (read, vread, write representation).
-public struct ResourceAnswer: Sendable {
-    public var resource: ResourceVersion
-    public var cache: CacheFacts?
+package struct ResourceAnswer: Sendable {
+    package var resource: ResourceVersion
+    package var cache: CacheFacts?
     /// Set when the answer is the caller's own write, still in the edge's outbox.
-    public var outbox: OutboxFacts?
-    public init(resource: ResourceVersion, cache: CacheFacts? = nil, outbox: OutboxFacts? = nil) {
+    package var outbox: OutboxFacts?
+    package init(resource: ResourceVersion, cache: CacheFacts? = nil, outbox: OutboxFacts? = nil) {
         self.resource = resource
         self.cache = cache
         self.outbox = outbox
@@ -111,30 +111,30 @@ public struct ResourceAnswer: Sendable {
 }
 
 /// A search or history answer.
-public struct ListAnswer: Sendable {
-    public var page: SearchPage
-    public var cache: CacheFacts?
-    public init(page: SearchPage, cache: CacheFacts? = nil) {
+package struct ListAnswer: Sendable {
+    package var page: SearchPage
+    package var cache: CacheFacts?
+    package init(page: SearchPage, cache: CacheFacts? = nil) {
         self.page = page
         self.cache = cache
     }
 }
 
 /// A write answer.
-public struct WriteAnswer: Sendable {
+package struct WriteAnswer: Sendable {
     /// HTTP status to relay (200, 201, 204; 202 when queued).
-    public var status: Int
+    package var status: Int
     /// The resulting version; nil when a delete changed nothing.
-    public var resource: ResourceVersion?
+    package var resource: ResourceVersion?
     /// The key the write was made under, echoed as `Idempotency-Key` (edge).
-    public var idempotencyKey: String?
+    package var idempotencyKey: String?
     /// The answer is the one stored for an earlier request with the same key (origin,
     /// `Idempotent-Replayed: true`).
-    public var replayed: Bool
+    package var replayed: Bool
     /// Accepted into the edge's outbox, not yet committed at the origin (202).
-    public var outbox: OutboxFacts?
+    package var outbox: OutboxFacts?
 
-    public init(status: Int, resource: ResourceVersion?, idempotencyKey: String? = nil, replayed: Bool = false, outbox: OutboxFacts? = nil) {
+    package init(status: Int, resource: ResourceVersion?, idempotencyKey: String? = nil, replayed: Bool = false, outbox: OutboxFacts? = nil) {
         self.status = status
         self.resource = resource
         self.idempotencyKey = idempotencyKey
@@ -143,12 +143,12 @@ public struct WriteAnswer: Sendable {
     }
 
     /// Accepted into the edge's outbox, not yet committed at the origin (202).
-    public var queued: Bool { outbox != nil }
+    package var queued: Bool { outbox != nil }
 }
 
 /// What serves FHIR interactions for a node: the origin's store, or the edge's cache in front
 /// of the origin. Errors are ``EdgeCacheCore/FHIRError``; anything else becomes a 500.
-public protocol FHIRBackend: Sendable {
+package protocol FHIRBackend: Sendable {
     /// Current version; a deleted resource answers with its tombstone (the responder sends 410).
     func read(_ caller: FHIRCaller, type: String, id: String) async throws -> ResourceAnswer
     func vread(_ caller: FHIRCaller, type: String, id: String, version: Int64) async throws -> ResourceAnswer

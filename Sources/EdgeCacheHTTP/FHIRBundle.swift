@@ -1,7 +1,7 @@
 import EdgeCacheCore
 
 /// Builds searchset and history Bundles, splicing stored resource JSON in without re-parsing it.
-public enum FHIRBundle {
+package enum FHIRBundle {
     private static func append(_ s: String, _ out: inout [UInt8]) { out.append(contentsOf: Array(s.utf8)) }
 
     private static func link(_ relation: String, _ url: String, _ out: inout [UInt8]) {
@@ -11,7 +11,7 @@ public enum FHIRBundle {
     }
 
     /// A `searchset` Bundle with absolute `self`, `next` and `previous` links on `baseURL`.
-    public static func searchset(_ page: SearchPage, type: String, query: SearchQuery, baseURL: String, now: Int64) -> [UInt8] {
+    package static func searchset(_ page: SearchPage, type: String, query: SearchQuery, baseURL: String, now: Int64) -> [UInt8] {
         func url(offset: Int) -> String {
             var parts = query.effectiveParameters.map { "\(QueryString.encode($0.0))=\(QueryString.encode($0.1))" }
             parts.append("_count=\(query.count)")
@@ -48,7 +48,7 @@ public enum FHIRBundle {
     }
 
     /// A `history` Bundle, newest version first.
-    public static func history(_ versions: [ResourceVersion], baseURL: String, now: Int64) -> [UInt8] {
+    package static func history(_ versions: [ResourceVersion], baseURL: String, now: Int64) -> [UInt8] {
         var out: [UInt8] = []
         append("{\"resourceType\":\"Bundle\",\"meta\":{\"lastUpdated\":\"\(FHIRTime.instant(millis: now))\"},", &out)
         append("\"type\":\"history\",\"total\":\(versions.count),\"entry\":[", &out)

@@ -5,27 +5,27 @@ import HTTPTypes
 /// (``init(method:segments:)``), the FHIR responder routes on that value and adds what it
 /// learns while answering; headers are rendered from it once, and the audit trail and the
 /// metrics read it as a value (they never parse paths, headers or status strings).
-public struct FHIRFacts: Sendable, Equatable {
+package struct FHIRFacts: Sendable, Equatable {
     /// The FHIR REST interaction (the audit trail's action).
-    public enum Interaction: String, Sendable {
+    package enum Interaction: String, Sendable {
         case capabilities, search, create, read, update, delete, history, vread, other
     }
 
-    public var interaction: Interaction
+    package var interaction: Interaction
     /// The resource type the path names (nil for `metadata` and an empty path).
-    public var type: String?
+    package var type: String?
     /// The resource id: from the path, or for a create the id the write was given.
-    public var id: String?
+    package var id: String?
     /// The version the answer names (its `ETag`), if it names one.
-    public var version: Int64?
+    package var version: Int64?
     /// Where the answer came from (edge: cache hit, miss, revalidation, pending write).
-    public var cache: CacheFacts?
+    package var cache: CacheFacts?
     /// The write's place in the edge's outbox, when it is queued or held for review.
-    public var outbox: OutboxFacts?
+    package var outbox: OutboxFacts?
     /// What consent did to the answer.
-    public var consent: ConsentFacts?
+    package var consent: ConsentFacts?
 
-    public init(interaction: Interaction, type: String? = nil, id: String? = nil, version: Int64? = nil) {
+    package init(interaction: Interaction, type: String? = nil, id: String? = nil, version: Int64? = nil) {
         self.interaction = interaction
         self.type = type
         self.id = id
@@ -34,7 +34,7 @@ public struct FHIRFacts: Sendable, Equatable {
 
     /// Classifies a request by its method and the path segments after `/fhir`: the one place
     /// that knows which path shape is which interaction.
-    public init(method: HTTPRequest.Method, segments: [Substring]) {
+    package init(method: HTTPRequest.Method, segments: [Substring]) {
         self.init(interaction: .other)
         guard let first = segments.first else { return }
         if segments.count == 1, first == "metadata" {
@@ -58,7 +58,7 @@ public struct FHIRFacts: Sendable, Equatable {
     }
 
     /// `Type/id`, or the type alone (a search, or a create not carried out), or nil.
-    public var resource: String? {
+    package var resource: String? {
         guard let type else { return nil }
         guard let id else { return type }
         return "\(type)/\(id)"
@@ -66,29 +66,29 @@ public struct FHIRFacts: Sendable, Equatable {
 }
 
 /// A write held in the edge's outbox, rendered as `EdgeCache-Write-Status: STATE; seq=N`.
-public struct OutboxFacts: Sendable, Equatable {
-    public enum State: String, Sendable {
+package struct OutboxFacts: Sendable, Equatable {
+    package enum State: String, Sendable {
         /// Durable at the edge, not yet committed at the origin.
         case queued
         /// Held at the edge until a person decides.
         case review
     }
 
-    public var state: State
+    package var state: State
     /// The write's position in the outbox.
-    public var seq: Int64
+    package var seq: Int64
 
-    public init(_ state: State, seq: Int64) {
+    package init(_ state: State, seq: Int64) {
         self.state = state
         self.seq = seq
     }
 
     /// The `EdgeCache-Write-Status` value.
-    public var headerValue: String { "\(state.rawValue); seq=\(seq)" }
+    package var headerValue: String { "\(state.rawValue); seq=\(seq)" }
 }
 
 /// What consent did to an answer, rendered as `EdgeCache-Consent`.
-public enum ConsentFacts: Sendable, Equatable {
+package enum ConsentFacts: Sendable, Equatable {
     /// Refused (403) because of `Consent/<consentID>`.
     case blocked(consentID: String)
     /// Read under a break-glass reason although `Consent/<consentID>` blocks it.
@@ -99,7 +99,7 @@ public enum ConsentFacts: Sendable, Equatable {
     case breakGlassEntries(Int)
 
     /// The `EdgeCache-Consent` value.
-    public var headerValue: String {
+    package var headerValue: String {
         switch self {
         case .blocked(let id): "blocked; consent=Consent/\(id)"
         case .breakGlass(let id): "break-glass; consent=Consent/\(id)"
@@ -108,12 +108,12 @@ public enum ConsentFacts: Sendable, Equatable {
         }
     }
 
-    public var isBlocked: Bool {
+    package var isBlocked: Bool {
         if case .blocked = self { return true }
         return false
     }
 
-    public var isBreakGlass: Bool {
+    package var isBreakGlass: Bool {
         switch self {
         case .breakGlass, .breakGlassEntries: true
         case .blocked, .filtered: false

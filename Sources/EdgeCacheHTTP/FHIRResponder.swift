@@ -6,18 +6,18 @@ import Logging
 
 /// Maps FHIR REST interactions under `/fhir` to a ``FHIRBackend``: routing, validation,
 /// conditional requests, `Prefer`, `_format`, Bundles, and OperationOutcome for every error.
-public struct FHIRResponder: Sendable {
-    public let backend: any FHIRBackend
-    public let role: String
-    public let limits: RequestLimits
-    public let clock: any WallClock
+package struct FHIRResponder: Sendable {
+    package let backend: any FHIRBackend
+    package let role: String
+    package let limits: RequestLimits
+    package let clock: any WallClock
     /// The consent rules enforced on what is returned (nil: none).
-    public var consent: ConsentRegistry?
+    package var consent: ConsentRegistry?
     /// Admits large write bodies a few at a time (nil: no cap).
-    public var largeBodies: LargeBodyGate?
+    package var largeBodies: LargeBodyGate?
 
     /// `backend` is wrapped in a ``ScopedBackend``: bearer-token callers get only what their scopes allow.
-    public init(backend: any FHIRBackend, role: String, limits: RequestLimits, clock: any WallClock = SystemWallClock()) {
+    package init(backend: any FHIRBackend, role: String, limits: RequestLimits, clock: any WallClock = SystemWallClock()) {
         self.backend = backend is ScopedBackend ? backend : ScopedBackend(backend)
         self.role = role
         self.limits = limits
@@ -27,7 +27,7 @@ public struct FHIRResponder: Sendable {
     /// Serves one request. `segments` are the path segments after `/fhir`; `facts` is the
     /// request as the node classified it (``FHIRFacts/init(method:segments:)``), returned with
     /// what was learnt while answering.
-    public func respond(
+    package func respond(
         to request: Request, segments: [Substring], facts classified: FHIRFacts, caller: FHIRCaller, logger: Logger
     ) async -> (Response, FHIRFacts) {
         var facts = classified

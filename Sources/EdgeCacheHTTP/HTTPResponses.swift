@@ -4,11 +4,11 @@ import Hummingbird
 import NIOCore
 
 /// Builds Hummingbird responses for FHIR.
-public enum FHIRHTTP {
-    public static let fhirJSON = "application/fhir+json; charset=utf-8"
+package enum FHIRHTTP {
+    package static let fhirJSON = "application/fhir+json; charset=utf-8"
 
     /// A response with the given status, headers and body.
-    public static func response(status: Int, headers: [(String, String)] = [], body: [UInt8]? = nil) -> Response {
+    package static func response(status: Int, headers: [(String, String)] = [], body: [UInt8]? = nil) -> Response {
         var fields = HTTPFields()
         for (name, value) in headers {
             if let fieldName = HTTPField.Name(name) { fields.append(HTTPField(name: fieldName, value: value)) }
@@ -21,7 +21,7 @@ public enum FHIRHTTP {
     }
 
     /// An OperationOutcome response for an error.
-    public static func error(_ error: FHIRError, requestID: String? = nil) -> Response {
+    package static func error(_ error: FHIRError, requestID: String? = nil) -> Response {
         var headers = [("Content-Type", fhirJSON)] + error.headers
         if let requestID { headers.append(("X-Request-Id", requestID)) }
         return response(status: error.status, headers: headers, body: OperationOutcome.json(for: error))
@@ -29,15 +29,15 @@ public enum FHIRHTTP {
 }
 
 /// Limits on what a request may carry.
-public struct RequestLimits: Sendable {
+package struct RequestLimits: Sendable {
     /// Largest request body accepted (bytes); larger → 413.
-    public var maxBodyBytes: Int
+    package var maxBodyBytes: Int
     /// Largest total size of request header names and values (bytes); larger → 431.
-    public var maxHeaderBytes: Int
+    package var maxHeaderBytes: Int
     /// Longest time a client may take to send its body (seconds).
-    public var bodyTimeoutSeconds: Int
+    package var bodyTimeoutSeconds: Int
 
-    public init(maxBodyBytes: Int = 4 * 1024 * 1024, maxHeaderBytes: Int = 16 * 1024, bodyTimeoutSeconds: Int = 30) {
+    package init(maxBodyBytes: Int = 4 * 1024 * 1024, maxHeaderBytes: Int = 16 * 1024, bodyTimeoutSeconds: Int = 30) {
         self.maxBodyBytes = maxBodyBytes
         self.maxHeaderBytes = maxHeaderBytes
         self.bodyTimeoutSeconds = bodyTimeoutSeconds

@@ -8,34 +8,34 @@ import Synchronization
 /// request is refused with 429, over the per-node cap with 503, both with `Retry-After` and an
 /// OperationOutcome, before the body is read. Shortly after the last large request of the node
 /// ends, the allocator is asked to give freed memory back to the system (glibc keeps it otherwise).
-public final class LargeBodyGate: Sendable {
-    public let threshold: Int
-    public let maxPerNode: Int
-    public let maxPerClient: Int
+package final class LargeBodyGate: Sendable {
+    package let threshold: Int
+    package let maxPerNode: Int
+    package let maxPerClient: Int
     private struct State {
         var inFlight = 0
         var perClient: [String: Int] = [:]
     }
     private let state = Mutex(State())
 
-    public init(threshold: Int = 1 << 20, maxPerNode: Int = 4, maxPerClient: Int = 2) {
+    package init(threshold: Int = 1 << 20, maxPerNode: Int = 4, maxPerClient: Int = 2) {
         self.threshold = threshold
         self.maxPerNode = max(1, maxPerNode)
         self.maxPerClient = max(1, maxPerClient)
     }
 
     /// A slot held by one request; ``release()`` it exactly once.
-    public struct Slot: Sendable {
+    package struct Slot: Sendable {
         let gate: LargeBodyGate
         let client: String?
 
-        public func release() { gate.release(client: client) }
+        package func release() { gate.release(client: client) }
     }
 
     /// Takes a slot for a body of `length` bytes (nil: unknown) from `client` (nil: not capped
     /// per client, e.g. an edge relaying many clients' writes). Returns nil for a small body.
     /// - Throws: ``FHIRError`` 429 (this client's cap) or 503 (the node's), with Retry-After.
-    public func admit(length: Int?, client: String?) throws(FHIRError) -> Slot? {
+    package func admit(length: Int?, client: String?) throws(FHIRError) -> Slot? {
         if let length, length < threshold { return nil }
         let refusal = state.withLock { state -> FHIRError? in
             if let client, state.perClient[client, default: 0] >= maxPerClient {
@@ -59,7 +59,7 @@ public final class LargeBodyGate: Sendable {
     }
 
     /// Large requests in flight now.
-    public var inFlight: Int { state.withLock { $0.inFlight } }
+    package var inFlight: Int { state.withLock { $0.inFlight } }
 
     private func release(client: String?) {
         let idle = state.withLock { state -> Bool in

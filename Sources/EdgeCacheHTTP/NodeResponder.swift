@@ -6,34 +6,34 @@ import NIOCore
 
 /// The top-level responder of one listener: limits, caller identity and tenant checks, then
 /// `/fhir`, `/replication/v1` (origin peer listener) and the operator endpoints.
-public struct NodeResponder: HTTPResponder {
-    public typealias Context = NodeRequestContext
+package struct NodeResponder: HTTPResponder {
+    package typealias Context = NodeRequestContext
 
     /// Which roles of certificate may call this listener.
-    public var allowedRoles: Set<ClientIdentity.Role>
+    package var allowedRoles: Set<ClientIdentity.Role>
     /// The only tenant this node serves (an edge); nil for the multi-tenant origin.
-    public var nodeTenant: String?
-    public var fhir: FHIRResponder
+    package var nodeTenant: String?
+    package var fhir: FHIRResponder
     /// Present on the origin's peer listener.
-    public var replication: ReplicationResponder?
-    public var limits: RequestLimits
+    package var replication: ReplicationResponder?
+    package var limits: RequestLimits
     /// Serves `/healthz`, `/readyz`, `/status`, `/digest` for (path, caller's tenant); nil for other paths.
-    public var operatorEndpoints: @Sendable (String, String) async -> Response?
+    package var operatorEndpoints: @Sendable (String, String) async -> Response?
     /// Told about every answered `/fhir` and `/replication` request (the audit trail).
-    public var observer: (@Sendable (AnsweredRequest) -> Void)?
+    package var observer: (@Sendable (AnsweredRequest) -> Void)?
     /// Certificates, bearer tokens or both (default: certificates only).
-    public var authentication: ClientAuthentication = .certificatesOnly
+    package var authentication: ClientAuthentication = .certificatesOnly
     /// Roles that may read the operator endpoints only (`/healthz`, `/readyz`, `/status`,
     /// `/metrics`): the node's own kind of certificate, so that `edgecache status` can run on
     /// the node's host with the node's own certificate. An origin certificate names no tenant.
-    public var operatorRoles: Set<ClientIdentity.Role> = []
-    public static let operatorPaths: Set<String> = ["/healthz", "/readyz", "/status", "/metrics"]
+    package var operatorRoles: Set<ClientIdentity.Role> = []
+    package static let operatorPaths: Set<String> = ["/healthz", "/readyz", "/status", "/metrics"]
     /// The base of the absolute URLs this listener writes (`Location`, Bundle links, the
     /// CapabilityStatement), e.g. `https://fhir.stmary.example`; nil: the address the request
     /// came in on (`https://127.0.0.1:8444`). The `Host` header is never used.
-    public var publicBaseURL: String?
+    package var publicBaseURL: String?
 
-    public init(
+    package init(
         allowedRoles: Set<ClientIdentity.Role>, nodeTenant: String?, fhir: FHIRResponder, replication: ReplicationResponder?,
         limits: RequestLimits, operatorEndpoints: @escaping @Sendable (String, String) async -> Response?
     ) {
@@ -45,7 +45,7 @@ public struct NodeResponder: HTTPResponder {
         self.operatorEndpoints = operatorEndpoints
     }
 
-    public func respond(to request: Request, context: NodeRequestContext) async throws -> Response {
+    package func respond(to request: Request, context: NodeRequestContext) async throws -> Response {
         var identity: ClientIdentity?
         var breakGlass: String?
         // Decided once: this value both routes the request and says whether it is audited.
@@ -157,21 +157,21 @@ extension NodeResponder {
 
 /// What the audit trail and the metrics learn about one answered request. Holds no resource
 /// content.
-public struct AnsweredRequest: Sendable {
-    public var method: String
-    public var status: Int
-    public var identity: ClientIdentity?
-    public var requestID: String
+package struct AnsweredRequest: Sendable {
+    package var method: String
+    package var status: Int
+    package var identity: ClientIdentity?
+    package var requestID: String
     /// The `X-EdgeCache-Break-Glass` reason the request was served under.
-    public var breakGlassReason: String? = nil
+    package var breakGlassReason: String? = nil
     /// What answered it: `fhir`, `replication`, or `invalid` (a non-canonical path, refused).
-    public var api: String = "fhir"
+    package var api: String = "fhir"
     /// The FHIR request and how it was answered (`api` `fhir`).
-    public var fhir: FHIRFacts? = nil
+    package var fhir: FHIRFacts? = nil
     /// The replication endpoint (`changes`, `snapshot`, `writes`, …) for `api` `replication`.
-    public var replicationEndpoint: String? = nil
+    package var replicationEndpoint: String? = nil
 
-    public init(
+    package init(
         method: String, status: Int, identity: ClientIdentity?, requestID: String, breakGlassReason: String? = nil, api: String = "fhir",
         fhir: FHIRFacts? = nil, replicationEndpoint: String? = nil
     ) {

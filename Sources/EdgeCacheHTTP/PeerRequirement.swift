@@ -5,17 +5,17 @@ import NIOSSL
 /// naming the host: an edge accepts as its origin only a certificate with role `origin` (and,
 /// when configured, a given node name and URI), so no other certificate from the same CA can
 /// pose as the origin.
-public struct PeerRequirement: Sendable, Equatable {
+package struct PeerRequirement: Sendable, Equatable {
     /// The role the certificate must carry (`urn:edgecache:role:`); nil: any certificate of the CA.
-    public var role: ClientIdentity.Role?
+    package var role: ClientIdentity.Role?
     /// The tenant it must carry (`urn:edgecache:tenant:`); nil: any or none.
-    public var tenant: String?
+    package var tenant: String?
     /// The node name it must carry (`urn:edgecache:node:`); nil: any.
-    public var node: String?
+    package var node: String?
     /// A URI subject alternative name it must carry (for example a SPIFFE ID); nil: none needed.
-    public var uri: String?
+    package var uri: String?
 
-    public init(role: ClientIdentity.Role?, tenant: String? = nil, node: String? = nil, uri: String? = nil) {
+    package init(role: ClientIdentity.Role?, tenant: String? = nil, node: String? = nil, uri: String? = nil) {
         self.role = role
         self.tenant = tenant
         self.node = node
@@ -23,10 +23,10 @@ public struct PeerRequirement: Sendable, Equatable {
     }
 
     /// Any certificate that chains to the CA (tools that call a node of any role).
-    public static let anyPeer = PeerRequirement(role: nil)
+    package static let anyPeer = PeerRequirement(role: nil)
 
     /// Why `certificate` does not meet the requirement, or nil if it does.
-    public func refusal(_ certificate: NIOSSLCertificate) -> String? {
+    package func refusal(_ certificate: NIOSSLCertificate) -> String? {
         let identity = ClientIdentity(certificate: certificate)
         if let role, identity.role != role {
             return "its certificate does not carry role '\(role.rawValue)' (urn:edgecache:role:\(role.rawValue))"
@@ -45,7 +45,7 @@ public struct PeerRequirement: Sendable, Equatable {
 
     /// What a certificate says it is, for a log line: its EdgeCache role, tenant and node, its
     /// other names and its serial number (no key material).
-    public static func describe(_ certificate: NIOSSLCertificate) -> String {
+    package static func describe(_ certificate: NIOSSLCertificate) -> String {
         let identity = ClientIdentity(certificate: certificate)
         var parts = [
             "role=\(identity.role?.rawValue ?? "none")", "tenant=\(identity.tenant ?? "none")", "node=\(identity.node ?? "none")",
@@ -71,7 +71,7 @@ public struct PeerRequirement: Sendable, Equatable {
     }
 
     /// The DNS and IP subject alternative names of `certificate` (IP in text form).
-    public static func hostNames(_ certificate: NIOSSLCertificate) -> [String] {
+    package static func hostNames(_ certificate: NIOSSLCertificate) -> [String] {
         certificate._subjectAlternativeNames().compactMap { name in
             switch name.nameType {
             case .dnsName: return String(decoding: name.contents, as: UTF8.self).lowercased()

@@ -1,6 +1,6 @@
 /// Decoding of `application/x-www-form-urlencoded` query strings, keeping order and repeats.
-public enum QueryString {
-    public static func parse(_ query: String?) -> [(String, String)] {
+package enum QueryString {
+    package static func parse(_ query: String?) -> [(String, String)] {
         guard let query, !query.isEmpty else { return [] }
         return query.split(separator: "&").compactMap { pair in
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
@@ -11,7 +11,7 @@ public enum QueryString {
     }
 
     /// Percent-decodes (and turns `+` into a space); nil for malformed escapes or invalid UTF-8.
-    public static func decode(_ text: Substring) -> String? {
+    package static func decode(_ text: Substring) -> String? {
         var bytes: [UInt8] = []
         var iterator = Array(text.utf8).makeIterator()
         while let byte = iterator.next() {
@@ -28,7 +28,7 @@ public enum QueryString {
     }
 
     /// Percent-encodes a query component.
-    public static func encode(_ text: String) -> String {
+    package static func encode(_ text: String) -> String {
         var out = ""
         for byte in text.utf8 {
             switch byte {

@@ -4,7 +4,7 @@ import Synchronization
 /// batch reads take a permit, so that however many edges catch up at once, at most `permits`
 /// batches are read and decrypted at the same time, each stream waits its turn behind the others
 /// (one batch per turn), and the API's database readers and CPU stay available.
-public final class ReadGate: Sendable {
+package final class ReadGate: Sendable {
     private struct Waiter {
         let id: UInt64
         let continuation: CheckedContinuation<Bool, Never>
@@ -16,13 +16,13 @@ public final class ReadGate: Sendable {
     }
     private let state: Mutex<State>
 
-    public init(permits: Int) {
+    package init(permits: Int) {
         state = Mutex(State(available: max(1, permits)))
     }
 
     /// Waits up to `timeout` for a permit; false if none came (the caller sends a heartbeat and
     /// asks again, at the back of the queue).
-    public func acquire(timeout: Duration) async -> Bool {
+    package func acquire(timeout: Duration) async -> Bool {
         await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
             let id = state.withLock { state -> UInt64? in
                 if state.available > 0, state.waiters.isEmpty {
@@ -42,7 +42,7 @@ public final class ReadGate: Sendable {
     }
 
     /// Returns a permit: the longest waiter gets it.
-    public func release() {
+    package func release() {
         let next = state.withLock { state -> Waiter? in
             if state.waiters.isEmpty {
                 state.available += 1

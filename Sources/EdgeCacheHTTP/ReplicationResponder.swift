@@ -8,22 +8,22 @@ import NIOCore
 import ServiceLifecycle
 
 /// Settings of the origin's change stream.
-public struct StreamSettings: Sendable {
+package struct StreamSettings: Sendable {
     /// Heartbeat interval (milliseconds); heartbeats carry the tenant's head LSN (the LSN of its
     /// newest change, never the origin's overall head) and the origin's time.
-    public var heartbeatMilliseconds: Int
+    package var heartbeatMilliseconds: Int
     /// Most changes read per query.
-    public var batchLimit: Int
+    package var batchLimit: Int
     /// How often an idle stream looks for new commits (milliseconds).
-    public var pollMilliseconds: Int
+    package var pollMilliseconds: Int
     /// Most resource JSON bytes per change batch or snapshot page (a batch ends with the change
     /// that reaches it, so a resource larger than this still goes, alone).
-    public var batchMaxBytes: Int
+    package var batchMaxBytes: Int
     /// Most change batches and snapshot pages read at once across all streams (first come,
     /// first served); the consent lane does not wait.
-    public var maxConcurrentReads: Int
+    package var maxConcurrentReads: Int
 
-    public init(
+    package init(
         heartbeatMilliseconds: Int = 1000, batchLimit: Int = 500, pollMilliseconds: Int = 10, batchMaxBytes: Int = 4 << 20,
         maxConcurrentReads: Int = 2
     ) {
@@ -37,22 +37,22 @@ public struct StreamSettings: Sendable {
 
 /// The origin's peer API: `GET /replication/v1/changes?since=LSN` (a long-lived, zlib-compressed
 /// NDJSON stream with heartbeats) and `GET /replication/v1/snapshot`.
-public struct ReplicationResponder: Sendable {
-    public let store: any OriginStore
-    public let settings: StreamSettings
-    public let clock: any WallClock
+package struct ReplicationResponder: Sendable {
+    package let store: any OriginStore
+    package let settings: StreamSettings
+    package let clock: any WallClock
     /// Applies a batch of replayed writes for a tenant (`POST /replication/v1/writes`).
-    public let writeBatch: (@Sendable (String, [ReplayItem]) async throws -> [ReplayResult])?
-    public let limits: RequestLimits
+    package let writeBatch: (@Sendable (String, [ReplayItem]) async throws -> [ReplayResult])?
+    package let limits: RequestLimits
     /// Accepts an edge's audit chain head `(tenant, node, count, hash)`; false if it contradicts an
     /// earlier one. The node is the one the edge's certificate names (`urn:edgecache:node:`).
-    public var acceptAnchor: (@Sendable (String, String, Int64, [UInt8]) async throws -> Bool)?
+    package var acceptAnchor: (@Sendable (String, String, Int64, [UInt8]) async throws -> Bool)?
     /// The policy registry the origin publishes (`GET /replication/v1/policy`).
-    public var policy: (@Sendable () -> PolicyRegistry)?
+    package var policy: (@Sendable () -> PolicyRegistry)?
     /// Turns for the batch reads of all streams (``StreamSettings/maxConcurrentReads``).
     let gate: ReadGate
 
-    public init(
+    package init(
         store: any OriginStore, settings: StreamSettings, clock: any WallClock = SystemWallClock(),
         limits: RequestLimits = RequestLimits(),
         writeBatch: (@Sendable (String, [ReplayItem]) async throws -> [ReplayResult])? = nil
@@ -74,7 +74,7 @@ public struct ReplicationResponder: Sendable {
 
     /// Serves `segments` (after `/replication/v1`) for an edge of `tenant` whose certificate
     /// names `node` (nil: none).
-    public func respond(to request: Request, segments: [Substring], tenant: String, node callerNode: String?, logger: Logger) async -> Response {
+    package func respond(to request: Request, segments: [Substring], tenant: String, node callerNode: String?, logger: Logger) async -> Response {
         let parameters = QueryString.parse(request.uri.query)
         if let requested = parameters.first(where: { $0.0 == "tenant" })?.1, requested != tenant {
             return FHIRHTTP.error(.forbidden("This certificate's tenant may not replicate tenant '\(requested.prefix(64))'"))

@@ -11,7 +11,7 @@
 /// RequestTarget(path: "/fhir/Patient/x")   // .fhir(["Patient", "x"])
 /// RequestTarget(path: "//fhir/Patient/x")  // .nonCanonical
 /// ```
-public enum RequestTarget: Equatable, Sendable {
+package enum RequestTarget: Equatable, Sendable {
     /// Under `/fhir`: the segments after it.
     case fhir([Substring])
     /// Under `/replication`: the segments after it (`v1`, …).
@@ -21,7 +21,7 @@ public enum RequestTarget: Equatable, Sendable {
     /// A path that is not canonical (refused with 400).
     case nonCanonical
 
-    public init(path: String) {
+    package init(path: String) {
         guard path.first == "/", !path.contains("%"), !path.contains("\\") else {
             self = .nonCanonical
             return
@@ -43,7 +43,7 @@ public enum RequestTarget: Equatable, Sendable {
     }
 
     /// Whether answers to this target go to the audit trail (and request metrics).
-    public var isAudited: Bool { self != .other }
+    package var isAudited: Bool { self != .other }
 
     /// The API label of an audited target: `fhir`, `replication` or `invalid`.
     var api: String {

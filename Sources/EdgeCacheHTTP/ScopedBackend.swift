@@ -12,10 +12,10 @@ import EdgeCacheStore
 ///   refer to the token's patient, and to no other patient, at the type's R4 compartment paths
 ///   (``PatientCompartment/isWritable(type:id:object:by:)``); updates and deletes must find the
 ///   resource in the compartment.
-public struct ScopedBackend: FHIRBackend {
-    public let inner: any FHIRBackend
+package struct ScopedBackend: FHIRBackend {
+    package let inner: any FHIRBackend
 
-    public init(_ inner: any FHIRBackend) { self.inner = inner }
+    package init(_ inner: any FHIRBackend) { self.inner = inner }
 
     /// The patient the caller is limited to for `permission` on `type` (nil: no limit).
     /// - Throws: 403 if no scope grants it, or a `patient/` scope does but the token names no patient.
@@ -37,7 +37,7 @@ public struct ScopedBackend: FHIRBackend {
 
     /// Refuses a write that no scope could allow, before its body is read: `c` for a create,
     /// `u` or `c` for an update, `d` for a delete. The full check runs in ``write(_:_:idempotencyKey:)``.
-    public static func precheck(_ caller: FHIRCaller, _ interaction: FHIRInteraction, type: String) throws(FHIRError) {
+    package static func precheck(_ caller: FHIRCaller, _ interaction: FHIRInteraction, type: String) throws(FHIRError) {
         guard let grant = caller.identity.grant else { return }
         if interaction == .update, grant.access(.create, on: type) != .denied { return }
         if grant.access(interaction.permission, on: type) == .denied { _ = try limit(caller, interaction.permission, type) }
@@ -72,17 +72,17 @@ public struct ScopedBackend: FHIRBackend {
         return answer
     }
 
-    public func read(_ caller: FHIRCaller, type: String, id: String) async throws -> ResourceAnswer {
+    package func read(_ caller: FHIRCaller, type: String, id: String) async throws -> ResourceAnswer {
         let patient = try Self.limit(caller, .read, type)
         return try await guardedRead(type, patient) { try await inner.read(caller, type: type, id: id) }
     }
 
-    public func vread(_ caller: FHIRCaller, type: String, id: String, version: Int64) async throws -> ResourceAnswer {
+    package func vread(_ caller: FHIRCaller, type: String, id: String, version: Int64) async throws -> ResourceAnswer {
         let patient = try Self.limit(caller, .read, type)
         return try await guardedRead(type, patient) { try await inner.vread(caller, type: type, id: id, version: version) }
     }
 
-    public func history(_ caller: FHIRCaller, type: String, id: String) async throws -> ListAnswer {
+    package func history(_ caller: FHIRCaller, type: String, id: String) async throws -> ListAnswer {
         guard let patient = try Self.limit(caller, .read, type) else { return try await inner.history(caller, type: type, id: id) }
         var answer: ListAnswer
         do {
@@ -96,7 +96,7 @@ public struct ScopedBackend: FHIRBackend {
         return answer
     }
 
-    public func search(_ caller: FHIRCaller, type: String, query: SearchQuery) async throws -> ListAnswer {
+    package func search(_ caller: FHIRCaller, type: String, query: SearchQuery) async throws -> ListAnswer {
         guard let patient = try Self.limit(caller, .search, type) else {
             return try await inner.search(caller, type: type, query: query)
         }
@@ -149,7 +149,7 @@ public struct ScopedBackend: FHIRBackend {
         return ListAnswer(page: SearchPage(resources: page, total: nil, hasMore: members.count > query.offset + query.count), cache: cache)
     }
 
-    public func write(_ caller: FHIRCaller, _ operation: WriteOperation, idempotencyKey: String?) async throws -> WriteAnswer {
+    package func write(_ caller: FHIRCaller, _ operation: WriteOperation, idempotencyKey: String?) async throws -> WriteAnswer {
         guard let grant = caller.identity.grant else { return try await inner.write(caller, operation, idempotencyKey: idempotencyKey) }
         switch operation {
         case .create(let type, let resource):

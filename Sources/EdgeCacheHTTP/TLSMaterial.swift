@@ -6,18 +6,18 @@ import NIOTLS
 
 /// A node's certificate chain, private key and trusted CA, read from their files and checked
 /// before any listener or client uses them: at start, and again on every reload.
-public struct TLSMaterial: Sendable {
-    public let chain: [NIOSSLCertificate]
-    public let key: NIOSSLPrivateKey
-    public let trusted: [NIOSSLCertificate]
+package struct TLSMaterial: Sendable {
+    package let chain: [NIOSSLCertificate]
+    package let key: NIOSSLPrivateKey
+    package let trusted: [NIOSSLCertificate]
     /// The files they came from (for messages).
-    public let certFile: String, keyFile: String, caFile: String
+    package let certFile: String, keyFile: String, caFile: String
 
     /// Why material was refused; the message names the file and says what to fix.
-    public struct Invalid: Error, Sendable, CustomStringConvertible {
-        public let description: String
+    package struct Invalid: Error, Sendable, CustomStringConvertible {
+        package let description: String
         /// The setting whose file is at fault: `tls.cert`, `tls.key` or `tls.ca`.
-        public let setting: String
+        package let setting: String
         init(_ description: String) {
             self.description = description
             self.setting = String(description.prefix { $0 != " " && $0 != ":" })
@@ -25,10 +25,10 @@ public struct TLSMaterial: Sendable {
     }
 
     /// The node's own certificate (the first of its chain).
-    public var leaf: NIOSSLCertificate { chain[0] }
+    package var leaf: NIOSSLCertificate { chain[0] }
 
     /// What the material will be used for, which decides what ``load(certFile:keyFile:caFile:use:now:)`` checks.
-    public enum Use: Sendable {
+    package enum Use: Sendable {
         /// A node: it serves TLS on its listeners and connects to peers, so the certificate must
         /// be accepted by a TLS client (server use) and by a TLS server (client use). `serve`,
         /// `config check` and every reload check this.
@@ -43,7 +43,7 @@ public struct TLSMaterial: Sendable {
     /// validity period at `now` (epoch seconds), it chains to the CA file's certificates, and the
     /// private key belongs to it. For ``Use/node`` the certificate must also be usable by a TLS
     /// server; a client-only certificate is refused with a message that says what to use.
-    public static func load(
+    package static func load(
         certFile: String, keyFile: String, caFile: String, use: Use = .node, now: Int64 = Int64(Date().timeIntervalSince1970)
     ) throws(Invalid) -> TLSMaterial {
         let chain: [NIOSSLCertificate]
@@ -153,7 +153,7 @@ public struct TLSMaterial: Sendable {
 
     /// A server configuration: this material, client certificates chaining to the CA only;
     /// with `optionalClientCertificate` a client may present none (it then needs a bearer token).
-    public func serverConfiguration(minimumTLS13: Bool, optionalClientCertificate: Bool = false) -> TLSConfiguration {
+    package func serverConfiguration(minimumTLS13: Bool, optionalClientCertificate: Bool = false) -> TLSConfiguration {
         var configuration = TLSConfiguration.makeServerConfiguration(
             certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
         configuration.trustRoots = .certificates(trusted)
@@ -166,14 +166,14 @@ public struct TLSMaterial: Sendable {
     /// The TLS 1.2 cipher suites a listener offers: Mozilla's "intermediate" set (ECDHE with
     /// AES-GCM or ChaCha20-Poly1305; BoringSSL has no DHE), so no CBC or SHA-1 suite. TLS 1.3
     /// suites are all AEAD and not configurable.
-    public static let tls12CipherSuites: [NIOTLSCipher] = [
+    package static let tls12CipherSuites: [NIOTLSCipher] = [
         .TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, .TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
         .TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, .TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
         .TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, .TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
     ]
 
     /// A client configuration presenting this material and trusting the CA only.
-    public func clientConfiguration() -> TLSConfiguration {
+    package func clientConfiguration() -> TLSConfiguration {
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.certificateChain = chain.map { .certificate($0) }
         configuration.privateKey = .privateKey(key)

@@ -10,27 +10,27 @@ import Synchronization
 /// Collects audit records and writes them to the hash-chained ``AuditStore`` in batches (every
 /// 100 ms), so reads never wait for an audit commit; on a clean shutdown it stops last and
 /// writes what is left.
-public final class AuditLog: Service, @unchecked Sendable {
-    public let store: AuditStore
+package final class AuditLog: Service, @unchecked Sendable {
+    package let store: AuditStore
     let node: String
     let logger: Logger
     private let buffer = Mutex<[AuditRecord]>([])
     let clock: any WallClock
 
-    public init(store: AuditStore, node: String, clock: any WallClock = SystemWallClock(), logger: Logger) {
+    package init(store: AuditStore, node: String, clock: any WallClock = SystemWallClock(), logger: Logger) {
         self.store = store
         self.node = node
         self.clock = clock
         self.logger = logger
     }
 
-    public func record(_ record: AuditRecord) {
+    package func record(_ record: AuditRecord) {
         buffer.withLock { $0.append(record) }
     }
 
     /// Records a reload of the node's certificates and keys (`tls-reload`, resource
     /// `Certificate/<node>`): outcome 200, or 422 when it was refused and nothing changed.
-    public func recordReload(outcome: Int, detail: String, tenant: String = "-") {
+    package func recordReload(outcome: Int, detail: String, tenant: String = "-") {
         record(
             AuditRecord(
                 time: clock.nowMillis(), action: "tls-reload", outcome: outcome, actor: "node", tenant: tenant,
@@ -39,7 +39,7 @@ public final class AuditLog: Service, @unchecked Sendable {
     }
 
     /// Turns an answered request into a record.
-    public func observe(_ answered: AnsweredRequest) {
+    package func observe(_ answered: AnsweredRequest) {
         var action = "other"
         var resource: String?
         var version: Int64?
@@ -83,7 +83,7 @@ public final class AuditLog: Service, @unchecked Sendable {
 
     /// Records something the node did on its own (eviction, purge, consent block, conflict
     /// decision, key operation): `resource` names what it touched, `detail` why.
-    public func event(
+    package func event(
         _ action: String, outcome: Int = 200, actor: String = "system", tenant: String, resource: String? = nil,
         version: Int64? = nil, detail: String? = nil, purpose: String? = nil, requestID: String = ""
     ) {
@@ -129,7 +129,7 @@ public final class AuditLog: Service, @unchecked Sendable {
     /// anchors by; replaced when a reload brings a certificate with another name.
     let anchorNode = Mutex<String?>(nil)
 
-    public func run() async throws {
+    package func run() async throws {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 while !Task.isCancelled && !Task.isShuttingDownGracefully {

@@ -11,20 +11,20 @@ import ServiceLifecycle
 /// stream, so a consent change takes effect at the edge before the ordinary changes queued
 /// ahead of it. Each batch is stored with the lane's own checkpoint in one transaction; the main
 /// stream later delivers the same versions as no-ops.
-public final class ConsentFollower: Service {
+package final class ConsentFollower: Service {
     let store: EdgeStore
     let origin: OriginClient
     let consent: ConsentGuard
     let logger: Logger
 
-    public init(store: EdgeStore, origin: OriginClient, consent: ConsentGuard, logger: Logger) {
+    package init(store: EdgeStore, origin: OriginClient, consent: ConsentGuard, logger: Logger) {
         self.store = store
         self.origin = origin
         self.consent = consent
         self.logger = logger
     }
 
-    public func run() async throws {
+    package func run() async throws {
         try? await cancelWhenGracefulShutdown {
             var delay = 100
             while !Task.isCancelled {

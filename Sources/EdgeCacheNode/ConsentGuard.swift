@@ -6,8 +6,8 @@ import Synchronization
 
 /// The edge's consent enforcement state: the rules (``ConsentRegistry``), purging of blocked
 /// patients' entries, the audit of both, and how fast revocations arrive.
-public final class ConsentGuard: Sendable {
-    public let registry: ConsentRegistry
+package final class ConsentGuard: Sendable {
+    package let registry: ConsentRegistry
     let tenant: String
     let store: EdgeStore
     let audit: AuditLog
@@ -15,7 +15,7 @@ public final class ConsentGuard: Sendable {
     let logger: Logger
     private let stats = Mutex(ConsentStats())
 
-    public init(tenant: String, store: EdgeStore, audit: AuditLog, clock: any WallClock, logger: Logger) {
+    package init(tenant: String, store: EdgeStore, audit: AuditLog, clock: any WallClock, logger: Logger) {
         self.registry = ConsentRegistry(loader: { _ in try await store.cachedConsents() })
         self.tenant = tenant
         self.store = store
@@ -32,7 +32,7 @@ public final class ConsentGuard: Sendable {
 
     /// Whether a resource may be kept in the cache (not while its patient's consent blocks
     /// everything: a blocked read must not bring back what a purge removed).
-    public func mayStore(_ resource: ResourceVersion) -> Bool {
+    package func mayStore(_ resource: ResourceVersion) -> Bool {
         guard !resource.deleted, resource.type != "Consent", !registry.isEmpty(tenant: tenant) else { return true }
         return !PatientCompartment.patientIDs(type: resource.type, id: resource.id, json: resource.json).contains {
             registry.isFullyBlocked(tenant: tenant, patient: $0)
@@ -95,24 +95,24 @@ public final class ConsentGuard: Sendable {
     }
 
     /// Figures for /status.
-    public var snapshot: ConsentStats { stats.withLock { $0 } }
+    package var snapshot: ConsentStats { stats.withLock { $0 } }
 }
 
 /// Counters and propagation samples (origin commit → edge rule in force, milliseconds) of the
 /// consent lane; the last 10,000 samples are kept.
-public struct ConsentStats: Sendable {
-    public var blocks = 0
-    public var purged = 0
+package struct ConsentStats: Sendable {
+    package var blocks = 0
+    package var purged = 0
     /// The LSN of the last blocking consent change, and the main stream's checkpoint when it
     /// took effect (lower: the consent outran the ordinary changes queued ahead of it).
-    public var lastBlock: (lsn: Int64, mainLSN: Int64)?
-    public private(set) var applied = 0
+    package var lastBlock: (lsn: Int64, mainLSN: Int64)?
+    package private(set) var applied = 0
     private var samples: [Int64] = []
     /// Upper bounds (ms) of the propagation histogram (`/metrics`).
-    public static let bucketBounds: [Int64] = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000]
+    package static let bucketBounds: [Int64] = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000]
     /// Samples at or below each bound (not cumulative), then above the last; all since start.
-    public private(set) var buckets = [Int](repeating: 0, count: ConsentStats.bucketBounds.count + 1)
-    public private(set) var sumMilliseconds: Int64 = 0
+    package private(set) var buckets = [Int](repeating: 0, count: ConsentStats.bucketBounds.count + 1)
+    package private(set) var sumMilliseconds: Int64 = 0
 
     mutating func sample(_ ms: Int64) {
         applied += 1
@@ -123,12 +123,12 @@ public struct ConsentStats: Sendable {
     }
 
     /// The q-quantile (0...1) of the kept samples.
-    public func quantile(_ q: Double) -> Int64? {
+    package func quantile(_ q: Double) -> Int64? {
         guard !samples.isEmpty else { return nil }
         let sorted = samples.sorted()
         return sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * q).rounded()))]
     }
 
-    public var maximum: Int64? { samples.max() }
-    public var sampleCount: Int { samples.count }
+    package var maximum: Int64? { samples.max() }
+    package var sampleCount: Int { samples.count }
 }

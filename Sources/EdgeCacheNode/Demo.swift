@@ -13,8 +13,8 @@ import UnixSignals
 /// the stream, then an outage (the edge's link to the origin cut with `edgecache demo link down`)
 /// in which reads are served stale and labelled, a write is queued, and everything reconciles
 /// when the link returns. `--tour` runs the same steps itself (``DemoTour``).
-public enum Demo {
-    public static let tenant = "st-mary"
+package enum Demo {
+    package static let tenant = "st-mary"
 
     /// Finds `tools/gen-certs.sh` next to the working directory or the executable.
     static func genCertsScript() -> String? {
@@ -43,7 +43,7 @@ public enum Demo {
     }
 
     /// A free port: `preferred` if it is free, otherwise one the kernel picks.
-    public static func freePort(preferred: Int) -> Int {
+    package static func freePort(preferred: Int) -> Int {
         if preferred > 0, portIsFree(preferred) { return preferred }
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
@@ -63,7 +63,7 @@ public enum Demo {
     }
 
     /// Prepares `workDir` (certificates, keys, configs) and returns the two config files.
-    public static func prepare(workDir: String) throws -> (origin: String, edge: String, ports: [String: Int]) {
+    package static func prepare(workDir: String) throws -> (origin: String, edge: String, ports: [String: Int]) {
         try? FileManager.default.removeItem(atPath: workDir)
         try FileManager.default.createDirectory(atPath: workDir, withIntermediateDirectories: true)
         guard let script = genCertsScript() else {
@@ -212,7 +212,7 @@ public enum Demo {
     /// Runs the demo until SIGINT/SIGTERM; with `tour`, runs ``DemoTour`` instead of waiting and
     /// returns whether every step answered as expected.
     @discardableResult
-    public static func run(workDir: String, tour: Bool = false, logger: Logger) async throws -> Bool {
+    package static func run(workDir: String, tour: Bool = false, logger: Logger) async throws -> Bool {
         let prepared = try prepare(workDir: workDir)
         let originConfig = try NodeConfig.load(path: prepared.origin)
         let edgeConfig = try NodeConfig.load(path: prepared.edge)

@@ -11,7 +11,7 @@ import Synchronization
 /// noticed, writes the token and the outcome to `DIR/link.state`, which the command waits for. "Noticed" means: after `down`, the
 /// edge's link is no longer live; after `up`, it is live again and its outbox is empty (the
 /// writes queued during the outage have been replayed), so a command pasted next sees the result.
-public final class DemoLinkControl: Service, Sendable {
+package final class DemoLinkControl: Service, Sendable {
     let workDir: String
     let proxy: TCPProxy
     let edge: NodeRuntime
@@ -28,7 +28,7 @@ public final class DemoLinkControl: Service, Sendable {
     static func requestPath(_ workDir: String) -> String { workDir + "/link.request" }
     static func statePath(_ workDir: String) -> String { workDir + "/link.state" }
 
-    public func run() async throws {
+    package func run() async throws {
         // Returns (never throws) at a graceful shutdown: a service that throws then would cancel
         // the whole group and cut the nodes' own shutdown short.
         while !Task.isCancelled, !Task.isShuttingDownGracefully {
@@ -78,7 +78,7 @@ public final class DemoLinkControl: Service, Sendable {
 
     /// `edgecache demo link down|up`: asks the demo running in `workDir` to cut or restore its
     /// link and waits for its answer. Returns the demo's line, or throws naming what is wrong.
-    public static func request(up: Bool, workDir: String, timeoutSeconds: Double = 40) throws -> String {
+    package static func request(up: Bool, workDir: String, timeoutSeconds: Double = 40) throws -> String {
         let pidFile = workDir + "/demo.pid"
         guard let text = try? String(contentsOfFile: pidFile, encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)),
             kill(pid, 0) == 0

@@ -14,7 +14,7 @@ import NIOHTTP1
 /// up; others are forwarded. Writes go through the outbox (durable first, then sent at once
 /// when the origin is reachable; 202 and replayed later when not), and a committed result is
 /// stored at once (read-your-writes).
-public struct EdgeBackend: FHIRBackend {
+package struct EdgeBackend: FHIRBackend {
     let store: EdgeStore
     let origin: OriginClient
     let link: EdgeLink
@@ -29,7 +29,7 @@ public struct EdgeBackend: FHIRBackend {
     /// Told about reads (least-recently-read eviction).
     let evictor: Evictor?
 
-    public init(
+    package init(
         store: EdgeStore, origin: OriginClient, link: EdgeLink, clock: any WallClock, outbox: OutboxQueue, replayer: Replayer,
         maxAttempts: Int, policies: PolicyHolder = PolicyHolder(), consent: ConsentGuard? = nil, evictor: Evictor? = nil,
         logger: Logger
@@ -80,7 +80,7 @@ public struct EdgeBackend: FHIRBackend {
         .unavailable("The origin is unreachable and \(what)", retryAfter: 5)
     }
 
-    public func read(_ caller: FHIRCaller, type: String, id: String) async throws -> ResourceAnswer {
+    package func read(_ caller: FHIRCaller, type: String, id: String) async throws -> ResourceAnswer {
         // Fast path: with nothing queued (the usual case) reads skip the outbox lookup.
         if store.queuedCount > 0, let pending = try await store.pendingWrite(type: type, id: id) {
             return ResourceAnswer(
@@ -135,7 +135,7 @@ public struct EdgeBackend: FHIRBackend {
         }
     }
 
-    public func vread(_ caller: FHIRCaller, type: String, id: String, version: Int64) async throws -> ResourceAnswer {
+    package func vread(_ caller: FHIRCaller, type: String, id: String, version: Int64) async throws -> ResourceAnswer {
         if let entry = try await cachedEntry(type: type, id: id).entry, entry.resource.version == version, !entry.resource.deleted {
             // A version never changes: it is served from the cache whatever its age.
             let ageMs = ageMilliseconds(storedAt: entry.storedAt)
@@ -154,7 +154,7 @@ public struct EdgeBackend: FHIRBackend {
             resource: try OriginReplies.resource(reply, type: type), cache: CacheFacts(.miss(stored: false), age: 0))
     }
 
-    public func history(_ caller: FHIRCaller, type: String, id: String) async throws -> ListAnswer {
+    package func history(_ caller: FHIRCaller, type: String, id: String) async throws -> ListAnswer {
         let reply: OriginClient.Reply
         do {
             reply = try await origin.send(method: .GET, path: "/fhir/\(type)/\(id)/_history")
@@ -168,7 +168,7 @@ public struct EdgeBackend: FHIRBackend {
             cache: CacheFacts(.uriMiss, age: 0))
     }
 
-    public func search(_ caller: FHIRCaller, type: String, query: SearchQuery) async throws -> ListAnswer {
+    package func search(_ caller: FHIRCaller, type: String, query: SearchQuery) async throws -> ListAnswer {
         let policy = policies.policy(forType: type)
         var local = policy.replication == .full && link.everCaughtUp
         // With an entry of the type quarantined, the local copy is incomplete: the origin answers.
@@ -213,7 +213,7 @@ public struct EdgeBackend: FHIRBackend {
     /// Writes go through the outbox: durable first (group commit), then sent at once when the
     /// origin is reachable and nothing earlier for the resource is waiting; otherwise the client
     /// gets 202 and the replayer delivers it later. Creates get their id here.
-    public func write(_ caller: FHIRCaller, _ operation: WriteOperation, idempotencyKey: String?) async throws -> WriteAnswer {
+    package func write(_ caller: FHIRCaller, _ operation: WriteOperation, idempotencyKey: String?) async throws -> WriteAnswer {
         if let key = idempotencyKey, key.isEmpty || key.utf8.count > 255 {
             throw FHIRError.invalid("Idempotency-Key must be 1 to 255 characters")
         }
@@ -340,5 +340,5 @@ public struct EdgeBackend: FHIRBackend {
             deleted: entry.item.method == .delete, json: json)
     }
 
-    public static let pendingTagSystem = "https://edgecache.dev/fhir/write-status"
+    package static let pendingTagSystem = "https://edgecache.dev/fhir/write-status"
 }

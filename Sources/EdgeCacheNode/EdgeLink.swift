@@ -3,7 +3,7 @@ import Synchronization
 
 /// The edge's shared view of its link to the origin (thread-safe wrapper of ``LinkState``),
 /// on the monotonic clock so staleness never depends on wall clocks agreeing.
-public final class EdgeLink: Sendable {
+package final class EdgeLink: Sendable {
     private let state: Mutex<LinkState>
     private let bootstrap = Mutex<(running: BootstrapProgress?, last: BootstrapSummary?)>((nil, nil))
     let clock: any WallClock
@@ -11,7 +11,7 @@ public final class EdgeLink: Sendable {
     /// - Parameter caughtUpWallClock: the persisted wall-clock time the edge was last caught up
     ///   (0 if never), converted once to the monotonic clock.
     /// - Parameter clock: monotonic in production; tests pass the node's injected clock.
-    public init(
+    package init(
         applied: Int64, heartbeatTimeoutMilliseconds: Int64, caughtUpWallClock: Int64 = 0, wallNow: Int64 = 0,
         clock: any WallClock = MonotonicClock()
     ) {
@@ -25,35 +25,35 @@ public final class EdgeLink: Sendable {
     }
 
     /// Whether the edge was caught up at least once (in this run or a previous one).
-    public var everCaughtUp: Bool { snapshot.caughtUpAt != nil }
+    package var everCaughtUp: Bool { snapshot.caughtUpAt != nil }
 
-    public func heartbeat(head: Int64) {
+    package func heartbeat(head: Int64) {
         let now = clock.nowMillis()
         state.withLock { $0.heartbeat(head: head, at: now) }
     }
 
-    public func applied(upTo lsn: Int64) {
+    package func applied(upTo lsn: Int64) {
         let now = clock.nowMillis()
         state.withLock { $0.applied(upTo: lsn, at: now) }
     }
 
-    public func disconnected() { state.withLock { $0.disconnected() } }
+    package func disconnected() { state.withLock { $0.disconnected() } }
 
     /// The origin's log epoch changed: forget its head and the applied LSN (``LinkState/epochChanged()``).
-    public func epochChanged() { state.withLock { $0.epochChanged() } }
+    package func epochChanged() { state.withLock { $0.epochChanged() } }
 
     /// A snapshot bootstrap began (its total not known yet).
-    public func bootstrapStarted() {
+    package func bootstrapStarted() {
         let now = clock.nowMillis()
         bootstrap.withLock { $0.running = BootstrapProgress(startedAt: now, total: nil) }
     }
 
     /// The snapshot announced how many resources it holds.
-    public func bootstrapTotal(_ total: Int64?) { bootstrap.withLock { $0.running?.total = total } }
+    package func bootstrapTotal(_ total: Int64?) { bootstrap.withLock { $0.running?.total = total } }
 
     /// Resources received so far; returns the progress.
     @discardableResult
-    public func bootstrapReceived(_ received: Int64) -> BootstrapProgress? {
+    package func bootstrapReceived(_ received: Int64) -> BootstrapProgress? {
         bootstrap.withLock {
             $0.running?.received = received
             return $0.running
@@ -61,7 +61,7 @@ public final class EdgeLink: Sendable {
     }
 
     /// The bootstrap ended: with a summary when it was swapped in, nil when it failed.
-    public func bootstrapEnded(lsn: Int64?, wallNow: Int64) {
+    package func bootstrapEnded(lsn: Int64?, wallNow: Int64) {
         let now = clock.nowMillis()
         bootstrap.withLock {
             if let lsn, let running = $0.running {
@@ -71,26 +71,26 @@ public final class EdgeLink: Sendable {
         }
     }
 
-    public var isBootstrapping: Bool { bootstrap.withLock { $0.running != nil } }
+    package var isBootstrapping: Bool { bootstrap.withLock { $0.running != nil } }
     /// The bootstrap under way, if any, and the last one that finished.
-    public var bootstrapState: (running: BootstrapProgress?, last: BootstrapSummary?) { bootstrap.withLock { $0 } }
+    package var bootstrapState: (running: BootstrapProgress?, last: BootstrapSummary?) { bootstrap.withLock { $0 } }
 
-    public var snapshot: LinkState { state.withLock { $0 } }
+    package var snapshot: LinkState { state.withLock { $0 } }
 
     /// Whether the edge is live (heartbeats current and nothing missing).
-    public var isLive: Bool {
+    package var isLive: Bool {
         let now = clock.nowMillis()
         return state.withLock { $0.isLive(at: now) }
     }
 
     /// Milliseconds since last caught up (0 while live; nil if never).
-    public var stalenessMilliseconds: Int64? {
+    package var stalenessMilliseconds: Int64? {
         let now = clock.nowMillis()
         return state.withLock { $0.staleness(at: now) }
     }
 
     /// Why the edge is not live, for `Cache-Status` details.
-    public var notLiveReason: String {
+    package var notLiveReason: String {
         if isBootstrapping { return "bootstrapping" }
         let now = clock.nowMillis()
         return state.withLock { $0.heartbeatsCurrent(at: now) } ? "catching-up" : "origin-unreachable"

@@ -9,7 +9,7 @@ import Synchronization
 /// Only classes replicated `resident` are ever evicted (a `full` class must be there in a
 /// downtime): lowest eviction priority first, least recently read first within a priority.
 /// Reads of resident entries are noted in memory and written in batches, so reads stay fast.
-public final class Evictor: Service {
+package final class Evictor: Service {
     let store: EdgeStore
     let policies: PolicyHolder
     let audit: AuditLog
@@ -21,7 +21,7 @@ public final class Evictor: Service {
     private let accessed = Mutex<[String: (type: String, id: String, at: Int64)]>([:])
     private let state = Mutex<(fullBytes: Int64, measuredAt: Int64?, residentBytes: Int64)>((0, nil, 0))
 
-    public init(
+    package init(
         store: EdgeStore, policies: PolicyHolder, audit: AuditLog, tenant: String, maxBytes: Int64?, intervalMilliseconds: Int,
         clock: any WallClock, logger: Logger
     ) {
@@ -36,16 +36,16 @@ public final class Evictor: Service {
     }
 
     /// Notes a read (resident classes only; full classes are never evicted).
-    public func touched(type: String, id: String) {
+    package func touched(type: String, id: String) {
         guard policies.policy(forType: type).replication == .resident else { return }
         let now = clock.nowMillis()
         accessed.withLock { $0["\(type)/\(id)"] = (type, id, now) }
     }
 
     /// The estimated size of the cache (sealed entry bytes) and when full classes were last measured.
-    public var estimatedBytes: Int64 { state.withLock { $0.fullBytes + $0.residentBytes } }
+    package var estimatedBytes: Int64 { state.withLock { $0.fullBytes + $0.residentBytes } }
 
-    public func run() async throws {
+    package func run() async throws {
         try? await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 try await Task.sleep(for: .milliseconds(self.intervalMilliseconds))
@@ -80,7 +80,7 @@ public final class Evictor: Service {
     }
 
     /// One pass: retention first, then the byte budget.
-    public func pass() async throws {
+    package func pass() async throws {
         try await flushAccess()
         let groups = residentGroups()
         let now = clock.nowMillis()

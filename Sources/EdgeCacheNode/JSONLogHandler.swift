@@ -14,28 +14,28 @@ import Synchronization
 /// `identifier`, `mrn`, `name`, `key`, `idempotency_key`, `token`, `url`, `path`): it writes
 /// `redacted:` and 12 hex digits of an HMAC under a key made at process start, so one run's lines
 /// can be correlated but the value cannot be recovered or guessed across runs.
-public struct JSONLogHandler: LogHandler {
-    public static let sensitiveKeys: Set<String> = [
+package struct JSONLogHandler: LogHandler {
+    package static let sensitiveKeys: Set<String> = [
         "id", "patient", "subject", "resource", "reference", "identifier", "mrn", "name", "key", "idempotency_key", "token",
         "url", "path",
     ]
     static let salt: [UInt8] = (0..<32).map { _ in UInt8.random(in: 0...255) }
 
-    public var metadata: Logger.Metadata = [:]
-    public var logLevel: Logger.Level
-    public var metadataProvider: Logger.MetadataProvider?
+    package var metadata: Logger.Metadata = [:]
+    package var logLevel: Logger.Level
+    package var metadataProvider: Logger.MetadataProvider?
     let label: String
     let write: @Sendable (String) -> Void
 
-    public init(label: String, level: Logger.Level, write: @escaping @Sendable (String) -> Void = JSONLogHandler.standardError) {
+    package init(label: String, level: Logger.Level, write: @escaping @Sendable (String) -> Void = JSONLogHandler.standardError) {
         self.label = label
         self.logLevel = level
         self.write = write
     }
 
-    public static let standardError: @Sendable (String) -> Void = { line in FileHandle.standardError.write(Data(line.utf8)) }
+    package static let standardError: @Sendable (String) -> Void = { line in FileHandle.standardError.write(Data(line.utf8)) }
 
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+    package subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
@@ -65,7 +65,7 @@ public struct JSONLogHandler: LogHandler {
         return out + "\""
     }
 
-    public func log(event: LogEvent) {
+    package func log(event: LogEvent) {
         var merged = metadata
         if let provided = metadataProvider?.get() { merged.merge(provided) { $1 } }
         if let extra = event.metadata { merged.merge(extra) { $1 } }

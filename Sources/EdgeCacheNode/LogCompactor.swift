@@ -5,14 +5,14 @@ import ServiceLifecycle
 
 /// Trims the origin's change log to its configured retention, periodically. Edges whose
 /// checkpoint falls below the floor get 410 and re-bootstrap from a snapshot.
-public struct LogCompactor: Service {
+package struct LogCompactor: Service {
     let store: any OriginStore
     let keep: Int
     let interval: Duration
     let idempotencyRetentionMilliseconds: Int64
     let logger: Logger
 
-    public init(store: any OriginStore, keep: Int, idempotencyRetentionDays: Int, interval: Duration = .seconds(2), logger: Logger) {
+    package init(store: any OriginStore, keep: Int, idempotencyRetentionDays: Int, interval: Duration = .seconds(2), logger: Logger) {
         self.store = store
         self.keep = keep
         self.interval = interval
@@ -20,7 +20,7 @@ public struct LogCompactor: Service {
         self.logger = logger
     }
 
-    public func run() async throws {
+    package func run() async throws {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 // Ends quietly on shutdown: a thrown CancellationError would cancel the listeners

@@ -15,28 +15,28 @@ import Yams
 ///   client_certificates: true                      # certificates also identify callers (default true)
 ///   leeway_s: 60                                   # clock skew allowed on exp and nbf (0 .. 600)
 /// ```
-public struct AuthConfig: Sendable, Equatable {
+package struct AuthConfig: Sendable, Equatable {
     /// One trusted identity provider.
-    public struct Issuer: Sendable, Equatable {
-        public var issuer: String
-        public var tenant: String
-        public var audience: String
+    package struct Issuer: Sendable, Equatable {
+        package var issuer: String
+        package var tenant: String
+        package var audience: String
         /// PEM public key files (absolute) with optional key ids.
-        public var keys: [(file: String, kid: String?)]
+        package var keys: [(file: String, kid: String?)]
         /// The line of its entry, for errors found later (unreadable keys).
-        public var line: Int?
+        package var line: Int?
 
-        public static func == (lhs: Issuer, rhs: Issuer) -> Bool {
+        package static func == (lhs: Issuer, rhs: Issuer) -> Bool {
             lhs.issuer == rhs.issuer && lhs.tenant == rhs.tenant && lhs.audience == rhs.audience
                 && lhs.keys.map(\.file) == rhs.keys.map(\.file) && lhs.keys.map(\.kid) == rhs.keys.map(\.kid)
         }
     }
 
-    public var issuers: [Issuer] = []
-    public var clientCertificates = true
-    public var leewaySeconds = 60
+    package var issuers: [Issuer] = []
+    package var clientCertificates = true
+    package var leewaySeconds = 60
 
-    public init() {}
+    package init() {}
 }
 
 extension NodeConfig {
@@ -83,7 +83,7 @@ extension NodeConfig {
 
     /// Loads the issuers' public keys.
     /// - Throws: a config error naming the issuer's line and the key file that cannot be used.
-    public func tokenIssuers() throws(ConfigError) -> [TokenIssuer] {
+    package func tokenIssuers() throws(ConfigError) -> [TokenIssuer] {
         var result: [TokenIssuer] = []
         for issuer in auth.issuers {
             var keys: [JWSPublicKey] = []

@@ -3,13 +3,13 @@ import EdgeCacheStore
 
 extension NodeConfig {
     /// The store files whose data keys the KEK wraps: the role's store and the audit store.
-    public var keyedStoreFiles: [String] {
+    package var keyedStoreFiles: [String] {
         [dataDir + (role == .origin ? "/origin.sqlite" : "/edge.sqlite"), dataDir + "/audit.sqlite"]
     }
 
     /// Loads `keys.kek_file` with the checks `serve` makes (mode 0600, 32 bytes in base64); an
     /// error names the config line of `keys.kek_file`.
-    public func loadKEK() throws(ConfigError) -> KeyEncryptionKey {
+    package func loadKEK() throws(ConfigError) -> KeyEncryptionKey {
         do {
             return try KeyEncryptionKey.load(path: kekFile)
         } catch {
@@ -21,7 +21,7 @@ extension NodeConfig {
     /// exist in `data_dir` (read only; nothing is created or changed). `serve` and `config check`
     /// both call it, so they accept and refuse the same KEK files.
     @discardableResult
-    public func openKEK() throws(ConfigError) -> KeyEncryptionKey {
+    package func openKEK() throws(ConfigError) -> KeyEncryptionKey {
         let kek = try loadKEK()
         for file in keyedStoreFiles {
             do {

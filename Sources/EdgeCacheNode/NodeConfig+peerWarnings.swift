@@ -8,7 +8,7 @@ extension NodeConfig {
     /// (`tls.cert`, `tls.ca`). The edge refuses such a certificate as its origin (it requires
     /// role `origin`), but a host that other certificates name also serves them to its clients:
     /// give the origin a host name only origin certificates carry. Empty for an origin.
-    public func originHostWarnings() -> [String] {
+    package func originHostWarnings() -> [String] {
         guard role == .edge, let url = originURL, let host = URLComponents(string: url)?.host?.lowercased() else { return [] }
         let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
         var warnings: [String] = []

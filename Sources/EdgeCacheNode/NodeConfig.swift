@@ -47,75 +47,75 @@ import Yams
 ///   true), `auth.leeway_s` (default 60): bearer tokens on the API listener (see ``AuthConfig``)
 ///
 /// Relative paths are resolved against the config file's folder.
-public struct NodeConfig: Sendable {
-    public enum Role: String, Sendable { case origin, edge }
+package struct NodeConfig: Sendable {
+    package enum Role: String, Sendable { case origin, edge }
 
-    public struct Address: Sendable, Equatable {
-        public var host: String
-        public var port: Int
+    package struct Address: Sendable, Equatable {
+        package var host: String
+        package var port: Int
     }
 
-    public var role: Role
-    public var nodeID: String
-    public var tenant: String?
-    public var apiAddress: Address
-    public var peerAddress: Address?
-    public var originURL: String?
-    public var originRequestTimeoutMilliseconds = 3000
-    public var originConnectTimeoutMilliseconds = 1500
+    package var role: Role
+    package var nodeID: String
+    package var tenant: String?
+    package var apiAddress: Address
+    package var peerAddress: Address?
+    package var originURL: String?
+    package var originRequestTimeoutMilliseconds = 3000
+    package var originConnectTimeoutMilliseconds = 1500
     /// The node name the origin's certificate must carry (`origin.node`); nil: any.
-    public var originNode: String?
+    package var originNode: String?
     /// A URI subject alternative name the origin's certificate must carry (`origin.uri`); nil: any.
-    public var originURI: String?
-    public var certFile: String
-    public var keyFile: String
-    public var caFile: String
-    public var dataDir: String
-    public var kekFile: String
-    public var policyFile: String?
-    public var maxBodyBytes = 4 * 1024 * 1024
-    public var maxHeaderBytes = 16 * 1024
-    public var idleTimeoutSeconds = 60
-    public var bodyTimeoutSeconds = 30
-    public var heartbeatMilliseconds = 1000
-    public var heartbeatTimeoutMilliseconds = 3500
-    public var logRetentionChanges = 1_000_000
-    public var batchLimit = 500
-    public var batchMaxBytes = 4 << 20
-    public var maxConcurrentReads = 2
-    public var largeBodyBytes = 1 << 20
-    public var maxLargeBodies = 4
-    public var maxLargeBodiesPerClient = 2
-    public var logLevel = "info"
+    package var originURI: String?
+    package var certFile: String
+    package var keyFile: String
+    package var caFile: String
+    package var dataDir: String
+    package var kekFile: String
+    package var policyFile: String?
+    package var maxBodyBytes = 4 * 1024 * 1024
+    package var maxHeaderBytes = 16 * 1024
+    package var idleTimeoutSeconds = 60
+    package var bodyTimeoutSeconds = 30
+    package var heartbeatMilliseconds = 1000
+    package var heartbeatTimeoutMilliseconds = 3500
+    package var logRetentionChanges = 1_000_000
+    package var batchLimit = 500
+    package var batchMaxBytes = 4 << 20
+    package var maxConcurrentReads = 2
+    package var largeBodyBytes = 1 << 20
+    package var maxLargeBodies = 4
+    package var maxLargeBodiesPerClient = 2
+    package var logLevel = "info"
     /// `text` (one line per event) or `json` (one JSON object per line, see `JSONLogHandler`).
-    public var logFormat = "text"
-    public var outboxMaxEntries = 1_000_000
-    public var outboxMaxAttempts = 10
-    public var outboxBatchSize = 500
-    public var outboxRetentionDays = 7
-    public var idempotencyRetentionDays = 30
-    public var auditAnchorIntervalMilliseconds = 10_000
+    package var logFormat = "text"
+    package var outboxMaxEntries = 1_000_000
+    package var outboxMaxAttempts = 10
+    package var outboxBatchSize = 500
+    package var outboxRetentionDays = 7
+    package var idempotencyRetentionDays = 30
+    package var auditAnchorIntervalMilliseconds = 10_000
     /// How often an edge asks the origin for its policy registry (milliseconds).
-    public var policyRefreshMilliseconds = 30_000
+    package var policyRefreshMilliseconds = 30_000
     /// The edge cache's byte budget (sealed entry bytes); nil: no budget.
-    public var cacheMaxBytes: Int64?
-    public var hotBytes = 64 * 1024 * 1024
+    package var cacheMaxBytes: Int64?
+    package var hotBytes = 64 * 1024 * 1024
     /// How often the evictor runs (milliseconds).
-    public var evictionIntervalMilliseconds = 5000
+    package var evictionIntervalMilliseconds = 5000
     /// The base of the absolute URLs the API listener writes (`Location`, Bundle links), e.g.
     /// `https://fhir.stmary.example`; nil: the address each request came in on. Never the `Host` header.
-    public var publicBaseURL: String?
+    package var publicBaseURL: String?
     /// Bearer tokens and client certificates on the API listener.
-    public var auth = AuthConfig()
+    package var auth = AuthConfig()
     /// The file this came from.
-    public var sourceFile: String
+    package var sourceFile: String
     /// Lines of `tls.cert`, `tls.key` and `tls.ca` in it, for errors about those files.
-    public var tlsLines: [String: Int] = [:]
+    package var tlsLines: [String: Int] = [:]
     /// Line of `keys.kek_file` in it, for errors about the KEK.
-    public var kekLine: Int?
+    package var kekLine: Int?
 
     /// Reads and validates a config file.
-    public static func load(path: String) throws(ConfigError) -> NodeConfig {
+    package static func load(path: String) throws(ConfigError) -> NodeConfig {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw ConfigError(file: path, line: nil, "cannot read the file")
         }
@@ -123,7 +123,7 @@ public struct NodeConfig: Sendable {
     }
 
     /// Parses YAML text; `file` names it in errors and anchors relative paths.
-    public static func parse(_ text: String, file: String) throws(ConfigError) -> NodeConfig {
+    package static func parse(_ text: String, file: String) throws(ConfigError) -> NodeConfig {
         let node: Node
         do {
             guard let composed = try Yams.compose(yaml: text) else { throw ConfigError(file: file, line: nil, "the file is empty") }
@@ -309,7 +309,7 @@ extension NodeConfig {
     /// Checks that the files the config names exist and are usable.
     /// Reads and checks the `tls` files (``TLSMaterial/load(certFile:keyFile:caFile:now:)``); an
     /// error names the config line of the file at fault.
-    public func loadTLSMaterial(use: TLSMaterial.Use = .node, now: Int64 = Int64(Date().timeIntervalSince1970)) throws(ConfigError) -> TLSMaterial {
+    package func loadTLSMaterial(use: TLSMaterial.Use = .node, now: Int64 = Int64(Date().timeIntervalSince1970)) throws(ConfigError) -> TLSMaterial {
         do {
             return try TLSMaterial.load(certFile: certFile, keyFile: keyFile, caFile: caFile, use: use, now: now)
         } catch {
@@ -317,7 +317,7 @@ extension NodeConfig {
         }
     }
 
-    public func checkFiles() throws(ConfigError) {
+    package func checkFiles() throws(ConfigError) {
         for (key, path) in [("tls.cert", certFile), ("tls.key", keyFile), ("tls.ca", caFile)] {
             guard FileManager.default.isReadableFile(atPath: path) else {
                 throw ConfigError(file: sourceFile, line: nil, "'\(key)' names \(path), which cannot be read")

@@ -17,12 +17,12 @@ import Synchronization
 /// bootstrap and audit counters from the node's databases, so they carry on across restarts;
 /// outbox depth, lag and staleness from the store and the link; certificate expiry from the
 /// certificate files. Labels never carry resource ids or anything from a request body.
-public final class NodeMetrics: Sendable {
+package final class NodeMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
     private let counters = Mutex<[String: Counter]>([:])
     let role: String
 
-    public init(role: String) {
+    package init(role: String) {
         self.role = role
     }
 
@@ -72,12 +72,12 @@ public final class NodeMetrics: Sendable {
     }
 
     /// The serial number (hex) of the first certificate of a PEM file; nil if unreadable.
-    public static func serialNumber(ofFile file: String) -> String? {
+    package static func serialNumber(ofFile file: String) -> String? {
         (try? NIOSSLCertificate.fromPEMFile(file).first).map { Hex.encode($0.serialNumber) }
     }
 
     /// Seconds until the first certificate of a PEM file expires (negative: expired); nil if unreadable.
-    public static func secondsToExpiry(_ file: String, now: Date = Date()) -> Double? {
+    package static func secondsToExpiry(_ file: String, now: Date = Date()) -> Double? {
         guard let certificate = try? NIOSSLCertificate.fromPEMFile(file).first else { return nil }
         return (Double(certificate.notValidAfter) - now.timeIntervalSince1970).rounded()
     }

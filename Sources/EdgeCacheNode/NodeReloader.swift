@@ -20,7 +20,7 @@ import UnixSignals
 /// in `/status` and in `edgecache_reloads_total{result="failed"}`. Connections already open keep
 /// the certificate they were accepted with; new ones get the new one. Other settings in the
 /// config file take effect at the next restart (a reload logs which ones changed).
-public final class NodeReloader: Service, Sendable {
+package final class NodeReloader: Service, Sendable {
     /// A TLS listener whose context a reload replaces.
     struct Listener: Sendable {
         var name: String
@@ -30,16 +30,16 @@ public final class NodeReloader: Service, Sendable {
     }
 
     /// What `/status` and `/metrics` show of reloads (``ReloadStatus``).
-    public struct State: Sendable {
-        public var succeeded = 0
-        public var failed = 0
+    package struct State: Sendable {
+        package var succeeded = 0
+        package var failed = 0
         /// Epoch milliseconds and outcome of the last reload ("ok" or why it failed).
-        public var lastAt: Int64?
-        public var lastResult: String?
+        package var lastAt: Int64?
+        package var lastResult: String?
         /// The certificate in use: its expiry (epoch seconds) and serial number (hex).
-        public var certificateNotAfter: Int64
-        public var caNotAfter: Int64
-        public var certificateSerial: String
+        package var certificateNotAfter: Int64
+        package var caNotAfter: Int64
+        package var certificateSerial: String
     }
 
     private let configPath: String
@@ -69,9 +69,9 @@ public final class NodeReloader: Service, Sendable {
         self.state = status
     }
 
-    public var snapshot: State { state.snapshot }
+    package var snapshot: State { state.snapshot }
 
-    public func run() async throws {
+    package func run() async throws {
         let signals = await UnixSignalsSequence(trapping: .sighup)
         try await cancelWhenGracefulShutdown {
             for await _ in signals {
@@ -84,7 +84,7 @@ public final class NodeReloader: Service, Sendable {
     /// Reloads certificates and keys from the config file's current contents.
     /// - Returns: nil on success, else why nothing was changed.
     @discardableResult
-    public func reload() -> String? {
+    package func reload() -> String? {
         do {
             let applied = try prepareAndApply()
             state.withLock {
@@ -184,7 +184,7 @@ public final class NodeReloader: Service, Sendable {
 
 /// The reload counters and the certificate in use, shared by the reloader and the operator
 /// endpoints.
-public final class ReloadStatus: Sendable {
+package final class ReloadStatus: Sendable {
     private let state: Mutex<NodeReloader.State>
 
     init(_ material: TLSMaterial) {
@@ -194,7 +194,7 @@ public final class ReloadStatus: Sendable {
                 certificateSerial: Hex.encode(material.leaf.serialNumber)))
     }
 
-    public var snapshot: NodeReloader.State { state.withLock { $0 } }
+    package var snapshot: NodeReloader.State { state.withLock { $0 } }
 
     func withLock(_ body: (inout NodeReloader.State) -> Void) { state.withLock { body(&$0) } }
 }

@@ -15,33 +15,33 @@ import UnixSignals
 
 /// One node (origin or edge) assembled from its config: stores, listeners and background
 /// services, ready to run in a `ServiceGroup`.
-public final class NodeRuntime: Sendable {
-    public let config: NodeConfig
-    public let services: [any Service]
+package final class NodeRuntime: Sendable {
+    package let config: NodeConfig
+    package let services: [any Service]
     /// Bound ports, filled in as listeners start (`api`, `peer`).
-    public let ports = ListeningPorts()
+    package let ports = ListeningPorts()
     let logger: Logger
     let cleanup: @Sendable () async -> Void
     /// The origin's store (origin role only), e.g. for loading demo data.
-    public let originStore: (any OriginStore)?
+    package let originStore: (any OriginStore)?
     /// The edge's store and link (edge role only).
-    public let edgeStore: EdgeStore?
-    public let edgeLink: EdgeLink?
+    package let edgeStore: EdgeStore?
+    package let edgeLink: EdgeLink?
     /// The node's audit trail writer.
-    public let auditLog: AuditLog
+    package let auditLog: AuditLog
     /// The policy registry in force.
-    public let policies: PolicyHolder
+    package let policies: PolicyHolder
     /// `/metrics` of this node (event counters since the process started).
-    public let metrics: NodeMetrics
+    package let metrics: NodeMetrics
     /// The edge's consent state (edge role only).
-    public let consentGuard: ConsentGuard?
+    package let consentGuard: ConsentGuard?
     /// The edge's evictor (edge role only).
-    public let evictor: Evictor?
+    package let evictor: Evictor?
     /// Reloads certificates and keys on SIGHUP.
-    public let reloader: NodeReloader
+    package let reloader: NodeReloader
 
     /// - Parameter clock: replaces both the wall clock and the link's monotonic clock (tests).
-    public init(config: NodeConfig, logger: Logger, clock injected: (any WallClock)? = nil) throws {
+    package init(config: NodeConfig, logger: Logger, clock injected: (any WallClock)? = nil) throws {
         self.config = config
         self.logger = logger
         Allocator.limitArenas()
@@ -255,7 +255,7 @@ public final class NodeRuntime: Sendable {
     }
 
     /// Runs the node until SIGTERM/SIGINT, then drains in-flight requests.
-    public func run() async throws {
+    package func run() async throws {
         unlink(config.dataDir + "/listening.json")
         var configuration = ServiceGroupConfiguration(
             services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
@@ -271,14 +271,14 @@ public final class NodeRuntime: Sendable {
     }
 
     /// Releases clients (for callers that run ``services`` in their own group).
-    public func shutdown() async { await cleanup() }
+    package func shutdown() async { await cleanup() }
 }
 
 /// The ports a node's listeners are bound to, by listener name.
-public final class ListeningPorts: Sendable {
+package final class ListeningPorts: Sendable {
     private let ports = Mutex<[String: Int]>([:])
 
-    public init() {}
+    package init() {}
 
     /// Records a port and returns all known so far.
     func set(_ name: String, _ port: Int) -> [String: Int] {
@@ -288,5 +288,5 @@ public final class ListeningPorts: Sendable {
         }
     }
 
-    public subscript(name: String) -> Int? { ports.withLock { $0[name] } }
+    package subscript(name: String) -> Int? { ports.withLock { $0[name] } }
 }

@@ -3,19 +3,19 @@ import EdgeCacheHTTP
 import EdgeCacheStore
 
 /// The origin's FHIR backend: the system of record itself.
-public struct OriginBackend: FHIRBackend {
+package struct OriginBackend: FHIRBackend {
     let store: any OriginStore
     let inFlight = InFlightKeys()
     /// The consent rules the origin enforces, kept current with its own Consent writes.
     let consent: ConsentRegistry?
 
-    public init(store: any OriginStore, consent: ConsentRegistry? = nil) {
+    package init(store: any OriginStore, consent: ConsentRegistry? = nil) {
         self.store = store
         self.consent = consent
     }
 
     /// Every current Consent of a tenant (loads the consent rules).
-    public static func consents(_ store: any OriginStore, tenant: String) async throws -> [ResourceVersion] {
+    package static func consents(_ store: any OriginStore, tenant: String) async throws -> [ResourceVersion] {
         var all: [ResourceVersion] = []
         var query = SearchQuery()
         query.count = 1000
@@ -27,34 +27,34 @@ public struct OriginBackend: FHIRBackend {
         }
     }
 
-    public func read(_ caller: FHIRCaller, type: String, id: String) async throws -> ResourceAnswer {
+    package func read(_ caller: FHIRCaller, type: String, id: String) async throws -> ResourceAnswer {
         guard let resource = try await store.read(tenant: caller.tenant, type: type, id: id) else {
             throw FHIRError.notFound("\(type)/\(id) is not known")
         }
         return ResourceAnswer(resource: resource)
     }
 
-    public func vread(_ caller: FHIRCaller, type: String, id: String, version: Int64) async throws -> ResourceAnswer {
+    package func vread(_ caller: FHIRCaller, type: String, id: String, version: Int64) async throws -> ResourceAnswer {
         guard let resource = try await store.vread(tenant: caller.tenant, type: type, id: id, version: version) else {
             throw FHIRError.notFound("\(type)/\(id) has no version \(version)")
         }
         return ResourceAnswer(resource: resource)
     }
 
-    public func history(_ caller: FHIRCaller, type: String, id: String) async throws -> ListAnswer {
+    package func history(_ caller: FHIRCaller, type: String, id: String) async throws -> ListAnswer {
         let versions = try await store.history(tenant: caller.tenant, type: type, id: id)
         guard !versions.isEmpty else { throw FHIRError.notFound("\(type)/\(id) is not known") }
         return ListAnswer(page: SearchPage(resources: versions, total: versions.count, hasMore: false))
     }
 
-    public func search(_ caller: FHIRCaller, type: String, query: SearchQuery) async throws -> ListAnswer {
+    package func search(_ caller: FHIRCaller, type: String, query: SearchQuery) async throws -> ListAnswer {
         ListAnswer(page: try await store.search(tenant: caller.tenant, type: type, query: query))
     }
 
     /// Writes with IETF Idempotency-Key semantics: the key's record is committed with the
     /// effect; a repeat gets the stored response, a different request under the key 422, and a
     /// repeat while the first is still running (after a short wait) 409.
-    public func write(_ caller: FHIRCaller, _ operation: WriteOperation, idempotencyKey: String?) async throws -> WriteAnswer {
+    package func write(_ caller: FHIRCaller, _ operation: WriteOperation, idempotencyKey: String?) async throws -> WriteAnswer {
         var claim: IdempotencyClaim?
         var inFlightKey: String?
         if let key = idempotencyKey {
@@ -88,7 +88,7 @@ public struct OriginBackend: FHIRBackend {
     }
 
     /// Applies a replayed batch from an edge in one transaction, each write with its key.
-    public func writeBatch(tenant: String, _ items: [ReplayItem]) async throws -> [ReplayResult] {
+    package func writeBatch(tenant: String, _ items: [ReplayItem]) async throws -> [ReplayResult] {
         var writes: [BatchWrite?] = []
         var results: [ReplayResult?] = []
         for item in items {

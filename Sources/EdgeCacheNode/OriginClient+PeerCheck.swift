@@ -7,21 +7,21 @@ import Synchronization
 extension OriginClient {
     /// The server's certificate did not meet the ``PeerRequirement``: the request was not sent
     /// (nothing but the TLS handshake went to that server) and the connection was closed.
-    public struct PeerRefused: Error, Sendable, CustomStringConvertible {
-        public let reason: String
-        public var description: String { "refused the server: \(reason)" }
+    package struct PeerRefused: Error, Sendable, CustomStringConvertible {
+        package let reason: String
+        package var description: String { "refused the server: \(reason)" }
     }
 }
 
 extension PeerRequirement {
     /// What an edge requires of its origin: role `origin`, and `origin.node` / `origin.uri` if set.
-    public static func origin(_ config: NodeConfig) -> PeerRequirement {
+    package static func origin(_ config: NodeConfig) -> PeerRequirement {
         PeerRequirement(role: .origin, node: config.originNode, uri: config.originURI)
     }
 
     /// The node `config` describes, called with its own certificate (`edgecache status`): a
     /// certificate of its own role (and tenant, for an edge).
-    public static func ownNode(_ config: NodeConfig) -> PeerRequirement {
+    package static func ownNode(_ config: NodeConfig) -> PeerRequirement {
         config.role == .origin ? PeerRequirement(role: .origin) : PeerRequirement(role: .edge, tenant: config.tenant)
     }
 }

@@ -18,17 +18,17 @@ import Synchronization
 /// right after its TLS handshake and before any request is written on it; on a certificate
 /// that does not meet it, every request fails with ``PeerRefused`` before a byte of it is sent,
 /// nothing the server sends is read, and the connection is closed (see ``PeerCheck``).
-public final class OriginClient: Sendable {
-    public struct Reply: Sendable {
-        public var status: Int
-        public var headers: HTTPHeaders
-        public var body: [UInt8]
+package final class OriginClient: Sendable {
+    package struct Reply: Sendable {
+        package var status: Int
+        package var headers: HTTPHeaders
+        package var body: [UInt8]
     }
 
     /// The origin could not be reached or did not answer in time.
-    public struct Unreachable: Error, Sendable, CustomStringConvertible {
-        public let reason: String
-        public var description: String { "origin unreachable: \(reason)" }
+    package struct Unreachable: Error, Sendable, CustomStringConvertible {
+        package let reason: String
+        package var description: String { "origin unreachable: \(reason)" }
     }
 
     /// The client new requests use; replaced by ``reload(tls:)``.
@@ -37,7 +37,7 @@ public final class OriginClient: Sendable {
     private let retired = Mutex<[ClientGeneration]>([])
     /// The configuration of new clients (its TLS part replaced by a reload).
     private let currentConfiguration: Mutex<HTTPClient.Configuration>
-    public let baseURL: String
+    package let baseURL: String
     let requestTimeout: TimeAmount
 
     /// A client only (a benchmark, `edgecache status`): the certificate need not be usable by a
@@ -45,12 +45,12 @@ public final class OriginClient: Sendable {
     /// a node's own client is built from the material it loaded for serving.
     /// - Parameter peer: what the server's certificate must name (``PeerRequirement/origin(_:)``
     ///   for an edge's origin).
-    public convenience init(config: NodeConfig, peer: PeerRequirement, logger: Logger = Logger(label: "edgecache")) throws {
+    package convenience init(config: NodeConfig, peer: PeerRequirement, logger: Logger = Logger(label: "edgecache")) throws {
         let material = try config.loadTLSMaterial(use: .client)
         try self.init(config: config, material: material, peer: peer, logger: logger)
     }
 
-    public init(config: NodeConfig, material: TLSMaterial, peer: PeerRequirement, logger: Logger = Logger(label: "edgecache")) throws {
+    package init(config: NodeConfig, material: TLSMaterial, peer: PeerRequirement, logger: Logger = Logger(label: "edgecache")) throws {
         guard let url = config.originURL else { throw ConfigError(file: config.sourceFile, line: nil, "origin.url missing") }
         self.baseURL = url.hasSuffix("/") ? String(url.dropLast()) : url
         self.requestTimeout = .milliseconds(Int64(config.originRequestTimeoutMilliseconds))
@@ -76,7 +76,7 @@ public final class OriginClient: Sendable {
     /// Presents `material` on every connection opened from now on. Requests in flight, and
     /// change streams already open, finish on the connections they have; the replaced client
     /// is shut down once the last of them ends.
-    public func reload(tls material: TLSMaterial) {
+    package func reload(tls material: TLSMaterial) {
         currentConfiguration.withLock { $0.tlsConfiguration = Self.tls(material) }
         replaceClient(ifCurrent: nil)
     }
@@ -138,7 +138,7 @@ public final class OriginClient: Sendable {
     /// Set by ``shutdown()``; see ``replaceClient(ifCurrent:)``.
     private let isShutDown = Mutex(false)
 
-    public func shutdown() async {
+    package func shutdown() async {
         isShutDown.withLock { $0 = true }
         let all = retired.withLock { $0 } + [current.withLock { $0 }]
         for generation in all { try? await generation.http.shutdown() }
@@ -159,12 +159,12 @@ public final class OriginClient: Sendable {
     }
 
     /// A GET of `path` (see ``send(method:path:headers:body:maxBytes:contentType:)``).
-    public func get(_ path: String) async throws(Unreachable) -> Reply {
+    package func get(_ path: String) async throws(Unreachable) -> Reply {
         try await send(method: .GET, path: path)
     }
 
     /// Sends a request and collects a bounded reply within the request timeout.
-    public func send(
+    package func send(
         method: HTTPMethod, path: String, headers: [(String, String)] = [], body: [UInt8]? = nil, maxBytes: Int = 64 << 20,
         contentType: String = "application/fhir+json"
     ) async throws(Unreachable) -> Reply {
@@ -190,7 +190,7 @@ public final class OriginClient: Sendable {
 
     /// Opens a long-lived streaming GET and hands the response to `body`, which reads it; the
     /// client (and its certificate) stays in use until `body` returns.
-    public func withStream<T>(path: String, _ body: (HTTPClientResponse) async throws -> T) async throws -> T {
+    package func withStream<T>(path: String, _ body: (HTTPClientResponse) async throws -> T) async throws -> T {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = .GET
         let timeout = requestTimeout

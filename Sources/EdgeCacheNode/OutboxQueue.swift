@@ -3,18 +3,18 @@ import EdgeCacheStore
 
 /// The edge's way into its outbox: concurrent writers share one durable commit (group commit),
 /// and the outbox's size is bounded (503 beyond it; an accepted write is never dropped).
-public final class OutboxQueue: Sendable {
+package final class OutboxQueue: Sendable {
     let committer: GroupCommitter<PreparedEnqueue, EnqueueOutcome>
     let store: EdgeStore
 
-    public init(store: EdgeStore, maxEntries: Int) {
+    package init(store: EdgeStore, maxEntries: Int) {
         self.store = store
         committer = GroupCommitter { prepared in try await store.enqueue(prepared: prepared, maxQueued: maxEntries) }
     }
 
     /// Returns once the write is durable (WAL, synchronous=FULL) or refused. Hashing and sealing
     /// happen on the caller's task; only the SQL runs in the shared commit.
-    public func enqueue(_ request: EnqueueRequest) async throws -> EnqueueOutcome {
+    package func enqueue(_ request: EnqueueRequest) async throws -> EnqueueOutcome {
         try await committer.submit(try store.prepare(request))
     }
 }

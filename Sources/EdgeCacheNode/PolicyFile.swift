@@ -21,15 +21,15 @@ import Yams
 ///   Basic: commercial                   # resource type → class (overrides the defaults)
 /// ```
 /// A class or field the file leaves out keeps DESIGN.md's default. Errors name file and line.
-public enum PolicyFile {
-    public static func load(path: String) throws(ConfigError) -> PolicyRegistry {
+package enum PolicyFile {
+    package static func load(path: String) throws(ConfigError) -> PolicyRegistry {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw ConfigError(file: path, line: nil, "cannot read the policy file")
         }
         return try parse(text, file: path)
     }
 
-    public static func parse(_ text: String, file: String) throws(ConfigError) -> PolicyRegistry {
+    package static func parse(_ text: String, file: String) throws(ConfigError) -> PolicyRegistry {
         let node: Node
         do {
             guard let composed = try Yams.compose(yaml: text) else { throw ConfigError(file: file, line: nil, "the policy file is empty") }

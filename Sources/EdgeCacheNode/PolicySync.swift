@@ -6,14 +6,14 @@ import ServiceLifecycle
 
 /// Keeps an edge's policy registry in step with the origin's: asks `GET /replication/v1/policy`
 /// at start and then every `interval`, stores a new version before applying it.
-public final class PolicySync: Service {
+package final class PolicySync: Service {
     let store: EdgeStore
     let origin: OriginClient
     let holder: PolicyHolder
     let intervalMilliseconds: Int
     let logger: Logger
 
-    public init(store: EdgeStore, origin: OriginClient, holder: PolicyHolder, intervalMilliseconds: Int, logger: Logger) {
+    package init(store: EdgeStore, origin: OriginClient, holder: PolicyHolder, intervalMilliseconds: Int, logger: Logger) {
         self.store = store
         self.origin = origin
         self.holder = holder
@@ -21,7 +21,7 @@ public final class PolicySync: Service {
         self.logger = logger
     }
 
-    public func run() async throws {
+    package func run() async throws {
         try? await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 let ok = await self.refresh()
@@ -32,7 +32,7 @@ public final class PolicySync: Service {
 
     /// One exchange with the origin; true when the origin answered.
     @discardableResult
-    public func refresh() async -> Bool {
+    package func refresh() async -> Bool {
         let current = holder.version
         guard
             let reply = try? await origin.send(

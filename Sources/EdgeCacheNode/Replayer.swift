@@ -9,7 +9,7 @@ import Synchronization
 /// Drains the edge's outbox to the origin: in order per resource, in batches, on its own as
 /// soon as the origin answers again (it probes while the link is down), with jittered backoff
 /// for retriable failures and the review queue for everything a person must decide.
-public final class Replayer: Service {
+package final class Replayer: Service {
     let store: EdgeStore
     let origin: OriginClient
     let link: EdgeLink
@@ -27,7 +27,7 @@ public final class Replayer: Service {
     private let inFlight = Mutex<Set<String>>([])
 
     /// Claims entries for sending (at most `limit`); returns those no one else is sending.
-    public func claim(_ entries: [OutboxEntry], limit: Int = .max) -> [OutboxEntry] {
+    package func claim(_ entries: [OutboxEntry], limit: Int = .max) -> [OutboxEntry] {
         inFlight.withLock { busy in
             var claimed: [OutboxEntry] = []
             for entry in entries where claimed.count < limit && busy.insert(entry.item.key).inserted { claimed.append(entry) }
@@ -36,7 +36,7 @@ public final class Replayer: Service {
     }
 
     /// Claims one key, waiting (up to `timeoutMilliseconds`) while someone else sends it.
-    public func claim(key: String, timeoutMilliseconds: Int64 = 5000) async -> Bool {
+    package func claim(key: String, timeoutMilliseconds: Int64 = 5000) async -> Bool {
         let deadline = link.clock.nowMillis() + timeoutMilliseconds
         while true {
             if inFlight.withLock({ $0.insert(key).inserted }) { return true }
@@ -45,13 +45,13 @@ public final class Replayer: Service {
         }
     }
 
-    public func release(_ entries: [OutboxEntry]) {
+    package func release(_ entries: [OutboxEntry]) {
         inFlight.withLock { busy in for entry in entries { busy.remove(entry.item.key) } }
     }
 
-    public func release(key: String) { _ = inFlight.withLock { $0.remove(key) } }
+    package func release(key: String) { _ = inFlight.withLock { $0.remove(key) } }
 
-    public init(
+    package init(
         store: EdgeStore, origin: OriginClient, link: EdgeLink, batchSize: Int, maxAttempts: Int, retentionDays: Int = 7,
         policies: PolicyHolder = PolicyHolder(), audit: AuditLog? = nil, tenant: String = "", logger: Logger
     ) {
@@ -91,7 +91,7 @@ public final class Replayer: Service {
     /// takes a resource's oldest unfinished write, and that one stays unfinished until settled.
     let lanes = 2
 
-    public func run() async throws {
+    package func run() async throws {
         await withTaskGroup(of: Void.self) { group in
             for lane in 0..<lanes {
                 group.addTask { await self.lane(lane) }
@@ -190,12 +190,12 @@ public final class Replayer: Service {
 
     /// Sends `entries` as one batch and settles each result. Throws when the batch as a whole
     /// did not reach the origin (nothing is counted against the entries then).
-    public func replay(_ entries: [OutboxEntry]) async throws -> [(OutboxEntry, ReplayOutcome)] {
+    package func replay(_ entries: [OutboxEntry]) async throws -> [(OutboxEntry, ReplayOutcome)] {
         try await replayWithResults(entries).map { ($0.0, $0.1) }
     }
 
     /// ``replay(_:)`` with the origin's raw answer for each entry (nil when the batch was refused).
-    public func replayWithResults(_ entries: [OutboxEntry]) async throws -> [(OutboxEntry, ReplayOutcome, ReplayResult?)] {
+    package func replayWithResults(_ entries: [OutboxEntry]) async throws -> [(OutboxEntry, ReplayOutcome, ReplayResult?)] {
         let reply: OriginClient.Reply
         // The origin refuses writes based on another log epoch (a restore): they wait for the
         // bootstrap, which queues the writes the restored origin may have lost before them.

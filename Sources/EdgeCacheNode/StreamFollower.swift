@@ -12,7 +12,7 @@ import ServiceLifecycle
 /// Each batch of events is applied together with its checkpoint in one SQLite transaction;
 /// a re-delivered event is a no-op. A 410 makes it re-bootstrap from a snapshot, staged aside
 /// and swapped in atomically.
-public final class StreamFollower: Service {
+package final class StreamFollower: Service {
     let store: EdgeStore
     let origin: OriginClient
     let link: EdgeLink
@@ -28,7 +28,7 @@ public final class StreamFollower: Service {
     /// Told about every applied batch (consent rules, purges of blocked patients).
     let consent: ConsentGuard?
 
-    public init(
+    package init(
         store: EdgeStore, origin: OriginClient, link: EdgeLink, policies: PolicyHolder = PolicyHolder(), consent: ConsentGuard? = nil,
         maxBatchBytes: Int = 4 << 20, logger: Logger
     ) {
@@ -50,7 +50,7 @@ public final class StreamFollower: Service {
         let seen: LogEpoch
     }
 
-    public func run() async throws {
+    package func run() async throws {
         do {
             try await cancelWhenGracefulShutdown { try await self.loop() }
         } catch is CancellationError {

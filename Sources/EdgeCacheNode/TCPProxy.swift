@@ -5,7 +5,7 @@ import Synchronization
 /// A loopback TCP proxy that can be cut: every open connection is closed at once, as a broken
 /// WAN link would do to the edge's change stream. The demo puts one between its edge and origin
 /// (`edgecache demo link down|up`); the tests use it to partition a pair.
-public final class TCPProxy: Sendable {
+package final class TCPProxy: Sendable {
     /// Shared with the channel initializer (a `Mutex` cannot be copied into a closure).
     private final class Shared: Sendable {
         let connections = Mutex<[any Channel]>([])
@@ -14,10 +14,10 @@ public final class TCPProxy: Sendable {
     private let shared = Shared()
     private let server: any Channel
     /// The port it listens on (127.0.0.1).
-    public let port: Int
+    package let port: Int
 
     /// Listens on 127.0.0.1:`port` (0: any free port) and forwards to 127.0.0.1:`targetPort`.
-    public init(targetPort: Int, port: Int = 0) async throws {
+    package init(targetPort: Int, port: Int = 0) async throws {
         let shared = self.shared
         server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -35,10 +35,10 @@ public final class TCPProxy: Sendable {
     }
 
     /// Whether new connections are refused (``block()``).
-    public var isBlocked: Bool { shared.blocked.withLock { $0 } }
+    package var isBlocked: Bool { shared.blocked.withLock { $0 } }
 
     /// Closes every connection through the proxy (new ones are still accepted).
-    public func cutAll() {
+    package func cutAll() {
         let open = shared.connections.withLock { list -> [any Channel] in
             defer { list.removeAll() }
             return list
@@ -47,16 +47,16 @@ public final class TCPProxy: Sendable {
     }
 
     /// Cuts every connection and refuses new ones until ``unblock()``: a partitioned link.
-    public func block() {
+    package func block() {
         shared.blocked.withLock { $0 = true }
         cutAll()
     }
 
     /// Accepts new connections again.
-    public func unblock() { shared.blocked.withLock { $0 = false } }
+    package func unblock() { shared.blocked.withLock { $0 = false } }
 
     /// Cuts every connection and stops listening.
-    public func close() async {
+    package func close() async {
         cutAll()
         try? await server.close()
     }

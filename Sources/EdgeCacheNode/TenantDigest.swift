@@ -7,14 +7,14 @@ import Foundation
 /// a drill: SHA-256 over the sorted lines `Type/id/version` of every current (not deleted)
 /// resource of the classes an edge replicates in full, leaving out the compartments of patients
 /// whose consent blocks everything (an edge purges those). Equal digests: converged.
-public enum TenantDigest {
-    public struct Value: Sendable {
-        public var hex: String
-        public var count: Int
+package enum TenantDigest {
+    package struct Value: Sendable {
+        package var hex: String
+        package var count: Int
     }
 
     /// - Parameter page: the resources of a type from an offset (at most 1,000), and whether more follow.
-    public static func compute(
+    package static func compute(
         policy: PolicyRegistry, consent: ConsentRegistry?, tenant: String,
         page: @Sendable (String, Int) async throws -> SearchPage
     ) async throws -> Value {

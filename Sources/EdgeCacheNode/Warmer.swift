@@ -10,35 +10,35 @@ import NIOHTTP1
 /// Fully replicated classes are normally there already; warming matters most for `resident`
 /// classes (fetched on demand otherwise) and for an edge that has not caught up yet. Patients
 /// whose consent blocks everything are skipped.
-public struct Warmer: Sendable {
+package struct Warmer: Sendable {
     let store: EdgeStore
     let origin: OriginClient
     let policies: PolicyHolder
     let tenant: String
 
     /// Types searched by `patient=` for each patient (plus every resident type of the policy).
-    public static let compartmentTypes = [
+    package static let compartmentTypes = [
         "AllergyIntolerance", "Appointment", "Basic", "CarePlan", "CareTeam", "Condition", "Consent", "DiagnosticReport",
         "DocumentReference", "Encounter", "FamilyMemberHistory", "Flag", "Goal", "Immunization", "MedicationRequest",
         "MedicationStatement", "Observation", "Procedure", "RiskAssessment", "ServiceRequest",
     ]
 
-    public init(store: EdgeStore, origin: OriginClient, policies: PolicyHolder, tenant: String) {
+    package init(store: EdgeStore, origin: OriginClient, policies: PolicyHolder, tenant: String) {
         self.store = store
         self.origin = origin
         self.policies = policies
         self.tenant = tenant
     }
 
-    public struct Result: Sendable {
-        public var patients = 0
-        public var resources = 0
-        public var skipped: [String] = []
-        public var failed: [String] = []
+    package struct Result: Sendable {
+        package var patients = 0
+        package var resources = 0
+        package var skipped: [String] = []
+        package var failed: [String] = []
     }
 
     /// Warms `patients`; `progress(done, total, resources)` is called after each patient.
-    public func warm(patients: [String], progress: @Sendable (Int, Int, Int) -> Void = { _, _, _ in }) async -> Result {
+    package func warm(patients: [String], progress: @Sendable (Int, Int, Int) -> Void = { _, _, _ in }) async -> Result {
         let consent = ConsentRegistry(loader: { _ in try await store.cachedConsents() })
         try? await consent.ensureLoaded(tenant)
         let registry = policies.registry

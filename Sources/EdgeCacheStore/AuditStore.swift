@@ -7,7 +7,7 @@ import Synchronization
 /// The audit trail on SQLite (its own file): records sealed under the node's audit data key
 /// and hash-chained, `hash(n) = SHA-256(hash(n-1) || record n)`, so any altered, removed or
 /// reordered record is found by ``verify()``.
-public final class AuditStore: Sendable {
+package final class AuditStore: Sendable {
     let pool: DatabasePool
     let ring: KeyRing
     let kek: KeyEncryptionKey
@@ -15,9 +15,9 @@ public final class AuditStore: Sendable {
     /// (last seq, last hash) of the chain.
     private let head: Mutex<(Int64, [UInt8])>
 
-    public static let genesis = [UInt8](repeating: 0, count: 32)
+    package static let genesis = [UInt8](repeating: 0, count: 32)
 
-    public init(path: String, kek: KeyEncryptionKey, clock: any WallClock = SystemWallClock()) throws {
+    package init(path: String, kek: KeyEncryptionKey, clock: any WallClock = SystemWallClock()) throws {
         let pool = try SQLiteFile.openPool(path: path, readers: 2)
         self.pool = pool
         self.kek = kek
@@ -58,7 +58,7 @@ public final class AuditStore: Sendable {
 
     /// Appends records in order, in one transaction (the caller batches). The chain head moves
     /// only once the transaction has committed.
-    public func append(_ records: [AuditRecord]) async throws {
+    package func append(_ records: [AuditRecord]) async throws {
         guard !records.isEmpty else { return }
         let newHead = try await pool.write { db in try self.insert(db, records) }
         head.withLock { $0 = newHead }
@@ -66,7 +66,7 @@ public final class AuditStore: Sendable {
 
     /// ``append(_:)`` without suspending (and so without cancellation): for the last flush of a
     /// shutdown that ran out of time.
-    public func appendNow(_ records: [AuditRecord]) throws {
+    package func appendNow(_ records: [AuditRecord]) throws {
         guard !records.isEmpty else { return }
         let newHead = try pool.write { db in try self.insert(db, records) }
         head.withLock { $0 = newHead }
@@ -94,7 +94,7 @@ public final class AuditStore: Sendable {
     }
 
     /// Records that the origin acknowledged the chain up to `seq` with `hash` (the anchor).
-    public func recordAnchor(seq: Int64, hash: [UInt8], at now: Int64) async throws {
+    package func recordAnchor(seq: Int64, hash: [UInt8], at now: Int64) async throws {
         try await pool.write { db in
             try db.execute(
                 sql: "INSERT OR REPLACE INTO audit_anchor(seq, hash, acknowledged_at) VALUES (?, ?, ?)",
@@ -103,7 +103,7 @@ public final class AuditStore: Sendable {
     }
 
     /// The newest acknowledged anchor.
-    public func lastAnchor() async throws -> (seq: Int64, hash: [UInt8])? {
+    package func lastAnchor() async throws -> (seq: Int64, hash: [UInt8])? {
         try await pool.read { db in
             try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit_anchor WHERE seq > 0 ORDER BY seq DESC LIMIT 1")
                 .map { ($0[0], Array($0[1] as Data)) }
@@ -112,7 +112,7 @@ public final class AuditStore: Sendable {
 
     /// The origin's side: accepts an edge's chain head if it extends what the edge sent before
     /// (a chain only grows). Returns false when the head contradicts an earlier one.
-    public func acceptAnchor(tenant: String, node: String, count: Int64, hash: [UInt8], at now: Int64) async throws -> Bool {
+    package func acceptAnchor(tenant: String, node: String, count: Int64, hash: [UInt8], at now: Int64) async throws -> Bool {
         try await pool.write { db in
             if let previous = try Row.fetchOne(
                 db, sql: "SELECT count, hash FROM anchors_received WHERE tenant = ? AND node = ? ORDER BY count DESC LIMIT 1",
@@ -129,18 +129,18 @@ public final class AuditStore: Sendable {
     }
 
     /// Number of records and the head hash.
-    public var chainHead: (count: Int64, hash: [UInt8]) { head.withLock { ($0.0, $0.1) } }
+    package var chainHead: (count: Int64, hash: [UInt8]) { head.withLock { ($0.0, $0.1) } }
 
     /// One problem found by ``verify()``.
-    public struct Problem: Sendable, CustomStringConvertible {
-        public let seq: Int64
-        public let message: String
-        public var description: String { "record \(seq): \(message)" }
+    package struct Problem: Sendable, CustomStringConvertible {
+        package let seq: Int64
+        package let message: String
+        package var description: String { "record \(seq): \(message)" }
     }
 
     /// Walks the whole chain: every record must open (not altered), follow its predecessor
     /// without a gap (none removed), and carry the hash of the chain so far (none reordered).
-    public func verify() async throws -> (records: Int64, problems: [Problem], head: [UInt8]) {
+    package func verify() async throws -> (records: Int64, problems: [Problem], head: [UInt8]) {
         let ring = self.ring
         return try await pool.read { db in
             var problems: [Problem] = []
@@ -184,7 +184,7 @@ public final class AuditStore: Sendable {
     }
 
     /// All records in order (for export); records that do not open are skipped.
-    public func records() async throws -> [(seq: Int64, record: AuditRecord)] {
+    package func records() async throws -> [(seq: Int64, record: AuditRecord)] {
         let ring = self.ring
         return try await pool.read { db in
             try Row.fetchAll(db, sql: "SELECT seq, blob FROM audit ORDER BY seq").compactMap { row in
@@ -199,7 +199,7 @@ public final class AuditStore: Sendable {
 
     /// Key rotation and re-sealing of the audit records (tenant `_audit`). Re-sealing changes
     /// only the sealed form: the chain hashes cover the canonical record, so they still verify.
-    public var keyMaintenance: KeyMaintenance {
+    package var keyMaintenance: KeyMaintenance {
         KeyMaintenance(
             pool: pool, kek: kek,
             columns: [

@@ -126,12 +126,12 @@ enum DataKeys {
 }
 
 /// The tenant's data keys were destroyed (`edgecache keys shred`): its data is gone for good.
-public struct TenantShreddedError: Error, Sendable, CustomStringConvertible {
-    public let tenant: String
+package struct TenantShreddedError: Error, Sendable, CustomStringConvertible {
+    package let tenant: String
     /// When (epoch ms).
-    public let shreddedAt: Int64
+    package let shreddedAt: Int64
 
-    public var description: String {
+    package var description: String {
         let when = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(shreddedAt) / 1000))
         return "the data keys of tenant \(tenant) were shredded at \(when); its data can no longer be read"
     }

@@ -4,13 +4,13 @@ import GRDB
 
 extension EdgeStore {
     /// The consent lane's checkpoint (0 if it never ran).
-    public func consentCheckpoint() async throws -> Int64 {
+    package func consentCheckpoint() async throws -> Int64 {
         try await pool.read { db in try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'consent_lsn'") ?? 0 }
     }
 
     /// Stores Consent versions from the priority lane and moves its checkpoint, in one
     /// transaction. The main stream delivers the same versions later: they are then no-ops.
-    public func applyConsentLane(_ changes: [Change], checkpoint: Int64) async throws {
+    package func applyConsentLane(_ changes: [Change], checkpoint: Int64) async throws {
         let sealed = try changes.map { try sealForCache($0.resource) }
         let now = clock.nowMillis()
         try await pool.write { db in
@@ -26,7 +26,7 @@ extension EdgeStore {
     }
 
     /// Every cached Consent (current versions), to rebuild the consent rules at start.
-    public func cachedConsents() async throws -> [ResourceVersion] {
+    package func cachedConsents() async throws -> [ResourceVersion] {
         var all: [ResourceVersion] = []
         var query = SearchQuery()
         query.count = 1000
@@ -42,7 +42,7 @@ extension EdgeStore {
     /// resource whose `subject` or `patient` names it); Consent resources stay. Returns how
     /// many were removed. Queued writes are not touched.
     @discardableResult
-    public func purgeCompartment(patient: String) async throws -> Int {
+    package func purgeCompartment(patient: String) async throws -> Int {
         let keys = self.keys
         let patientKey = Data(ResourceBlob.key(keys, type: "Patient", id: patient))
         let consentType = Data(ResourceBlob.typeKey(keys, type: "Consent"))

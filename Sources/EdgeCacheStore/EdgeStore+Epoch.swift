@@ -8,10 +8,10 @@ import Synchronization
 extension EdgeStore {
     /// The epoch of the origin log the cache was filled from (nil: not known yet, e.g. an edge
     /// that followed an origin older than epochs).
-    public var originEpoch: LogEpoch? { LogEpoch(storedValue: counters.originEpoch) }
+    package var originEpoch: LogEpoch? { LogEpoch(storedValue: counters.originEpoch) }
 
     /// Records the origin's epoch the first time it is seen; the cache is kept.
-    public func adoptOriginEpoch(_ epoch: LogEpoch) async throws {
+    package func adoptOriginEpoch(_ epoch: LogEpoch) async throws {
         try await updateMeta(
             "INSERT INTO meta(key, value) VALUES ('origin_epoch', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             [epoch.storedValue])
@@ -28,7 +28,7 @@ extension EdgeStore {
     /// conflict that the class's rule decides, never a silent overwrite of a `reject` class.
     /// - Returns: the number of writes queued again.
     @discardableResult
-    public func recordEpochChange() async throws -> Int {
+    package func recordEpochChange() async throws -> Int {
         let (requeued, counters) = try await pool.write { db -> (Int, EdgeStoreCounters) in
             try db.execute(
                 sql: "INSERT INTO meta(key, value) VALUES ('epoch_changes', 1) ON CONFLICT(key) DO UPDATE SET value = value + 1")
@@ -53,7 +53,7 @@ extension EdgeStore {
 
     /// Sets the consent lane's checkpoint to `lsn` even if it is lower (a lane checkpoint the
     /// origin's log does not reach any more, e.g. after a restore or with a damaged value).
-    public func resetConsentLane(to lsn: Int64) async throws {
+    package func resetConsentLane(to lsn: Int64) async throws {
         try await updateMeta(
             "INSERT INTO meta(key, value) VALUES ('consent_lsn', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", [lsn])
     }

@@ -3,7 +3,7 @@ import Foundation
 import GRDB
 
 /// Why an entry left the cache.
-public enum EvictionReason: String, Sendable, CaseIterable {
+package enum EvictionReason: String, Sendable, CaseIterable {
     /// The cache was over its byte budget.
     case budget
     /// A resident entry was not read for its class's retention period.
@@ -11,16 +11,16 @@ public enum EvictionReason: String, Sendable, CaseIterable {
 }
 
 /// An evicted entry, for the audit trail.
-public struct EvictedEntry: Sendable {
-    public var type: String
-    public var id: String
-    public var version: Int64
-    public var reason: EvictionReason
+package struct EvictedEntry: Sendable {
+    package var type: String
+    package var id: String
+    package var version: Int64
+    package var reason: EvictionReason
 }
 
 extension EdgeStore {
     /// Adds what eviction needs to an existing cache (last-read time, its index, counters).
-    public func prepareEviction() throws {
+    package func prepareEviction() throws {
         try pool.write { db in
             // The staging table of a snapshot bootstrap keeps the same columns (it is swapped in whole).
             for table in ["entries", "staged_entries"] {
@@ -38,7 +38,7 @@ extension EdgeStore {
     }
 
     /// Records when entries were last read (batched by the caller), for LRU.
-    public func recordAccess(_ accessed: [(type: String, id: String, at: Int64)]) async throws {
+    package func recordAccess(_ accessed: [(type: String, id: String, at: Int64)]) async throws {
         guard !accessed.isEmpty else { return }
         let keys = self.keys
         let rows = accessed.map { (Data(ResourceBlob.key(keys, type: $0.type, id: $0.id)), $0.at) }
@@ -51,7 +51,7 @@ extension EdgeStore {
     }
 
     /// Bytes of sealed entries of the given types.
-    public func entryBytes(types: [String]) async throws -> Int64 {
+    package func entryBytes(types: [String]) async throws -> Int64 {
         guard !types.isEmpty else { return 0 }
         let tkeys = types.map { Data(ResourceBlob.typeKey(keys, type: $0)) }
         return try await pool.read { db in
@@ -63,12 +63,12 @@ extension EdgeStore {
 
     /// Evicts least recently read entries of `types` (all of one eviction priority) until
     /// `bytes` are freed or none are left; entries with queued writes stay. Returns what left.
-    public func evictLeastRecentlyRead(types: [String], bytes: Int64, limit: Int = 500) async throws -> [EvictedEntry] {
+    package func evictLeastRecentlyRead(types: [String], bytes: Int64, limit: Int = 500) async throws -> [EvictedEntry] {
         try await evict(types: types, reason: .budget, limit: limit, bytes: bytes, readBefore: nil)
     }
 
     /// Evicts entries of `types` not read (nor stored) since `cutoff`.
-    public func evictUnreadSince(_ cutoff: Int64, types: [String], limit: Int = 500) async throws -> [EvictedEntry] {
+    package func evictUnreadSince(_ cutoff: Int64, types: [String], limit: Int = 500) async throws -> [EvictedEntry] {
         try await evict(types: types, reason: .retention, limit: limit, bytes: nil, readBefore: cutoff)
     }
 
@@ -116,7 +116,7 @@ extension EdgeStore {
     }
 
     /// Evictions so far, by reason.
-    public func evictionCounts() async throws -> [EvictionReason: Int64] {
+    package func evictionCounts() async throws -> [EvictionReason: Int64] {
         try await pool.read { db in
             var counts: [EvictionReason: Int64] = [:]
             for reason in EvictionReason.allCases {

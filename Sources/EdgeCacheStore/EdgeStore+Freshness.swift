@@ -5,7 +5,7 @@ import GRDB
 extension EdgeStore {
     /// Records that the origin confirmed the cached version of a resource (a 304 to a
     /// conditional GET): its age starts again from `at`.
-    public func confirm(type: String, id: String, version: Int64, at: Int64) async throws {
+    package func confirm(type: String, id: String, version: Int64, at: Int64) async throws {
         let rkey = Data(ResourceBlob.key(keys, type: type, id: id))
         try await pool.write { db in
             try db.execute(

@@ -5,7 +5,7 @@ import GRDB
 extension EdgeStore {
     /// Key rotation, re-sealing and shredding on the edge's file (its one tenant): cache
     /// entries (and a snapshot being staged), queued writes and conflict records.
-    public var keyMaintenance: KeyMaintenance {
+    package var keyMaintenance: KeyMaintenance {
         let tenant = ring.tenant
         let entryAAD: @Sendable (Row) -> [UInt8] = { row in
             Sealer.aad(lookupKey: Array(row["rkey"] as Data), version: row["version"])

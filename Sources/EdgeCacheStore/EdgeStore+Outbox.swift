@@ -5,7 +5,7 @@ import GRDB
 import Synchronization
 
 /// The state of an outbox entry.
-public enum OutboxState: String, Sendable, CaseIterable {
+package enum OutboxState: String, Sendable, CaseIterable {
     /// Waiting to be replayed to the origin.
     case queued
     /// Set aside for a person: a conflict, a rejection, or too many failed attempts.
@@ -17,35 +17,35 @@ public enum OutboxState: String, Sendable, CaseIterable {
 }
 
 /// One queued write.
-public struct OutboxEntry: Sendable {
-    public var seq: Int64
-    public var state: OutboxState
-    public var attempts: Int
-    public var nextAttemptAt: Int64
+package struct OutboxEntry: Sendable {
+    package var seq: Int64
+    package var state: OutboxState
+    package var attempts: Int
+    package var nextAttemptAt: Int64
     /// The version shown to readers while the write is pending.
-    public var projectedVersion: Int64
-    public var createdAt: Int64
-    public var lastError: String?
-    public var reviewReason: String?
+    package var projectedVersion: Int64
+    package var createdAt: Int64
+    package var lastError: String?
+    package var reviewReason: String?
     /// The origin's version once committed.
-    public var resultVersion: Int64?
-    public var item: ReplayItem
+    package var resultVersion: Int64?
+    package var item: ReplayItem
 }
 
 /// A write to enqueue, as the edge's client sent it.
-public struct EnqueueRequest: Sendable {
-    public var item: ReplayItem
-    public var fingerprint: [UInt8]
+package struct EnqueueRequest: Sendable {
+    package var item: ReplayItem
+    package var fingerprint: [UInt8]
 
-    public init(item: ReplayItem, fingerprint: [UInt8]) {
+    package init(item: ReplayItem, fingerprint: [UInt8]) {
         self.item = item
         self.fingerprint = fingerprint
     }
 }
 
 /// An enqueue request with its keyed hashes computed and its payload sealed.
-public struct PreparedEnqueue: Sendable {
-    public let request: EnqueueRequest
+package struct PreparedEnqueue: Sendable {
+    package let request: EnqueueRequest
     let keyHash: [UInt8]
     let rkey: [UInt8]
     let fingerprint: Data
@@ -53,7 +53,7 @@ public struct PreparedEnqueue: Sendable {
 }
 
 /// What enqueueing did.
-public enum EnqueueOutcome: Sendable {
+package enum EnqueueOutcome: Sendable {
     /// Durable in the outbox (new), or already there under the same key and request.
     case queued(OutboxEntry, duplicate: Bool)
     /// The key was used for a different request.
@@ -63,17 +63,17 @@ public enum EnqueueOutcome: Sendable {
 }
 
 /// A conflict waiting for a person: the edge's write and the origin's version.
-public struct ConflictRecord: Sendable {
-    public var seq: Int64
-    public var entry: OutboxEntry
+package struct ConflictRecord: Sendable {
+    package var seq: Int64
+    package var entry: OutboxEntry
     /// The origin's current version when the conflict was found (nil if it was deleted/unknown).
-    public var originVersion: ResourceVersion?
-    public var createdAt: Int64
-    public var resolution: String?
+    package var originVersion: ResourceVersion?
+    package var createdAt: Int64
+    package var resolution: String?
 }
 
 /// What replaying an entry produced.
-public enum ReplayOutcome: Sendable {
+package enum ReplayOutcome: Sendable {
     /// Committed (or already committed under its key): the origin's version.
     case committed(ResourceVersion?)
     /// Retriable failure (5xx, 429): try again after `retryAt`, counting an attempt.
@@ -124,7 +124,7 @@ extension EdgeStore {
 
     /// Does the CPU work of enqueueing (keyed hashes, sealing) outside the serial commit path, so
     /// concurrent writers do it in parallel before they join a group commit.
-    public func prepare(_ request: EnqueueRequest) throws -> PreparedEnqueue {
+    package func prepare(_ request: EnqueueRequest) throws -> PreparedEnqueue {
         let keyHash = keyHash(request.item.key)
         let fingerprint = HMACSHA256.mac(key: keys.lookupKey("fingerprint"), data: request.fingerprint)
         let rkey = ResourceBlob.key(keys, type: request.item.type, id: request.item.id)
@@ -135,12 +135,12 @@ extension EdgeStore {
 
     /// Enqueues writes durably in one transaction. A key already present answers with its entry
     /// (same request) or `.keyReused` (different request).
-    public func enqueue(_ requests: [EnqueueRequest], maxQueued: Int) async throws -> [EnqueueOutcome] {
+    package func enqueue(_ requests: [EnqueueRequest], maxQueued: Int) async throws -> [EnqueueOutcome] {
         try await enqueue(prepared: requests.map(prepare), maxQueued: maxQueued)
     }
 
     /// Enqueues prepared writes durably in one transaction (the caller's group commit).
-    public func enqueue(prepared items: [PreparedEnqueue], maxQueued: Int) async throws -> [EnqueueOutcome] {
+    package func enqueue(prepared items: [PreparedEnqueue], maxQueued: Int) async throws -> [EnqueueOutcome] {
         if DrillFault.ackBeforeDurable.isActive { return try await enqueueBeforeDurable(items, maxQueued: maxQueued) }
         return try await enqueueDurably(items, maxQueued: maxQueued)
     }
@@ -223,17 +223,17 @@ extension EdgeStore {
     }
 
     /// Counts queued entries again (the replayer calls this periodically).
-    public func refreshQueuedCount() async throws {
+    package func refreshQueuedCount() async throws {
         let queued = try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox WHERE state = 'queued'") ?? 0 }
         queuedEstimate.withLock { $0 = queued }
     }
 
     /// Queued entries (approximate between refreshes).
-    public var queuedCount: Int { queuedEstimate.withLock { $0 } }
+    package var queuedCount: Int { queuedEstimate.withLock { $0 } }
 
     /// Deletes done and discarded entries (and resolved conflicts) older than `cutoff` (epoch
     /// ms); their idempotency keys are forgotten at the edge with them.
-    public func expireOutbox(before cutoff: Int64) async throws -> Int {
+    package func expireOutbox(before cutoff: Int64) async throws -> Int {
         try await pool.write { db in
             try db.execute(
                 sql: "DELETE FROM conflicts WHERE resolution IS NOT NULL AND seq IN (SELECT seq FROM outbox WHERE state IN ('done', 'discarded') AND created_at < ?)",
@@ -244,7 +244,7 @@ extension EdgeStore {
     }
 
     /// The newest write still waiting (queued or in review) for a resource.
-    public func pendingWrite(type: String, id: String) async throws -> OutboxEntry? {
+    package func pendingWrite(type: String, id: String) async throws -> OutboxEntry? {
         let rkey = Data(ResourceBlob.key(keys, type: type, id: id))
         let row = try await pool.readRows { db in
             try Row.fetchOne(
@@ -254,7 +254,7 @@ extension EdgeStore {
     }
 
     /// Whether any write for the resource is queued or in review (new writes then queue behind it).
-    public func hasUnfinishedWrites(type: String, id: String) async throws -> Bool {
+    package func hasUnfinishedWrites(type: String, id: String) async throws -> Bool {
         let rkey = Data(ResourceBlob.key(keys, type: type, id: id))
         return try await pool.read { db in
             try Bool.fetchOne(db, sql: "SELECT 1 FROM outbox WHERE rkey = ? AND state IN ('queued', 'review') LIMIT 1", arguments: [rkey])
@@ -263,7 +263,7 @@ extension EdgeStore {
     }
 
     /// Whether an older write for the same resource is still queued or in review.
-    public func hasEarlierUnfinishedWrites(_ entry: OutboxEntry) async throws -> Bool {
+    package func hasEarlierUnfinishedWrites(_ entry: OutboxEntry) async throws -> Bool {
         let rkey = Data(ResourceBlob.key(keys, type: entry.item.type, id: entry.item.id))
         return try await pool.read { db in
             try Bool.fetchOne(
@@ -273,7 +273,7 @@ extension EdgeStore {
     }
 
     /// Counts by state.
-    public func outboxCounts() async throws -> [OutboxState: Int] {
+    package func outboxCounts() async throws -> [OutboxState: Int] {
         try await pool.read { db in
             var counts: [OutboxState: Int] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT state, COUNT(*) FROM outbox GROUP BY state") {
@@ -284,13 +284,13 @@ extension EdgeStore {
     }
 
     /// Age (ms) of the oldest queued entry, if any.
-    public func oldestQueuedAt() async throws -> Int64? {
+    package func oldestQueuedAt() async throws -> Int64? {
         try await pool.read { db in try Int64.fetchOne(db, sql: "SELECT MIN(created_at) FROM outbox WHERE state = 'queued'") }
     }
 
     /// The next entries to replay: for each resource only its oldest unfinished entry, and only
     /// if it is queued (not in review) and due. Unrelated resources never wait for each other.
-    public func nextReplayBatch(limit: Int) async throws -> [OutboxEntry] {
+    package func nextReplayBatch(limit: Int) async throws -> [OutboxEntry] {
         let now = clock.nowMillis()
         let rows = try await pool.readRows { db in
             try Row.fetchAll(
@@ -305,7 +305,7 @@ extension EdgeStore {
     }
 
     /// Records replay outcomes in one transaction; committed versions go into the cache at once.
-    public func complete(_ outcomes: [(OutboxEntry, ReplayOutcome)], maxAttempts: Int) async throws {
+    package func complete(_ outcomes: [(OutboxEntry, ReplayOutcome)], maxAttempts: Int) async throws {
         let leaving = outcomes.filter { entry, outcome in
             switch outcome {
             case .committed, .review, .conflict: return entry.state == .queued
@@ -375,7 +375,7 @@ extension EdgeStore {
     }
 
     /// Entries in the given states, oldest first.
-    public func listOutbox(states: Set<OutboxState>, limit: Int = 1000) async throws -> [OutboxEntry] {
+    package func listOutbox(states: Set<OutboxState>, limit: Int = 1000) async throws -> [OutboxEntry] {
         let names = states.map(\.rawValue)
         let rows = try await pool.readRows { db in
             try Row.fetchAll(
@@ -390,7 +390,7 @@ extension EdgeStore {
     /// becomes `baseVersion` (nil: unconditional) — used when a person keeps the edge's side of
     /// a conflict.
     @discardableResult
-    public func retryOutbox(seq: Int64, rebase: Bool = false, baseVersion: Int64? = nil) async throws -> Bool {
+    package func retryOutbox(seq: Int64, rebase: Bool = false, baseVersion: Int64? = nil) async throws -> Bool {
         try await pool.write { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM outbox WHERE seq = ? AND state = 'review'", arguments: [seq]) else {
                 return false
@@ -409,7 +409,7 @@ extension EdgeStore {
 
     /// Drops a queued or review entry.
     @discardableResult
-    public func discardOutbox(seq: Int64) async throws -> Bool {
+    package func discardOutbox(seq: Int64) async throws -> Bool {
         try await pool.write { db in
             try db.execute(sql: "UPDATE outbox SET state = 'discarded' WHERE seq = ? AND state IN ('queued', 'review')", arguments: [seq])
             let discarded = db.changesCount > 0
@@ -423,7 +423,7 @@ extension EdgeStore {
     }
 
     /// Conflicts, unresolved first unless `all`.
-    public func conflicts(includeResolved: Bool = false) async throws -> [ConflictRecord] {
+    package func conflicts(includeResolved: Bool = false) async throws -> [ConflictRecord] {
         let rows = try await pool.readRows { db in
             try Row.fetchAll(
                 db,
@@ -447,7 +447,7 @@ extension EdgeStore {
 
     /// Settles a conflict: keep the origin's version (the edge's write is discarded) or the
     /// edge's (it is queued again, based on the origin's version, so it overwrites it).
-    public func resolveConflict(seq: Int64, keepEdge: Bool) async throws -> Bool {
+    package func resolveConflict(seq: Int64, keepEdge: Bool) async throws -> Bool {
         guard let conflict = try await conflicts().first(where: { $0.seq == seq }) else { return false }
         if keepEdge {
             guard try await retryOutbox(seq: seq, rebase: true, baseVersion: conflict.originVersion?.version) else { return false }

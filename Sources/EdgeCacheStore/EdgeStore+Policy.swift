@@ -10,7 +10,7 @@ extension EdgeStore {
 
     /// The policy registry last received from the origin, if any. (The registry holds rules,
     /// no patient data, so it is kept as plain JSON.)
-    public func storedPolicy() throws -> PolicyRegistry? {
+    package func storedPolicy() throws -> PolicyRegistry? {
         let body = try pool.read { db -> Data? in
             guard try db.tableExists("policy") else { return nil }
             return try Data.fetchOne(db, sql: "SELECT body FROM policy WHERE id = 1")
@@ -19,7 +19,7 @@ extension EdgeStore {
     }
 
     /// Keeps a registry received from the origin (replacing the previous one).
-    public func savePolicy(_ registry: PolicyRegistry) async throws {
+    package func savePolicy(_ registry: PolicyRegistry) async throws {
         let body = Data(registry.json())
         let now = clock.nowMillis()
         try await pool.write { db in

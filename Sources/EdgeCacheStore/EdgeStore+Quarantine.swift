@@ -10,11 +10,11 @@ import Synchronization
 ///
 /// The store thrown this after the quarantine is committed; the caller treats the entry as a
 /// miss (reads fetch it again from the origin), counts it and logs it.
-public struct CorruptEntryError: Error, Sendable, CustomStringConvertible {
+package struct CorruptEntryError: Error, Sendable, CustomStringConvertible {
     /// Entries quarantined by the read that found them.
-    public let count: Int
+    package let count: Int
 
-    public var description: String {
+    package var description: String {
         "\(count) cached entr\(count == 1 ? "y" : "ies") failed authentication and \(count == 1 ? "was" : "were") quarantined"
     }
 }
@@ -60,11 +60,11 @@ extension EdgeStore {
 
     /// Entries quarantined and not stored again since (by a read, a forwarded search, the stream
     /// or a bootstrap).
-    public var quarantinedEntries: Int { quarantinePending.withLock { $0 } }
+    package var quarantinedEntries: Int { quarantinePending.withLock { $0 } }
 
     /// Whether a quarantined entry of `type` awaits repair: the cache's copy of the type is then
     /// incomplete, and searches of it need the origin.
-    public func hasQuarantined(type: String) async throws -> Bool {
+    package func hasQuarantined(type: String) async throws -> Bool {
         guard quarantinedEntries > 0 else { return false }
         let tkey = Data(ResourceBlob.typeKey(keys, type: type))
         return try await pool.read { db in

@@ -5,26 +5,26 @@ import GRDB
 import Synchronization
 
 /// Counters an edge keeps in its database, updated in the same transactions as what they count.
-public struct EdgeStoreCounters: Sendable, Equatable {
+package struct EdgeStoreCounters: Sendable, Equatable {
     /// Last LSN applied (the stream checkpoint).
-    public var checkpoint: Int64
+    package var checkpoint: Int64
     /// Stream events that changed the store.
-    public var eventsApplied: Int64
+    package var eventsApplied: Int64
     /// Stream events that were re-deliveries or older than what is stored (no-ops).
-    public var eventsSkipped: Int64
+    package var eventsSkipped: Int64
     /// Times the store was replaced from a snapshot.
-    public var bootstraps: Int64
+    package var bootstraps: Int64
     /// When the edge last knew it held everything up to the origin's head (wall-clock epoch
     /// ms, 0 if never): restores honest staleness across a restart while the origin is away.
-    public var caughtUpAt: Int64
+    package var caughtUpAt: Int64
     /// Entries quarantined because their sealed bytes failed authentication (see ``CorruptEntryError``).
-    public var quarantined: Int64
+    package var quarantined: Int64
     /// The origin log epoch the cache holds data of (``LogEpoch/storedValue``; 0: not known).
-    public var originEpoch: Int64
+    package var originEpoch: Int64
     /// Times the origin's log epoch changed (each followed by a bootstrap).
-    public var epochChanges: Int64
+    package var epochChanges: Int64
 
-    public init(
+    package init(
         checkpoint: Int64, eventsApplied: Int64, eventsSkipped: Int64, bootstraps: Int64, caughtUpAt: Int64 = 0, quarantined: Int64 = 0,
         originEpoch: Int64 = 0, epochChanges: Int64 = 0
     ) {
@@ -40,19 +40,19 @@ public struct EdgeStoreCounters: Sendable, Equatable {
 }
 
 /// An entry served from the edge cache.
-public struct CachedEntry: Sendable {
-    public var resource: ResourceVersion
+package struct CachedEntry: Sendable {
+    package var resource: ResourceVersion
     /// When the edge stored this version (local epoch ms).
-    public var storedAt: Int64
+    package var storedAt: Int64
 }
 
 /// The edge's sealed cache on SQLite: one tenant, entries compressed and sealed, looked up by
 /// keyed hashes, and the stream checkpoint committed with every batch it covers.
-public final class EdgeStore: Sendable {
+package final class EdgeStore: Sendable {
     let pool: DatabasePool
     let ring: KeyRing
     /// The tenant's current keys as last seen (lookup keys are stable across rotations).
-    public var keys: TenantKeys { ring.current }
+    package var keys: TenantKeys { ring.current }
     let clock: any WallClock
     let kek: KeyEncryptionKey
     let countersCache: Mutex<EdgeStoreCounters>
@@ -62,11 +62,11 @@ public final class EdgeStore: Sendable {
     /// ``refreshQueuedCount()``, so it stays right when the CLI changes the outbox).
     let queuedEstimate = Mutex(0)
     /// Plaintext of recently read entries (see ``HotTier``).
-    public let hot: HotTier
+    package let hot: HotTier
 
     /// Opens (creating if needed) the edge database at `path` for `tenant`.
     /// - Parameter hotBytes: the in-memory hot tier's budget (0: none).
-    public init(
+    package init(
         path: String, tenant: String, kek: KeyEncryptionKey, clock: any WallClock = SystemWallClock(), hotBytes: Int = 0
     ) throws {
         self.pool = try SQLiteFile.openPool(path: path)
@@ -126,14 +126,14 @@ public final class EdgeStore: Sendable {
     }
 
     /// The counters as last committed.
-    public var counters: EdgeStoreCounters { countersCache.withLock { $0 } }
+    package var counters: EdgeStoreCounters { countersCache.withLock { $0 } }
 
     // MARK: Reads
 
     /// The stored version of a resource (possibly a tombstone), if cached.
     /// - Throws: ``CorruptEntryError`` if the entry's sealed bytes failed authentication; it was
     ///   quarantined (removed), so the next read is a miss.
-    public func get(type: String, id: String) async throws -> CachedEntry? {
+    package func get(type: String, id: String) async throws -> CachedEntry? {
         let rkey = ResourceBlob.key(keys, type: type, id: id)
         let row = try await pool.readRows { db in
             try Row.fetchOne(
@@ -179,7 +179,7 @@ public final class EdgeStore: Sendable {
     }
 
     /// Searches the cached, non-deleted resources of a type.
-    public func search(type: String, query: SearchQuery) async throws -> SearchPage {
+    package func search(type: String, query: SearchQuery) async throws -> SearchPage {
         let keys = self.keys
         let tkey = ResourceBlob.typeKey(keys, type: type)
         let result = try await pool.readRows { db -> (rows: [Row], total: Int) in
@@ -237,12 +237,12 @@ public final class EdgeStore: Sendable {
 
     /// Whether the tenant's current data key can be read from the database and opened (false
     /// after a shred, or when the key rows cannot be read).
-    public func keysUsable() async -> Bool {
+    package func keysUsable() async -> Bool {
         (try? await pool.read { db in _ = try self.ring.refresh(db); return true }) ?? false
     }
 
     /// Number of cached entries (including tombstones).
-    public func entryCount() async throws -> Int {
+    package func entryCount() async throws -> Int {
         try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM entries") ?? 0 }
     }
 
@@ -251,7 +251,7 @@ public final class EdgeStore: Sendable {
     /// Stores `resource` unless an equal or newer version is already cached. Used for misses and
     /// write-through; does not move the checkpoint.
     @discardableResult
-    public func put(_ resource: ResourceVersion) async throws -> Bool {
+    package func put(_ resource: ResourceVersion) async throws -> Bool {
         let sealed = try sealForCache(resource)
         let now = clock.nowMillis()
         let stored = try await pool.write { db in
@@ -338,7 +338,7 @@ public final class EdgeStore: Sendable {
     }
 
     /// Whether a resource is cached (any version).
-    public func contains(type: String, id: String) async throws -> Bool {
+    package func contains(type: String, id: String) async throws -> Bool {
         let rkey = Data(ResourceBlob.key(keys, type: type, id: id))
         return try await pool.read { db in
             try Bool.fetchOne(db, sql: "SELECT 1 FROM entries WHERE rkey = ?", arguments: [rkey]) ?? false
@@ -352,7 +352,7 @@ public final class EdgeStore: Sendable {
     /// - Parameter caughtUpAt: when given, records that the edge was caught up at that time.
     /// - Returns: the counters after the commit.
     @discardableResult
-    public func apply(
+    package func apply(
         _ changes: [Change], checkpoint: Int64, isResident: @Sendable (String) -> Bool, caughtUpAt: Int64? = nil
     ) async throws -> EdgeStoreCounters {
         let sealed = try await sealForCache(changes.map(\.resource))
@@ -412,14 +412,14 @@ public final class EdgeStore: Sendable {
     // MARK: Bootstrap from a snapshot
 
     /// Empties the staging tables before a snapshot download.
-    public func beginSnapshot() async throws {
+    package func beginSnapshot() async throws {
         try await pool.write { db in
             try db.execute(sql: "DELETE FROM staged_entries; DELETE FROM staged_terms;")
         }
     }
 
     /// Adds a page of snapshot resources to the staging tables (not visible to reads).
-    public func stageSnapshot(_ resources: [ResourceVersion]) async throws {
+    package func stageSnapshot(_ resources: [ResourceVersion]) async throws {
         let sealed = try await sealForCache(resources)
         let now = clock.nowMillis()
         try await pool.write { db in
@@ -434,7 +434,7 @@ public final class EdgeStore: Sendable {
     /// readers see either the old cache or the new one, never a mix. The consent lane's
     /// checkpoint is set to `lsn` too (the lane re-delivers any newer consent the swap replaced),
     /// and `epoch`, when the origin sent one, is recorded as the epoch the cache now holds.
-    public func finishSnapshot(lsn: Int64, epoch: LogEpoch? = nil) async throws {
+    package func finishSnapshot(lsn: Int64, epoch: LogEpoch? = nil) async throws {
         let counters = try await pool.write { db -> EdgeStoreCounters in
             try db.execute(
                 sql: """

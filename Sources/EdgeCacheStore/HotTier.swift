@@ -11,7 +11,7 @@ import Synchronization
 /// rotation or a newer version therefore take effect at once, whoever changed the file. Entries
 /// live in process memory only (never written anywhere) and die with the process; the budget
 /// (`cache.hot_bytes`) bounds the plaintext held, least recently read first out.
-public final class HotTier: Sendable {
+package final class HotTier: Sendable {
     struct Item {
         var sealed: Data
         var resource: ResourceVersion
@@ -28,10 +28,10 @@ public final class HotTier: Sendable {
     }
 
     /// The budget in bytes (plaintext and sealed copy of each entry); 0 turns the tier off.
-    public let budget: Int
+    package let budget: Int
     private let state = Mutex(State())
 
-    public init(budget: Int) {
+    package init(budget: Int) {
         self.budget = max(0, budget)
     }
 
@@ -72,7 +72,7 @@ public final class HotTier: Sendable {
     }
 
     /// Drops everything (key shred).
-    public func clear() {
+    package func clear() {
         state.withLock { s in
             s.items.removeAll()
             s.bytes = 0
@@ -80,7 +80,7 @@ public final class HotTier: Sendable {
     }
 
     /// Entries held, bytes held, hits and misses since start.
-    public var stats: (entries: Int, bytes: Int, hits: Int64, misses: Int64) {
+    package var stats: (entries: Int, bytes: Int, hits: Int64, misses: Int64) {
         state.withLock { ($0.items.count, $0.bytes, $0.hits, $0.misses) }
     }
 

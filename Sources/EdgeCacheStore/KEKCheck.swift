@@ -7,11 +7,11 @@ import GRDB
 /// `edgecache config check` runs it on the role's store and the audit store, so a KEK that
 /// `serve` would refuse (another node's, or one replaced without `keys rotate-kek`) fails the
 /// check too, before systemd starts the node.
-public enum KEKCheck {
+package enum KEKCheck {
     /// Unwraps every key row in the file at `path` with `kek`. A file that does not exist yet, or
     /// has no key rows, passes (the node makes its keys on first start).
     /// - Throws: ``StoreError`` naming the file, if a row does not open with `kek` or the file cannot be read.
-    public static func verify(storeFile path: String, kek: KeyEncryptionKey) throws {
+    package static func verify(storeFile path: String, kek: KeyEncryptionKey) throws {
         guard FileManager.default.fileExists(atPath: path) else { return }
         var configuration = Configuration()
         configuration.readonly = true

@@ -20,19 +20,19 @@ struct SealedColumn: Sendable {
 }
 
 /// How far a re-seal has come.
-public struct ResealProgress: Sendable, Equatable {
+package struct ResealProgress: Sendable, Equatable {
     /// Sealed entries looked at.
-    public var scanned = 0
+    package var scanned = 0
     /// Entries re-sealed to the current version.
-    public var resealed = 0
-    public init() {}
+    package var resealed = 0
+    package init() {}
 }
 
 /// Key operations on one SQLite file of sealed rows (origin, edge or audit): rotate a tenant's
 /// data key, re-seal its entries to the current version in small batches, retire versions no
 /// entry uses, shred a tenant. Safe while a node uses the same file (WAL; short write
 /// transactions; readers load any version on demand).
-public struct KeyMaintenance: Sendable {
+package struct KeyMaintenance: Sendable {
     let pool: DatabasePool
     let kek: KeyEncryptionKey
     let columns: [SealedColumn]
@@ -44,18 +44,18 @@ public struct KeyMaintenance: Sendable {
     let clock: any WallClock
 
     /// The file's tenants that have data keys.
-    public func tenants() async throws -> [String] {
+    package func tenants() async throws -> [String] {
         try await pool.read { db in try String.fetchAll(db, sql: "SELECT DISTINCT tenant FROM data_keys ORDER BY tenant") }
     }
 
     /// The tenant's current data key version (nil if none).
-    public func currentVersion(tenant: String) async throws -> UInt32? {
+    package func currentVersion(tenant: String) async throws -> UInt32? {
         try await pool.read { db in try DataKeys.currentVersion(db, tenant: tenant) }
     }
 
     /// Adds a new data key version that becomes current for new writes at once (in this
     /// process) and from their next write transaction in any other process. Returns it.
-    public func rotate(tenant: String) async throws -> UInt32 {
+    package func rotate(tenant: String) async throws -> UInt32 {
         let ring = try ring(tenant)
         let now = clock.nowMillis()
         return try await pool.write { db in
@@ -70,7 +70,7 @@ public struct KeyMaintenance: Sendable {
     /// rows per write transaction, walking each table along its primary key; repeats until a
     /// pass finds nothing left (so entries a node sealed under the old version just before it
     /// noticed the rotation are caught too).
-    public func reseal(
+    package func reseal(
         tenant: String, batchSize: Int = 256, progress: @Sendable (ResealProgress) -> Void = { _ in }
     ) async throws -> ResealProgress {
         let ring = try ring(tenant)
@@ -138,7 +138,7 @@ public struct KeyMaintenance: Sendable {
     }
 
     /// Number of the tenant's sealed entries under each data key version.
-    public func versionsInUse(tenant: String) async throws -> [UInt32: Int] {
+    package func versionsInUse(tenant: String) async throws -> [UInt32: Int] {
         try await pool.read { db in try Self.versionsInUse(db, self.columns, tenant: tenant) }
     }
 
@@ -162,7 +162,7 @@ public struct KeyMaintenance: Sendable {
 
     /// Deletes the tenant's data key versions that no entry uses any more (never the current
     /// one, never the index key), checked and deleted in one transaction. Returns them.
-    public func retireUnused(tenant: String) async throws -> [UInt32] {
+    package func retireUnused(tenant: String) async throws -> [UInt32] {
         try await pool.write { db in
             guard let current = try DataKeys.currentVersion(db, tenant: tenant) else { return [] }
             let inUse = try Self.versionsInUse(db, self.columns, tenant: tenant)
@@ -182,7 +182,7 @@ public struct KeyMaintenance: Sendable {
     /// Destroys the tenant's data keys and removes its entries, in one transaction with
     /// `secure_delete` on (freed pages are zeroed), then checkpoints and truncates the WAL.
     /// Returns the number of key rows destroyed.
-    public func shred(tenant: String) async throws -> Int {
+    package func shred(tenant: String) async throws -> Int {
         let now = clock.nowMillis()
         let removed = try await pool.writeWithoutTransaction { db in
             try db.execute(sql: "PRAGMA secure_delete = ON")
@@ -207,7 +207,7 @@ public struct KeyMaintenance: Sendable {
     /// Re-wraps every data key of the SQLite file at `path` under `new`, in one transaction.
     /// The file then opens only with `new`. Repeating the call after a success changes nothing.
     /// - Returns: the number of key rows re-wrapped.
-    public static func rewrapKeys(path: String, from old: KeyEncryptionKey, to new: KeyEncryptionKey) throws -> Int {
+    package static func rewrapKeys(path: String, from old: KeyEncryptionKey, to new: KeyEncryptionKey) throws -> Int {
         let pool = try SQLiteFile.openPool(path: path, readers: 1)
         let count = try pool.writeWithoutTransaction { db in
             try db.execute(sql: "PRAGMA secure_delete = ON")  // the old wrapped keys do not linger in free pages

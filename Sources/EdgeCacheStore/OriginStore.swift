@@ -1,7 +1,7 @@
 import EdgeCacheCore
 
 /// A write at the origin.
-public enum WriteOperation: Sendable {
+package enum WriteOperation: Sendable {
     /// Create with a server-assigned id.
     case create(type: String, resource: JSONObject)
     /// Update (or create with the given id). `ifMatch`: the version the client based it on.
@@ -11,41 +11,41 @@ public enum WriteOperation: Sendable {
 }
 
 /// An Idempotency-Key claim on a write: the key and a fingerprint of the request it names.
-public struct IdempotencyClaim: Sendable {
-    public var key: String
+package struct IdempotencyClaim: Sendable {
+    package var key: String
     /// The request's identity (method, type, id and parsed body, not If-Match: see
     /// ``WriteOperation/fingerprintBytes``); a different one under the same key is refused with 422.
-    public var fingerprint: [UInt8]
+    package var fingerprint: [UInt8]
 
-    public init(key: String, fingerprint: [UInt8]) {
+    package init(key: String, fingerprint: [UInt8]) {
         self.key = key
         self.fingerprint = fingerprint
     }
 }
 
 /// One write of a batch (`POST /replication/v1/writes`), with its idempotency claim.
-public struct BatchWrite: Sendable {
-    public var operation: WriteOperation
-    public var claim: IdempotencyClaim
+package struct BatchWrite: Sendable {
+    package var operation: WriteOperation
+    package var claim: IdempotencyClaim
 
-    public init(operation: WriteOperation, claim: IdempotencyClaim) {
+    package init(operation: WriteOperation, claim: IdempotencyClaim) {
         self.operation = operation
         self.claim = claim
     }
 }
 
 /// What a committed write produced.
-public struct WriteResult: Sendable {
+package struct WriteResult: Sendable {
     /// The new version (a tombstone for a delete); nil when a delete changed nothing.
-    public var version: ResourceVersion?
+    package var version: ResourceVersion?
     /// Whether the write created the resource (201 rather than 200).
-    public var created: Bool
+    package var created: Bool
     /// The change's LSN, 0 when nothing changed (or when this is a replay).
-    public var lsn: Int64
+    package var lsn: Int64
     /// Whether this answers a repeated Idempotency-Key with the stored response.
-    public var replayed: Bool
+    package var replayed: Bool
 
-    public init(version: ResourceVersion?, created: Bool, lsn: Int64, replayed: Bool = false) {
+    package init(version: ResourceVersion?, created: Bool, lsn: Int64, replayed: Bool = false) {
         self.version = version
         self.created = created
         self.lsn = lsn
@@ -54,11 +54,11 @@ public struct WriteResult: Sendable {
 }
 
 /// A change as the stream carries it.
-public struct Change: Sendable {
-    public var lsn: Int64
-    public var resource: ResourceVersion
+package struct Change: Sendable {
+    package var lsn: Int64
+    package var resource: ResourceVersion
 
-    public init(lsn: Int64, resource: ResourceVersion) {
+    package init(lsn: Int64, resource: ResourceVersion) {
         self.lsn = lsn
         self.resource = resource
     }
@@ -69,7 +69,7 @@ public struct Change: Sendable {
 ///
 /// One implementation today (``SQLiteOriginStore``); PostgreSQL can take its place later without
 /// changing the edges or the wire protocol.
-public protocol OriginStore: Sendable {
+package protocol OriginStore: Sendable {
     /// The newest LSN committed (any tenant): for the origin's own operator only, as it shows
     /// the write volume of every tenant.
     var headLSN: Int64 { get }
@@ -111,32 +111,32 @@ public protocol OriginStore: Sendable {
 
 /// The lanes of the change stream: everything, and the consent lane that edges follow beside
 /// the main stream so consent changes outrun a backlog.
-public enum ChangeLane: Int, Sendable {
+package enum ChangeLane: Int, Sendable {
     case main = 0
     case consent = 1
 
-    public static func of(type: String) -> ChangeLane { type == "Consent" ? .consent : .main }
+    package static func of(type: String) -> ChangeLane { type == "Consent" ? .consent : .main }
 }
 
 extension OriginStore {
     /// Every change of `tenant` after `lsn` (at most `limit`, no byte bound).
-    public func changes(tenant: String, after lsn: Int64, limit: Int) async throws -> [Change] {
+    package func changes(tenant: String, after lsn: Int64, limit: Int) async throws -> [Change] {
         try await changes(tenant: tenant, after: lsn, limit: limit, maxBytes: .max, lane: nil)
     }
 
     /// Changes of one lane (or all) after `lsn`, at most `limit`, with no byte bound.
-    public func changes(tenant: String, after lsn: Int64, limit: Int, lane: ChangeLane?) async throws -> [Change] {
+    package func changes(tenant: String, after lsn: Int64, limit: Int, lane: ChangeLane?) async throws -> [Change] {
         try await changes(tenant: tenant, after: lsn, limit: limit, maxBytes: .max, lane: lane)
     }
 
     /// A write without an idempotency claim.
-    public func write(tenant: String, _ operation: WriteOperation) async throws -> WriteResult {
+    package func write(tenant: String, _ operation: WriteOperation) async throws -> WriteResult {
         try await write(tenant: tenant, operation, idempotency: nil)
     }
 }
 
 /// A point-in-time view of one tenant's current resources.
-public protocol OriginSnapshot: Sendable {
+package protocol OriginSnapshot: Sendable {
     /// The LSN the snapshot reflects.
     var lsn: Int64 { get }
     /// How many resources it holds (its pages add up to this).
@@ -148,13 +148,13 @@ public protocol OriginSnapshot: Sendable {
 
 extension OriginSnapshot {
     /// The next page of at most `limit` resources, with no byte bound.
-    public func next(limit: Int) async throws -> [ResourceVersion] { try await next(limit: limit, maxBytes: .max) }
+    package func next(limit: Int) async throws -> [ResourceVersion] { try await next(limit: limit, maxBytes: .max) }
 }
 
 extension WriteOperation {
     /// The bytes an Idempotency-Key fingerprint covers: method, type, id and the resource as
     /// parsed (not If-Match, so a replay based on another version is still the same request).
-    public var fingerprintBytes: [UInt8] {
+    package var fingerprintBytes: [UInt8] {
         switch self {
         case .create(let type, let resource):
             return Array("POST|\(type)||".utf8) + JSONValue.object(resource).serialized()

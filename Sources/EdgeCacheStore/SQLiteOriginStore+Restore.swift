@@ -11,7 +11,7 @@ extension SQLiteOriginStore {
     /// ``LogEpoch`` and synced; then the store's stale `-wal` and `-shm` are removed (SQLite would
     /// otherwise replay them onto the copy) and the temporary file is renamed over `path`.
     /// - Returns: the new epoch and the copy's head LSN.
-    public static func restore(from copy: String, to path: String) throws -> (epoch: LogEpoch, head: Int64) {
+    package static func restore(from copy: String, to path: String) throws -> (epoch: LogEpoch, head: Int64) {
         guard FileManager.default.fileExists(atPath: copy) else { throw StoreError("no file at \(copy)") }
         let temp = path + ".restoring"
         for file in [temp, temp + "-journal", temp + "-wal", temp + "-shm"] { unlink(file) }

@@ -9,7 +9,7 @@ import Synchronization
 /// Resource bodies are sealed per tenant; ids and index terms are stored only as keyed hashes.
 /// Every write commits the history row, the current-version row, the index terms and the
 /// change-log row (its LSN) in one transaction.
-public final class SQLiteOriginStore: OriginStore {
+package final class SQLiteOriginStore: OriginStore {
     private let pool: DatabasePool
     private let kek: KeyEncryptionKey
     private let clock: any WallClock
@@ -18,10 +18,10 @@ public final class SQLiteOriginStore: OriginStore {
     /// Each tenant's head (the LSN of its newest change); see ``tenantHeadLSN(_:)``.
     private let tenantHeads = Mutex<[String: Int64]>([:])
     /// The change log's epoch (meta `log_epoch`), made with the store and by ``startNewEpoch(path:)``.
-    public let logEpoch: LogEpoch
+    package let logEpoch: LogEpoch
 
     /// Opens (creating if needed) the origin database at `path`.
-    public init(path: String, kek: KeyEncryptionKey, clock: any WallClock = SystemWallClock()) throws {
+    package init(path: String, kek: KeyEncryptionKey, clock: any WallClock = SystemWallClock()) throws {
         self.pool = try SQLiteFile.openPool(path: path)
         self.kek = kek
         self.clock = clock
@@ -95,9 +95,9 @@ public final class SQLiteOriginStore: OriginStore {
         tenantHeads.withLock { $0 = Dictionary(heads, uniquingKeysWith: max) }
     }
 
-    public var headLSN: Int64 { head.withLock { $0 } }
+    package var headLSN: Int64 { head.withLock { $0 } }
 
-    public func tenantHeadLSN(_ tenant: String) -> Int64 { tenantHeads.withLock { $0[tenant] ?? 0 } }
+    package func tenantHeadLSN(_ tenant: String) -> Int64 { tenantHeads.withLock { $0[tenant] ?? 0 } }
 
     /// Inside a transaction: the LSN of the tenant's newest change, or of its newest compacted one.
     private static func tenantHead(_ db: Database, tenant: String) throws -> Int64 {
@@ -145,7 +145,7 @@ public final class SQLiteOriginStore: OriginStore {
     }
 
     /// Key rotation, re-sealing and shredding on this store's file.
-    public var keyMaintenance: KeyMaintenance {
+    package var keyMaintenance: KeyMaintenance {
         KeyMaintenance(
             pool: pool, kek: kek,
             columns: [
@@ -164,7 +164,7 @@ public final class SQLiteOriginStore: OriginStore {
 
     // MARK: Reads
 
-    public func read(tenant: String, type: String, id: String) async throws -> ResourceVersion? {
+    package func read(tenant: String, type: String, id: String) async throws -> ResourceVersion? {
         let keys = try await keysForRead(tenant: tenant)
         let rkey = ResourceBlob.key(keys, type: type, id: id)
         let row = try await pool.readRows { db in
@@ -180,7 +180,7 @@ public final class SQLiteOriginStore: OriginStore {
         return try open(row, keys: keys, rkey: rkey)
     }
 
-    public func vread(tenant: String, type: String, id: String, version: Int64) async throws -> ResourceVersion? {
+    package func vread(tenant: String, type: String, id: String, version: Int64) async throws -> ResourceVersion? {
         let keys = try await keysForRead(tenant: tenant)
         let rkey = ResourceBlob.key(keys, type: type, id: id)
         let row = try await pool.readRows { db in
@@ -192,7 +192,7 @@ public final class SQLiteOriginStore: OriginStore {
         return try open(row, keys: keys, rkey: rkey)
     }
 
-    public func history(tenant: String, type: String, id: String) async throws -> [ResourceVersion] {
+    package func history(tenant: String, type: String, id: String) async throws -> [ResourceVersion] {
         let keys = try await keysForRead(tenant: tenant)
         let rkey = ResourceBlob.key(keys, type: type, id: id)
         let rows = try await pool.readRows { db in
@@ -213,7 +213,7 @@ public final class SQLiteOriginStore: OriginStore {
         return try ResourceBlob.decode(plain, version: version, lastUpdated: row[1], deleted: row[2])
     }
 
-    public func search(tenant: String, type: String, query: SearchQuery) async throws -> SearchPage {
+    package func search(tenant: String, type: String, query: SearchQuery) async throws -> SearchPage {
         let keys = try await keysForRead(tenant: tenant)
         let tkey = ResourceBlob.typeKey(keys, type: type)
         let candidateKeys: [[UInt8]]? = try await pool.read { db in
@@ -267,7 +267,7 @@ public final class SQLiteOriginStore: OriginStore {
 
     // MARK: Writes
 
-    public func write(tenant: String, _ operation: WriteOperation, idempotency: IdempotencyClaim?) async throws
+    package func write(tenant: String, _ operation: WriteOperation, idempotency: IdempotencyClaim?) async throws
         -> WriteResult
     {
         let result = try await pool.write { db -> WriteResult in
@@ -278,7 +278,7 @@ public final class SQLiteOriginStore: OriginStore {
         return result
     }
 
-    public func writeBatch(tenant: String, _ writes: [BatchWrite]) async throws -> [Result<WriteResult, FHIRError>] {
+    package func writeBatch(tenant: String, _ writes: [BatchWrite]) async throws -> [Result<WriteResult, FHIRError>] {
         let results = try await pool.write { db -> [Result<WriteResult, FHIRError>] in
             let now = self.clock.nowMillis()
             var results: [Result<WriteResult, FHIRError>] = []
@@ -401,7 +401,7 @@ public final class SQLiteOriginStore: OriginStore {
         return result
     }
 
-    public func expireIdempotencyKeys(before cutoff: Int64) async throws -> Int {
+    package func expireIdempotencyKeys(before cutoff: Int64) async throws -> Int {
         try await pool.write { db in
             try db.execute(sql: "DELETE FROM idempotency WHERE created_at < ?", arguments: [cutoff])
             return db.changesCount
@@ -410,7 +410,7 @@ public final class SQLiteOriginStore: OriginStore {
 
     // MARK: Change log
 
-    public func changes(tenant: String, after lsn: Int64, limit: Int, maxBytes: Int, lane: ChangeLane?) async throws -> [Change] {
+    package func changes(tenant: String, after lsn: Int64, limit: Int, maxBytes: Int, lane: ChangeLane?) async throws -> [Change] {
         let keys = try await keysForRead(tenant: tenant)
         return try await pool.readRows { db -> [Change] in
             // Only the tenant's own positions: its log reaches back to `lsn` unless one of its
@@ -439,7 +439,7 @@ public final class SQLiteOriginStore: OriginStore {
         }
     }
 
-    public func compactLog(keep: Int) async throws -> Int64 {
+    package func compactLog(keep: Int) async throws -> Int64 {
         try await pool.write { db in
             let maxLSN = try Int64.fetchOne(db, sql: "SELECT MAX(lsn) FROM changes") ?? 0
             let floor = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'log_floor'") ?? 0
@@ -456,7 +456,7 @@ public final class SQLiteOriginStore: OriginStore {
         }
     }
 
-    public func snapshot(tenant: String) async throws -> any OriginSnapshot {
+    package func snapshot(tenant: String) async throws -> any OriginSnapshot {
         let keys = try await keysForRead(tenant: tenant)
         let snapshotPool = try pool.makeSnapshot()
         let (lsn, count) = try await snapshotPool.read { db in
