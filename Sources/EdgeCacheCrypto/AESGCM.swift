@@ -92,7 +92,10 @@ package enum HMACSHA256 {
         var out = [UInt8](repeating: 0, count: 32)
         var length: UInt32 = 32
         let data = Array(data)
-        _ = HMAC(EVP_sha256(), key, Int32(key.count), data, data.count, &out, &length)
+        // Only fails when OpenSSL cannot allocate; a MAC of zeros would make every lookup key
+        // equal, so stop rather than go on.
+        let result = HMAC(EVP_sha256(), key, Int32(key.count), data, data.count, &out, &length)
+        precondition(result != nil && length == 32, "HMAC-SHA256 failed in OpenSSL")
         return out
     }
 }
@@ -103,7 +106,8 @@ package enum SHA256Digest {
         var out = [UInt8](repeating: 0, count: 32)
         let data = Array(data)
         var length: UInt32 = 32
-        _ = EVP_Digest(data, data.count, &out, &length, EVP_sha256(), nil)
+        // As above: a digest of zeros would make different inputs look equal.
+        precondition(EVP_Digest(data, data.count, &out, &length, EVP_sha256(), nil) == 1 && length == 32, "SHA-256 failed in OpenSSL")
         return out
     }
 }

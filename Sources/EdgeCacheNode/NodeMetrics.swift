@@ -6,7 +6,6 @@ import Foundation
 import Hummingbird
 import NIOSSL
 import Prometheus
-import Synchronization
 
 /// `/metrics`: Prometheus text format (version 0.0.4) for both roles.
 ///
@@ -18,45 +17,45 @@ import Synchronization
 /// outbox depth, lag and staleness from the store and the link; certificate expiry from the
 /// certificate files. Labels never carry resource ids or anything from a request body.
 package final class NodeMetrics: Sendable {
+    /// Returns the same counter for the same name and labels, so counters are looked up here
+    /// on every event rather than kept.
     let registry = PrometheusCollectorRegistry()
-    private let counters = Mutex<[String: Counter]>([:])
     let role: String
 
     package init(role: String) {
         self.role = role
     }
 
-    private func counter(_ name: String, _ labels: [(String, String)], help: String) -> Counter {
-        let key = name + "|" + labels.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
-        return counters.withLock { known in
-            if let counter = known[key] { return counter }
-            let counter = registry.makeCounter(name: name, labels: labels, help: help)
-            known[key] = counter
-            return counter
-        }
+    static var requests: MetricNameDescriptor {
+        MetricNameDescriptor(
+            namespace: "edgecache", metricName: "requests", unitName: "total",
+            helpText: "Answered /fhir and /replication requests (and refused non-canonical paths, api=invalid) since the process started, by API, method and HTTP status")
+    }
+    static var cacheReads: MetricNameDescriptor {
+        MetricNameDescriptor(
+            namespace: "edgecache", metricName: "cache_reads", unitName: "total",
+            helpText: "Reads of one resource at the edge since the process started, by policy class and result (hit, miss, stale, revalidated, pending)")
+    }
+    static var originFetches: MetricNameDescriptor {
+        MetricNameDescriptor(
+            namespace: "edgecache", metricName: "origin_fetches", unitName: "total",
+            helpText: "Requests to the origin made to answer a read (a miss, or revalidating an entry past its TTL) since the process started")
     }
 
     /// Counts an answered `/fhir` or `/replication` request; `dataClass` gives a type's class.
     func observe(_ answered: AnsweredRequest, dataClass: (String) -> String?) {
-        let api = answered.api
-        counter(
-            "edgecache_requests_total", [("api", api), ("method", Self.method(answered.method)), ("code", String(answered.status))],
-            help: "Answered /fhir and /replication requests (and refused non-canonical paths, api=invalid) since the process started, by API, method and HTTP status"
+        registry.makeCounter(
+            descriptor: Self.requests,
+            labels: [("api", answered.api), ("method", Self.method(answered.method)), ("code", String(answered.status))]
         ).increment()
         // Reads of one resource answered at an edge carry cache facts.
         guard let facts = answered.fhir, facts.interaction == .read, let cache = facts.cache, let type = facts.type,
             let cls = dataClass(type)
         else { return }
         let result = cache.result
-        counter(
-            "edgecache_cache_reads_total", [("class", cls), ("result", result)],
-            help: "Reads of one resource at the edge since the process started, by policy class and result (hit, miss, stale, revalidated, pending)"
-        ).increment()
+        registry.makeCounter(descriptor: Self.cacheReads, labels: [("class", cls), ("result", result)]).increment()
         if cache.askedOrigin {
-            counter(
-                "edgecache_origin_fetches_total", [("reason", result == "miss" ? "miss" : "revalidate")],
-                help: "Requests to the origin made to answer a read (a miss, or revalidating an entry past its TTL) since the process started"
-            ).increment()
+            registry.makeCounter(descriptor: Self.originFetches, labels: [("reason", result == "miss" ? "miss" : "revalidate")]).increment()
         }
     }
 
