@@ -61,7 +61,7 @@ package struct OriginBackend: FHIRBackend {
             guard !key.isEmpty, key.utf8.count <= 255 else { throw FHIRError.invalid("Idempotency-Key must be 1 to 255 characters") }
             claim = IdempotencyClaim(key: key, fingerprint: operation.fingerprintBytes)
             let slot = "\(caller.tenant)\u{0}\(key)"
-            guard try await inFlight.claim(slot, waiting: .seconds(2)) else {
+            guard await inFlight.claim(slot, waiting: .seconds(2)) else {
                 throw FHIRError(status: 409, code: "conflict", "A request with this Idempotency-Key is still being processed")
             }
             inFlightKey = slot

@@ -24,32 +24,25 @@ package final class Replayer: Service {
     let tenant: String
     /// Idempotency keys of writes being sent right now (by this loop or by a client's write at
     /// the edge), so no write is sent twice at once.
-    private let inFlight = Mutex<Set<String>>([])
+    private let inFlight = InFlightKeys()
 
     /// Claims entries for sending (at most `limit`); returns those no one else is sending.
     package func claim(_ entries: [OutboxEntry], limit: Int = .max) -> [OutboxEntry] {
-        inFlight.withLock { busy in
-            var claimed: [OutboxEntry] = []
-            for entry in entries where claimed.count < limit && busy.insert(entry.item.key).inserted { claimed.append(entry) }
-            return claimed
-        }
+        var claimed: [OutboxEntry] = []
+        for entry in entries where claimed.count < limit && inFlight.claim(entry.item.key) { claimed.append(entry) }
+        return claimed
     }
 
     /// Claims one key, waiting (up to `timeoutMilliseconds`) while someone else sends it.
     package func claim(key: String, timeoutMilliseconds: Int64 = 5000) async -> Bool {
-        let deadline = link.clock.nowMillis() + timeoutMilliseconds
-        while true {
-            if inFlight.withLock({ $0.insert(key).inserted }) { return true }
-            if link.clock.nowMillis() >= deadline { return false }
-            try? await Task.sleep(for: .milliseconds(2))
-        }
+        await inFlight.claim(key, waiting: .milliseconds(timeoutMilliseconds))
     }
 
     package func release(_ entries: [OutboxEntry]) {
-        inFlight.withLock { busy in for entry in entries { busy.remove(entry.item.key) } }
+        for entry in entries { inFlight.release(entry.item.key) }
     }
 
-    package func release(key: String) { _ = inFlight.withLock { $0.remove(key) } }
+    package func release(key: String) { inFlight.release(key) }
 
     package init(
         store: EdgeStore, origin: OriginClient, link: EdgeLink, batchSize: Int, maxAttempts: Int, retentionDays: Int = 7,
