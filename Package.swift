@@ -114,21 +114,29 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // Test kit shared by the test targets (signed tokens from real keys).
+        .target(
+            name: "EdgeCacheTestSupport",
+            dependencies: ["EdgeCacheCore", "EdgeCacheCrypto"],
+            path: "Tests/EdgeCacheTestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "EdgeCacheCoreTests", dependencies: ["EdgeCacheCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "EdgeCacheCryptoTests",
-            dependencies: ["EdgeCacheCrypto", "EdgeCacheCore"],
+            dependencies: ["EdgeCacheCrypto", "EdgeCacheCore", "EdgeCacheTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "EdgeCacheStoreTests",
-            dependencies: ["EdgeCacheStore", "EdgeCacheCrypto", "EdgeCacheCore"],
+            dependencies: ["EdgeCacheStore", "EdgeCacheCrypto", "EdgeCacheCore", "EdgeCacheTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "EdgeCacheNodeTests",
             dependencies: [
                 "edgecache", "EdgeCacheNode", "EdgeCacheCore", "EdgeCacheCrypto", "EdgeCacheStore", "EdgeCacheHTTP",
+                "EdgeCacheTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),

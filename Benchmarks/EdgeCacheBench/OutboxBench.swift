@@ -101,35 +101,12 @@ func benchEnqueue(size: BenchSize) async throws -> [String] {
 func benchDrain(backlog: Int, repositoryRoot: String) async throws -> [String] {
     let dir = makeTempDir("drain")
     defer { try? FileManager.default.removeItem(atPath: dir) }
-    let gen = Process()
-    gen.executableURL = URL(fileURLWithPath: "/bin/bash")
-    gen.arguments = [repositoryRoot + "/tools/gen-certs.sh", dir + "/pki", "bench"]
-    gen.standardError = FileHandle.nullDevice
-    try gen.run()
-    gen.waitUntilExit()
+    try BenchNodes.makePKI(in: dir, repositoryRoot: repositoryRoot)
     try KeyEncryptionKey.generate().write(toNewFile: dir + "/origin.kek")
     try KeyEncryptionKey.generate().write(toNewFile: dir + "/edge.kek")
     let peerPort = 40000 + Int(getpid() % 20000)
-    let origin = try NodeConfig.parse(
-        """
-        role: origin
-        node_id: bench-origin
-        listen: { api: "127.0.0.1:0", peer: "127.0.0.1:\(peerPort)" }
-        tls: { cert: pki/origin.crt, key: pki/origin.key, ca: pki/ca.crt }
-        data_dir: origin-data
-        keys: { kek_file: origin.kek }
-        """, file: dir + "/origin.yaml")
-    let edge = try NodeConfig.parse(
-        """
-        role: edge
-        node_id: bench-edge
-        tenant: bench
-        listen: { api: "127.0.0.1:0" }
-        origin: { url: "https://127.0.0.1:\(peerPort)", request_timeout_ms: 30000 }
-        tls: { cert: pki/edge-bench.crt, key: pki/edge-bench.key, ca: pki/ca.crt }
-        data_dir: edge-data
-        keys: { kek_file: edge.kek }
-        """, file: dir + "/edge.yaml")
+    let origin = try BenchNodes.origin(in: dir, peerPort: peerPort)
+    let edge = try BenchNodes.edge(in: dir, originURL: "https://127.0.0.1:\(peerPort)")
     var logger = Logger(label: "bench")
     logger.logLevel = .error
     let edgeRuntime = try NodeRuntime(config: edge, logger: logger)

@@ -22,12 +22,7 @@ func benchScale(size benchSize: BenchSize, repositoryRoot: String, sizes chosen:
     let sizes = chosen ?? benchSize.pick(full: [10_000, 100_000, 1_000_000], quick: [10_000, 100_000], smoke: [2_000])
     let dir = makeTempDir("scale")
     defer { try? FileManager.default.removeItem(atPath: dir) }
-    let gen = Process()
-    gen.executableURL = URL(fileURLWithPath: "/bin/bash")
-    gen.arguments = [repositoryRoot + "/tools/gen-certs.sh", dir + "/pki", "bench"]
-    gen.standardError = FileHandle.nullDevice
-    try gen.run()
-    gen.waitUntilExit()
+    try BenchNodes.makePKI(in: dir, repositoryRoot: repositoryRoot)
     let kek = try KeyEncryptionKey.generate()
     try kek.write(toNewFile: dir + "/edge.kek")
     try FileManager.default.createDirectory(atPath: dir + "/edge-data", withIntermediateDirectories: true)
@@ -66,29 +61,10 @@ func benchScale(size benchSize: BenchSize, repositoryRoot: String, sizes chosen:
 
     // Restart: a new edge runtime on the same data folder, origin away; time to the first read served over HTTPS.
     let port = Demo.freePort(preferred: 0)
-    let edgeConfig = try NodeConfig.parse(
-        """
-        role: edge
-        node_id: bench-edge
-        tenant: bench
-        listen: { api: "127.0.0.1:\(port)" }
-        origin: { url: "https://127.0.0.1:1", request_timeout_ms: 1000, connect_timeout_ms: 200 }
-        tls: { cert: pki/edge-bench.crt, key: pki/edge-bench.key, ca: pki/ca.crt }
-        data_dir: edge-data
-        keys: { kek_file: edge.kek }
-        """, file: dir + "/edge.yaml")
+    let edgeConfig = try BenchNodes.edge(
+        in: dir, api: "127.0.0.1:\(port)", originURL: "https://127.0.0.1:1", originKeys: "request_timeout_ms: 1000, connect_timeout_ms: 200")
     // A client with the tenant's client certificate, pointed at the edge's API.
-    let clientConfig = try NodeConfig.parse(
-        """
-        role: edge
-        node_id: bench-client
-        tenant: bench
-        listen: { api: "127.0.0.1:0" }
-        origin: { url: "https://127.0.0.1:\(port)", request_timeout_ms: 5000 }
-        tls: { cert: pki/client-bench.crt, key: pki/client-bench.key, ca: pki/ca.crt }
-        data_dir: client-data
-        keys: { kek_file: edge.kek }
-        """, file: dir + "/client.yaml")
+    let clientConfig = try BenchNodes.client(in: dir, url: "https://127.0.0.1:\(port)")
     var logger = Logger(label: "bench")
     logger.logLevel = ProcessInfo.processInfo.environment["EDGECACHE_BENCH_LOG"] != nil ? .info : .critical
     let client = try OriginClient(config: clientConfig, peer: .anyPeer)

@@ -58,23 +58,7 @@ package struct ClassPolicy: Sendable, Equatable {
     package var auditClass: String = "phi"
     /// Days entries are kept at the edge without being read (nil: no limit).
     package var retentionDays: Int?
-
-    package init(
-        dataClass: DataClass, owner: String = "clinical-informatics", ttlSeconds: Int,
-        consistency: Consistency = .boundedStaleness, staleIfErrorSeconds: Int?, replication: ReplicationMode,
-        evictionPriority: Int = 50, conflictRule: ConflictRule = .reject, auditClass: String = "phi", retentionDays: Int? = nil
-    ) {
-        self.dataClass = dataClass
-        self.owner = owner
-        self.ttlSeconds = ttlSeconds
-        self.consistency = consistency
-        self.staleIfErrorSeconds = staleIfErrorSeconds
-        self.replication = replication
-        self.evictionPriority = evictionPriority
-        self.conflictRule = conflictRule
-        self.auditClass = auditClass
-        self.retentionDays = retentionDays
-    }
+    // Made only in this module (the defaults and the policy file), with the memberwise initializer.
 }
 
 /// The default policy table (DESIGN.md, "Data classes"): what a node uses until a policy file

@@ -19,7 +19,6 @@ package struct EdgeBackend: FHIRBackend {
     let origin: OriginClient
     let link: EdgeLink
     let clock: any WallClock
-    let logger: Logger
     let outbox: OutboxQueue
     let replayer: Replayer
     let maxAttempts: Int
@@ -28,24 +27,8 @@ package struct EdgeBackend: FHIRBackend {
     let consent: ConsentGuard?
     /// Told about reads (least-recently-read eviction).
     let evictor: Evictor?
+    let logger: Logger
 
-    package init(
-        store: EdgeStore, origin: OriginClient, link: EdgeLink, clock: any WallClock, outbox: OutboxQueue, replayer: Replayer,
-        maxAttempts: Int, policies: PolicyHolder = PolicyHolder(), consent: ConsentGuard? = nil, evictor: Evictor? = nil,
-        logger: Logger
-    ) {
-        self.evictor = evictor
-        self.policies = policies
-        self.consent = consent
-        self.store = store
-        self.origin = origin
-        self.link = link
-        self.clock = clock
-        self.outbox = outbox
-        self.replayer = replayer
-        self.maxAttempts = maxAttempts
-        self.logger = logger
-    }
 
     /// How old a cached entry is: the time since the origin last confirmed it, either by the
     /// live stream (which would have delivered any change) or by storing / revalidating it.

@@ -4,17 +4,19 @@ import Testing
 
 /// A `patient/` token writes only into its own patient's chart, at the edge and at the origin.
 extension BearerAccessTests {
-    @Test(arguments: ["origin", "edge"])
-    func aPatientTokenCannotWriteIntoAnotherPatientsChart(at role: String) async throws {
+    /// An origin, and with `role` "edge" a live edge of tenant a; the node of `role` accepts tokens.
+    func startNodes(tokensAt role: String) async throws -> (origin: InProcessNode, edge: InProcessNode?) {
         let pair = PairConfig(dir: dir.path, pki: SharedPKI.main)
         let origin = try await InProcessNode(configPath: try pair.writeOrigin(extra: role == "origin" ? authSection : ""))
-        var edge: InProcessNode?
-        if role == "edge" {
-            let node = try await InProcessNode(
-                configPath: try pair.writeEdge(tenant: "a", originPort: origin.port("peer"), extra: authSection))
-            #expect(try await eventually(10) { node.runtime.edgeLink?.isLive == true })
-            edge = node
-        }
+        guard role == "edge" else { return (origin, nil) }
+        let edge = try await InProcessNode(configPath: try pair.writeEdge(tenant: "a", originPort: origin.port("peer"), extra: authSection))
+        #expect(try await eventually(10) { edge.runtime.edgeLink?.isLive == true })
+        return (origin, edge)
+    }
+
+    @Test(arguments: ["origin", "edge"])
+    func aPatientTokenCannotWriteIntoAnotherPatientsChart(at role: String) async throws {
+        let (origin, edge) = try await startNodes(tokensAt: role)
         let base = "https://127.0.0.1:\((edge ?? origin).port("api"))/fhir"
         let cert = try TestClient(pki: SharedPKI.main, identity: "client-a")
         let app = try TestClient(pki: SharedPKI.main, identity: nil)
@@ -55,15 +57,7 @@ extension BearerAccessTests {
 
     @Test(arguments: ["origin", "edge"])
     func aPatientTokensSearchSaysNothingAboutOtherPatients(at role: String) async throws {
-        let pair = PairConfig(dir: dir.path, pki: SharedPKI.main)
-        let origin = try await InProcessNode(configPath: try pair.writeOrigin(extra: role == "origin" ? authSection : ""))
-        var edge: InProcessNode?
-        if role == "edge" {
-            let node = try await InProcessNode(
-                configPath: try pair.writeEdge(tenant: "a", originPort: origin.port("peer"), extra: authSection))
-            #expect(try await eventually(10) { node.runtime.edgeLink?.isLive == true })
-            edge = node
-        }
+        let (origin, edge) = try await startNodes(tokensAt: role)
         let base = "https://127.0.0.1:\((edge ?? origin).port("api"))/fhir"
         let cert = try TestClient(pki: SharedPKI.main, identity: "client-a")
         let app = try TestClient(pki: SharedPKI.main, identity: nil)

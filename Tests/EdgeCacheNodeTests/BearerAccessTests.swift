@@ -1,3 +1,4 @@
+import EdgeCacheTestSupport
 import EdgeCacheCore
 import EdgeCacheCrypto
 import EdgeCacheNode

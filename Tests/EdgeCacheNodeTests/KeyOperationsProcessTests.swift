@@ -1,3 +1,4 @@
+import EdgeCacheTestSupport
 import Foundation
 import NIOConcurrencyHelpers
 import Testing
@@ -11,22 +12,8 @@ func runCLIAsync(_ arguments: [String]) async throws -> (status: Int32, output: 
     }
 }
 
-/// Runs a SQL query on a SQLite file with the system's python3.
-func sqlite(_ path: String, _ sql: String) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = [
-        "python3", "-c",
-        "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print('\\n'.join('|'.join(str(x) for x in r) for r in c.execute(sys.argv[2])))",
-        path, sql,
-    ]
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-}
+/// Runs a SQL query on a SQLite file with the system's python3 (blobs as Python prints them).
+func sqlite(_ path: String, _ sql: String) throws -> String { try sqliteQuery(path, sql, blobsAsHex: false) }
 
 extension IntegrationSuites {
 /// `edgecache keys rotate | rotate-kek | shred` against a running `edgecache serve` process.

@@ -1,3 +1,4 @@
+import EdgeCacheTestSupport
 import EdgeCacheCore
 import EdgeCacheCrypto
 import EdgeCacheStore
@@ -5,22 +6,6 @@ import Foundation
 import Synchronization
 import Testing
 
-/// Runs a SQL query on a SQLite file with the system's python3 (a second, independent reader).
-func sqliteQuery(_ path: String, _ sql: String) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = [
-        "python3", "-c",
-        "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print('\\n'.join('|'.join(x.hex() if isinstance(x, bytes) else str(x) for x in r) for r in c.execute(sys.argv[2])))",
-        path, sql,
-    ]
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-}
 
 final class Counter: Sendable {
     private let count = Mutex(0)

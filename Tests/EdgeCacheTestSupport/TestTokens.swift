@@ -3,10 +3,11 @@ import EdgeCacheCrypto
 import Foundation
 
 /// Keys made by the `openssl` CLI and JWTs signed with them (real signatures, no mocks).
-struct TokenKeys: Sendable {
-    let dir: String
+/// Shared by every test target that needs bearer tokens.
+package struct TokenKeys: Sendable {
+    package let dir: String
 
-    init() throws {
+    package init() throws {
         dir = NSTemporaryDirectory() + "edgecache-jws-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try openssl(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "\(dir)/rsa.key"])
@@ -17,12 +18,12 @@ struct TokenKeys: Sendable {
         }
     }
 
-    func publicKey(_ name: String, kid: String? = nil) throws -> JWSPublicKey {
+    package func publicKey(_ name: String, kid: String? = nil) throws -> JWSPublicKey {
         try JWSPublicKey(pem: Array(try Data(contentsOf: URL(fileURLWithPath: "\(dir)/\(name).pub.pem"))), kid: kid)
     }
 
     /// A compact JWS of `claims` (JSON text) signed with key `name` under `alg`.
-    func token(_ claims: String, alg: String, key name: String, header extra: String = "") throws -> String {
+    package func token(_ claims: String, alg: String, key name: String, header extra: String = "") throws -> String {
         let header = #"{"alg":"\#(alg)","typ":"JWT"\#(extra)}"#
         let input = Base64URL.encode(Array(header.utf8)) + "." + Base64URL.encode(Array(claims.utf8))
         let inputFile = "\(dir)/input-\(UUID().uuidString)"
