@@ -31,7 +31,9 @@ enum BenchNodes {
 
     /// An edge of tenant `bench` (`dir/edge.yaml`, KEK `dir/edge.kek`): its API on `api`, its
     /// origin at `originURL` with `originKeys` added to the `origin` map.
-    static func edge(in dir: String, api: String = "127.0.0.1:0", originURL: String, originKeys: String = "request_timeout_ms: 30000")
+    static func edge(
+        in dir: String, api: String = "127.0.0.1:0", originURL: String, originKeys: String = "request_timeout_ms: 30000"
+    )
         throws -> NodeConfig
     {
         try NodeConfig.parse(

@@ -12,7 +12,9 @@ import Logging
 /// report can say how much of the edge's cost is the stack and how much is the edge's own work.
 func runHello(_ arguments: [String]) async throws {
     func value(_ name: String) throws -> String {
-        guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count else { throw BenchError("hello: \(name) is required") }
+        guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count else {
+            throw BenchError("hello: \(name) is required")
+        }
         return arguments[index + 1]
     }
     let body = try Data(contentsOf: URL(fileURLWithPath: try value("--body")))

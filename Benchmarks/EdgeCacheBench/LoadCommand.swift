@@ -40,14 +40,17 @@ func runLoad(_ arguments: [String]) async throws -> [String] {
             let type = resource["resourceType"]?.stringValue, let id = resource["id"]?.stringValue
         else { throw LoadError("line \(written + batch.count + 1): not a resource with resourceType and id") }
         let operation = WriteOperation.update(type: type, id: id, resource: resource, ifMatch: nil)
-        batch.append(BatchWrite(operation: operation, claim: IdempotencyClaim(key: "load-\(type)-\(id)", fingerprint: operation.fingerprintBytes)))
+        batch.append(
+            BatchWrite(operation: operation, claim: IdempotencyClaim(key: "load-\(type)-\(id)", fingerprint: operation.fingerprintBytes)))
         if batch.count == batchSize { try await flush() }
     }
     try await flush()
     let seconds = milliseconds(ContinuousClock.now - start) / 1000
     return [
         "load: \(written) resources in "
-            + String(format: "%.1f s (%.0f writes/s, batches of %d), head LSN %lld", seconds, Double(written) / seconds, batchSize, store.headLSN)
+            + String(
+                format: "%.1f s (%.0f writes/s, batches of %d), head LSN %lld", seconds, Double(written) / seconds, batchSize, store.headLSN
+            )
     ]
 }
 

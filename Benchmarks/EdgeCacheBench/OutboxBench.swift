@@ -34,7 +34,8 @@ func makeTempDir(_ name: String) -> String {
 
 func item(_ n: Int, key: String) -> ReplayItem {
     let id = "bench-\(n)"
-    let json = #"{"resourceType":"Observation","id":"\#(id)","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"subject":{"reference":"Patient/p\#(n % 1000)"},"valueQuantity":{"value":\#(60 + n % 40),"unit":"beats/minute"}}"#
+    let json =
+        #"{"resourceType":"Observation","id":"\#(id)","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"subject":{"reference":"Patient/p\#(n % 1000)"},"valueQuantity":{"value":\#(60 + n % 40),"unit":"beats/minute"}}"#
     return ReplayItem(key: key, method: .put, type: "Observation", id: id, ifMatch: nil, resource: Array(json.utf8))
 }
 
@@ -141,6 +142,8 @@ func benchDrain(backlog: Int, repositoryRoot: String) async throws -> [String] {
     await edgeRuntime.shutdown()
     return [
         String(format: "outbox backlog fill: %d writes in %.1f s (%.0f writes/s, batched enqueue)", backlog, fill, Double(backlog) / fill),
-        String(format: "outbox drain: %d-write backlog in %.1f s (%.0f writes/s, origin start included)", backlog, drain, Double(backlog) / drain),
+        String(
+            format: "outbox drain: %d-write backlog in %.1f s (%.0f writes/s, origin start included)", backlog, drain,
+            Double(backlog) / drain),
     ]
 }

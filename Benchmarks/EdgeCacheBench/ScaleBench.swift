@@ -54,7 +54,8 @@ func benchScale(size benchSize: BenchSize, repositoryRoot: String, sizes chosen:
         let file = ((try? FileManager.default.attributesOfItem(atPath: dir + "/edge-data/edge.sqlite")[.size] as? Int) ?? 0) / 1_048_576
         lines.append(
             String(
-                format: "cached read from the sealed store at %d entries: p50 %.3f ms, p99 %.3f ms; RSS %d MB; file %d MB (filled in %.0f s)",
+                format:
+                    "cached read from the sealed store at %d entries: p50 %.3f ms, p99 %.3f ms; RSS %d MB; file %d MB (filled in %.0f s)",
                 size, p.p50, p.p99, residentKilobytes() / 1024, file, fill))
     }
     store = nil
@@ -62,7 +63,8 @@ func benchScale(size benchSize: BenchSize, repositoryRoot: String, sizes chosen:
     // Restart: a new edge runtime on the same data folder, origin away; time to the first read served over HTTPS.
     let port = Demo.freePort(preferred: 0)
     let edgeConfig = try BenchNodes.edge(
-        in: dir, api: "127.0.0.1:\(port)", originURL: "https://127.0.0.1:1", originKeys: "request_timeout_ms: 1000, connect_timeout_ms: 200")
+        in: dir, api: "127.0.0.1:\(port)", originURL: "https://127.0.0.1:1", originKeys: "request_timeout_ms: 1000, connect_timeout_ms: 200"
+    )
     // A client with the tenant's client certificate, pointed at the edge's API.
     let clientConfig = try BenchNodes.client(in: dir, url: "https://127.0.0.1:\(port)")
     var logger = Logger(label: "bench")

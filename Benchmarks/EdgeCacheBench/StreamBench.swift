@@ -11,12 +11,14 @@ import Synchronization
 /// A realistic Observation of about 2 KB (a coded vital sign with a narrative and a note).
 func observation2K(_ n: Int, patient: String? = nil) -> [UInt8] {
     let note = String(repeating: "Patient resting comfortably, vitals within normal limits, reassessed by nursing. ", count: 18)
-    let json = #"{"resourceType":"Observation","id":"obs-\#(n)","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs"}]}],"code":{"coding":[{"system":"http://loinc.org","code":"8867-4","display":"Heart rate"}]},"subject":{"reference":"Patient/\#(patient ?? "p\(n % 1000)")"},"effectiveDateTime":"2026-11-22T03:00:00Z","valueQuantity":{"value":\#(60 + n % 40),"unit":"beats/minute","system":"http://unitsofmeasure.org","code":"/min"},"note":[{"text":"\#(note)\#(n)"}]}"#
+    let json =
+        #"{"resourceType":"Observation","id":"obs-\#(n)","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs"}]}],"code":{"coding":[{"system":"http://loinc.org","code":"8867-4","display":"Heart rate"}]},"subject":{"reference":"Patient/\#(patient ?? "p\(n % 1000)")"},"effectiveDateTime":"2026-11-22T03:00:00Z","valueQuantity":{"value":\#(60 + n % 40),"unit":"beats/minute","system":"http://unitsofmeasure.org","code":"/min"},"note":[{"text":"\#(note)\#(n)"}]}"#
     return Array(json.utf8)
 }
 
 func resourceVersion(_ n: Int, lsn: Int64) -> ResourceVersion {
-    ResourceVersion(type: "Observation", id: "obs-\(n)", version: 1, lastUpdated: 1_800_000_000_000 + Int64(n), deleted: false, json: observation2K(n))
+    ResourceVersion(
+        type: "Observation", id: "obs-\(n)", version: 1, lastUpdated: 1_800_000_000_000 + Int64(n), deleted: false, json: observation2K(n))
 }
 
 /// Stream apply at the edge (sealed, indexed, checkpointed, batches of 500) against the storage
@@ -101,7 +103,8 @@ func benchApply(size: BenchSize) async throws -> [String] {
     return [
         String(format: "storage floor: %d sealed rows (%d B resources) in batches of 500: %.0f rows/s", count, size, floorRate),
         String(
-            format: "schema floor: the same sealed rows into the edge's tables and indexes (type index, 2 search terms each): %.0f rows/s (%.2fx the bare floor)",
+            format:
+                "schema floor: the same sealed rows into the edge's tables and indexes (type index, 2 search terms each): %.0f rows/s (%.2fx the bare floor)",
             schemaRate, schemaRate / floorRate),
         String(
             format:
@@ -235,7 +238,8 @@ func benchPropagation(size: BenchSize, repositoryRoot: String) async throws -> [
     let revocations = size.pick(full: 100, quick: 50, smoke: 5)
     let before = pair.edge.consentGuard!.snapshot.blocks
     for i in 0..<revocations {
-        let consent = #"{"resourceType":"Consent","status":"inactive","scope":{"text":"x"},"category":[{"text":"x"}],"patient":{"reference":"Patient/rev-\#(i)"}}"#
+        let consent =
+            #"{"resourceType":"Consent","status":"inactive","scope":{"text":"x"},"category":[{"text":"x"}],"patient":{"reference":"Patient/rev-\#(i)"}}"#
         _ = try await originStore.write(
             tenant: "bench", .update(type: "Consent", id: "rev-\(i)", resource: json(Array(consent.utf8)), ifMatch: nil), idempotency: nil)
         try await Task.sleep(for: .milliseconds(30))
@@ -249,7 +253,8 @@ func benchPropagation(size: BenchSize, repositoryRoot: String) async throws -> [
     let stats = pair.edge.consentGuard!.snapshot
     lines.append(
         "consent revocation -> edge block at 1000 background changes/s (\(stats.blocks - before) of \(revocations) revocations): "
-            + "p50 \(stats.quantile(0.5) ?? -1) ms, p99 \(stats.quantile(0.99) ?? -1) ms, max \(stats.maximum ?? -1) ms (target p99 < 50 ms)")
+            + "p50 \(stats.quantile(0.5) ?? -1) ms, p99 \(stats.quantile(0.99) ?? -1) ms, max \(stats.maximum ?? -1) ms (target p99 < 50 ms)"
+    )
     await pair.stop()
     return lines
 }

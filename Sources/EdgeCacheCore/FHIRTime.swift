@@ -129,7 +129,8 @@ package enum FHIRTime {
             offsetMinutes = sign * (oh * 60 + om)
         }
         guard i == b.count else { return nil }
-        let start = dayStart + Int64(hour * 3_600_000 + minute * 60_000 + second * 1000 + millis)
+        let start =
+            dayStart + Int64(hour * 3_600_000 + minute * 60_000 + second * 1000 + millis)
             - Int64(offsetMinutes) * 60_000
         return Range(start: start, end: start + precision)
     }

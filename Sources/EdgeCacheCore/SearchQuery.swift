@@ -44,7 +44,8 @@ package struct SearchQuery: Sendable, Equatable {
                 guard name == "patient" || name == "subject", parts[1] == "Patient" else {
                     throw FHIRError(
                         status: 400, code: "not-supported",
-                        "The search modifier or chain '\(rawName.prefix(80))' is not supported; supported: _id, identifier, patient, subject (optionally :Patient), _lastUpdated, _count, _offset")
+                        "The search modifier or chain '\(rawName.prefix(80))' is not supported; supported: _id, identifier, patient, subject (optionally :Patient), _lastUpdated, _count, _offset"
+                    )
                 }
             }
             switch name {

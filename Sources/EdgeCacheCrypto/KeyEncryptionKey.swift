@@ -14,7 +14,9 @@ package struct KeyEncryptionKey: Sendable {
     /// Loads a KEK file. Refuses files readable by group or others.
     package static func load(path: String) throws(CryptoError) -> KeyEncryptionKey {
         var info = stat()
-        guard stat(path, &info) == 0 else { throw CryptoError("cannot read kek_file \(path): no such file (make one with: edgecache keys init --kek-file \(path))") }
+        guard stat(path, &info) == 0 else {
+            throw CryptoError("cannot read kek_file \(path): no such file (make one with: edgecache keys init --kek-file \(path))")
+        }
         guard info.st_mode & 0o077 == 0 else {
             throw CryptoError("kek_file \(path) is readable by group or others; run: chmod 600 \(path)")
         }

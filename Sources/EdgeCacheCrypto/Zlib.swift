@@ -16,7 +16,10 @@ package enum Zlib {
         while windowBits < 15, (1 << windowBits) < data.count { windowBits += 1 }
         let memLevel: Int32 = windowBits <= 12 ? 6 : 8
         var stream = z_stream()
-        guard deflateInit2_(&stream, level, Z_DEFLATED, windowBits, memLevel, Z_DEFAULT_STRATEGY, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK
+        guard
+            deflateInit2_(
+                &stream, level, Z_DEFLATED, windowBits, memLevel, Z_DEFAULT_STRATEGY, zlibVersion(), Int32(MemoryLayout<z_stream>.size))
+                == Z_OK
         else { throw CryptoError("zlib compression could not start") }
         defer { deflateEnd(&stream) }
         let bound = Int(deflateBound(&stream, uLong(data.count)))

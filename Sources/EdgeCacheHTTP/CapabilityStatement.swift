@@ -52,7 +52,12 @@ package enum CapabilityStatement {
                             "security",
                             obj([
                                 ("cors", .bool(false)),
-                                ("description", .string("Mutual TLS: a client certificate from the configured CA is required; its tenant is the caller's tenant.")),
+                                (
+                                    "description",
+                                    .string(
+                                        "Mutual TLS: a client certificate from the configured CA is required; its tenant is the caller's tenant."
+                                    )
+                                ),
                             ])
                         ),
                         ("resource", .array(resources)),

@@ -73,9 +73,11 @@ package struct ClientAuthentication: Sendable {
         }
         if let certificate, acceptCertificates { return .success(certificate) }
         let needed =
-            bearer == nil ? "A client certificate is required"
-            : acceptCertificates ? "A bearer token (Authorization: Bearer) or a client certificate is required"
-            : "A bearer token (Authorization: Bearer) is required"
+            bearer == nil
+            ? "A client certificate is required"
+            : acceptCertificates
+                ? "A bearer token (Authorization: Bearer) or a client certificate is required"
+                : "A bearer token (Authorization: Bearer) is required"
         guard bearer != nil else { return .failure(FHIRError(status: 401, code: "login", needed)) }
         return .failure(Self.unauthorized(needed, error: nil))
     }

@@ -134,7 +134,8 @@ package struct WriteAnswer: Sendable {
     /// Accepted into the edge's outbox, not yet committed at the origin (202).
     package var outbox: OutboxFacts?
 
-    package init(status: Int, resource: ResourceVersion?, idempotencyKey: String? = nil, replayed: Bool = false, outbox: OutboxFacts? = nil) {
+    package init(status: Int, resource: ResourceVersion?, idempotencyKey: String? = nil, replayed: Bool = false, outbox: OutboxFacts? = nil)
+    {
         self.status = status
         self.resource = resource
         self.idempotencyKey = idempotencyKey

@@ -273,7 +273,10 @@ package struct FHIRResponder: Sendable {
         facts.version = r.version
         var headers = Self.writeHeaders(answer) + resourceHeaders(r, facts: facts)
         headers.append(
-            ("Location", answer.queued ? "\(caller.baseURL)/\(r.type)/\(r.id)" : "\(caller.baseURL)/\(r.type)/\(r.id)/_history/\(r.version)"))
+            (
+                "Location",
+                answer.queued ? "\(caller.baseURL)/\(r.type)/\(r.id)" : "\(caller.baseURL)/\(r.type)/\(r.id)/_history/\(r.version)"
+            ))
         let prefer = request.header("Prefer")?.lowercased() ?? ""
         if prefer.contains("return=minimal") {
             return FHIRHTTP.response(status: answer.status, headers: headers)
@@ -281,7 +284,8 @@ package struct FHIRResponder: Sendable {
         if prefer.contains("return=operationoutcome") {
             return FHIRHTTP.response(
                 status: answer.status, headers: headers + [("Content-Type", FHIRHTTP.fhirJSON)],
-                body: OperationOutcome.json(severity: "information", code: "informational", diagnostics: "\(r.type)/\(r.id) version \(r.version) stored"))
+                body: OperationOutcome.json(
+                    severity: "information", code: "informational", diagnostics: "\(r.type)/\(r.id) version \(r.version) stored"))
         }
         return FHIRHTTP.response(status: answer.status, headers: headers + [("Content-Type", FHIRHTTP.fhirJSON)], body: r.json)
     }

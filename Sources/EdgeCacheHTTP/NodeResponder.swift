@@ -127,7 +127,8 @@ package struct NodeResponder: HTTPResponder {
             return response
         case .replication(let segments):
             if let replication, segments.first == "v1" {
-                return await replication.respond(to: request, segments: Array(segments.dropFirst()), tenant: tenant, node: identity.node, logger: context.logger)
+                return await replication.respond(
+                    to: request, segments: Array(segments.dropFirst()), tenant: tenant, node: identity.node, logger: context.logger)
             }
         case .other, .nonCanonical:
             break

@@ -74,7 +74,9 @@ package struct ReplicationResponder: Sendable {
 
     /// Serves `segments` (after `/replication/v1`) for an edge of `tenant` whose certificate
     /// names `node` (nil: none).
-    package func respond(to request: Request, segments: [Substring], tenant: String, node callerNode: String?, logger: Logger) async -> Response {
+    package func respond(
+        to request: Request, segments: [Substring], tenant: String, node callerNode: String?, logger: Logger
+    ) async -> Response {
         let parameters = QueryString.parse(request.uri.query)
         if let requested = parameters.first(where: { $0.0 == "tenant" })?.1, requested != tenant {
             return FHIRHTTP.error(.forbidden("This certificate's tenant may not replicate tenant '\(requested.prefix(64))'"))
@@ -84,7 +86,8 @@ package struct ReplicationResponder: Sendable {
             anchorLimits.maxBodyBytes = 4096
             // Keyed by the node the certificate names: one edge can never anchor for another.
             guard let node = callerNode, !node.isEmpty else {
-                return FHIRHTTP.error(.forbidden("This certificate names no node (urn:edgecache:node:...), so it cannot anchor an audit trail"))
+                return FHIRHTTP.error(
+                    .forbidden("This certificate names no node (urn:edgecache:node:...), so it cannot anchor an audit trail"))
             }
             guard let body = try? await request.collectBody(limits: anchorLimits),
                 case .object(let o)? = try? JSONParser.parse(body),
@@ -225,7 +228,8 @@ package struct ReplicationResponder: Sendable {
                     }
                     cursor = change.lsn
                     if monotonic.nowMillis() - lastBeat >= heartbeat {
-                        ReplicationFrame.heartbeat(head: head, sent: cursor, time: clock.nowMillis(), epoch: store.logEpoch).encode(into: &out)
+                        ReplicationFrame.heartbeat(head: head, sent: cursor, time: clock.nowMillis(), epoch: store.logEpoch).encode(
+                            into: &out)
                         lastBeat = monotonic.nowMillis()
                     }
                 }
@@ -267,7 +271,9 @@ package struct ReplicationResponder: Sendable {
         var count: Int64 = 0
         while true {
             guard await gate.acquire(timeout: .milliseconds(heartbeat)) else {
-                ReplicationFrame.heartbeat(head: store.tenantHeadLSN(tenant), sent: snapshot.lsn, time: clock.nowMillis(), epoch: store.logEpoch).encode(into: &out)
+                ReplicationFrame.heartbeat(
+                    head: store.tenantHeadLSN(tenant), sent: snapshot.lsn, time: clock.nowMillis(), epoch: store.logEpoch
+                ).encode(into: &out)
                 try await writer.write(ByteBuffer(bytes: deflater.compress(out)))
                 out.removeAll()
                 lastBeat = monotonic.nowMillis()
@@ -291,7 +297,9 @@ package struct ReplicationResponder: Sendable {
             }
             count += Int64(page.count)
             if monotonic.nowMillis() - lastBeat >= heartbeat {
-                ReplicationFrame.heartbeat(head: store.tenantHeadLSN(tenant), sent: snapshot.lsn, time: clock.nowMillis(), epoch: store.logEpoch).encode(into: &out)
+                ReplicationFrame.heartbeat(
+                    head: store.tenantHeadLSN(tenant), sent: snapshot.lsn, time: clock.nowMillis(), epoch: store.logEpoch
+                ).encode(into: &out)
                 lastBeat = monotonic.nowMillis()
             }
             if !out.isEmpty {

@@ -26,7 +26,8 @@ package struct ScopedBackend: FHIRBackend {
             return nil
         case .denied:
             throw .forbidden(
-                "The token's scopes do not grant permission '\(permission)' on \(type) (e.g. user/\(type).\(permission) or patient/\(type).\(permission))")
+                "The token's scopes do not grant permission '\(permission)' on \(type) (e.g. user/\(type).\(permission) or patient/\(type).\(permission))"
+            )
         case .patientCompartment:
             guard let patient = caller.identity.patientContext, !patient.isEmpty else {
                 throw .forbidden("The token has patient/ scopes but no 'patient' claim")
@@ -50,7 +51,8 @@ package struct ScopedBackend: FHIRBackend {
     static func notWritable(_ type: String) -> FHIRError {
         let paths = (PatientCompartment.r4Paths[type] ?? []).map { $0.joined(separator: ".") }.joined(separator: ", ")
         return .forbidden(
-            "A patient/ token may only write resources whose patient references (\(type): \(paths.isEmpty ? "none" : paths)) all name its patient")
+            "A patient/ token may only write resources whose patient references (\(type): \(paths.isEmpty ? "none" : paths)) all name its patient"
+        )
     }
 
     static func inCompartment(_ r: ResourceVersion, _ patient: String) -> Bool {
@@ -58,7 +60,9 @@ package struct ScopedBackend: FHIRBackend {
     }
 
     /// Calls `body`; for a compartment-limited caller, maps not-found and gone to 403 and checks the answer.
-    private func guardedRead(_ type: String, _ patient: String?, _ body: () async throws -> ResourceAnswer) async throws
+    private func guardedRead(
+        _ type: String, _ patient: String?, _ body: () async throws -> ResourceAnswer
+    ) async throws
         -> ResourceAnswer
     {
         guard let patient else { return try await body() }
@@ -140,7 +144,8 @@ package struct ScopedBackend: FHIRBackend {
             guard scanned < Self.maxCompartmentScan else {
                 throw FHIRError(
                     status: 400, code: "too-costly",
-                    "This search reads too many \(type) resources to be limited to the patient's compartment; narrow it (e.g. _lastUpdated)")
+                    "This search reads too many \(type) resources to be limited to the patient's compartment; narrow it (e.g. _lastUpdated)"
+                )
             }
             narrowed.offset += answer.page.resources.count
         }

@@ -77,7 +77,9 @@ package struct TLSMaterial: Sendable {
         do {
             server = try NIOSSLContext(configuration: material.serverConfiguration(minimumTLS13: false))
         } catch {
-            throw Invalid("tls.key \(keyFile): does not belong to the certificate in \(certFile) (\(error)); use the key the certificate was issued for")
+            throw Invalid(
+                "tls.key \(keyFile): does not belong to the certificate in \(certFile) (\(error)); use the key the certificate was issued for"
+            )
         }
         do {
             try material.selfHandshake(server: server, verifyServer: use == .node)

@@ -76,7 +76,8 @@ package final class AuditLog: Service, @unchecked Sendable {
                 actor: identity.map(Self.actor) ?? "anonymous",
                 tenant: identity?.tenant ?? "none", purpose: identity?.purposeOfUse, resource: resource,
                 version: version, source: source ?? (answered.status < 400 ? "origin" : nil),
-                policyClass: resource == nil ? nil : type.flatMap { ResourceTypes.isStorable($0) ? registry.dataClass(of: $0).rawValue : nil },
+                policyClass: resource == nil
+                    ? nil : type.flatMap { ResourceTypes.isStorable($0) ? registry.dataClass(of: $0).rawValue : nil },
                 policyVersion: registry.version, node: node, requestID: answered.requestID,
                 breakGlass: answered.breakGlassReason))
     }
@@ -175,8 +176,9 @@ package final class AuditLog: Service, @unchecked Sendable {
         var fields: [JSONObject.Member] = [.init(key: "count", value: .number(String(count))), .init(key: "head", value: .string(hex))]
         if let named = anchorNode.withLock({ $0 }) { fields.insert(.init(key: "node", value: .string(named)), at: 0) }
         let body = JSONValue.object(JSONObject(fields)).serialized()
-        guard let reply = try? await origin.send(
-            method: .POST, path: "/replication/v1/audit-anchor", body: body, contentType: "application/json")
+        guard
+            let reply = try? await origin.send(
+                method: .POST, path: "/replication/v1/audit-anchor", body: body, contentType: "application/json")
         else { return false }
         guard reply.status == 200 else {
             if reply.status == 409 {

@@ -59,7 +59,9 @@ package final class ConsentGuard: Sendable {
                 }
                 audit.event(
                     "consent-block", tenant: tenant, resource: "Patient/\(rule.patient)", version: change.resource.version,
-                    detail: "\(consent) \(rule.reason); purposes=\(rule.clauses.map { $0.purposes?.sorted().joined(separator: ",") ?? "all" }.joined(separator: "|")); lsn=\(change.lsn)")
+                    detail:
+                        "\(consent) \(rule.reason); purposes=\(rule.clauses.map { $0.purposes?.sorted().joined(separator: ",") ?? "all" }.joined(separator: "|")); lsn=\(change.lsn)"
+                )
                 if rule.blocksEverything { await purge(patient: rule.patient, because: consent) }
             } else {
                 audit.event("consent-unblock", tenant: tenant, resource: consent, version: change.resource.version)

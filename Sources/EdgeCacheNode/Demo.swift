@@ -77,7 +77,9 @@ package enum Demo {
         guard process.terminationStatus == 0 else { throw DemoError(description: "gen-certs.sh failed") }
         try KeyEncryptionKey.generate().write(toNewFile: workDir + "/origin.kek")
         try KeyEncryptionKey.generate().write(toNewFile: workDir + "/edge.kek")
-        var ports = ["origin_api": freePort(preferred: 8443), "origin_peer": freePort(preferred: 9443), "edge_api": freePort(preferred: 8444)]
+        var ports = [
+            "origin_api": freePort(preferred: 8443), "origin_peer": freePort(preferred: 9443), "edge_api": freePort(preferred: 8444),
+        ]
         // The edge reaches the origin's peer listener through the demo's link (a TCP proxy that
         // `edgecache demo link down|up` cuts and restores), as it would through a WAN.
         ports["link"] = freePort(preferred: 9444)
@@ -226,7 +228,10 @@ package enum Demo {
         let result = DemoTour.Result()
         if tour {
             let steps = DemoTour(workDir: workDir, ports: prepared.ports, control: control, edge: edge, result: result)
-            services.append(.init(service: steps, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup))
+            services.append(
+                .init(
+                    service: steps, successTerminationBehavior: .gracefullyShutdownGroup,
+                    failureTerminationBehavior: .gracefullyShutdownGroup))
         } else {
             let announcer = DemoAnnouncer(edge: edge, text: banner(workDir: workDir, ports: prepared.ports))
             services.append(.init(service: announcer, successTerminationBehavior: .ignore))

@@ -62,7 +62,8 @@ package final class DemoLinkControl: Service, Sendable {
         let reason = edge.edgeLink?.notLiveReason ?? "unknown"
         if up {
             guard edge.edgeLink?.isLive == true, (edge.edgeStore?.queuedCount ?? 0) == 0 else {
-                return "failed: after 30 s the edge is \(edge.edgeLink?.isLive == true ? "live" : reason) with \(edge.edgeStore?.queuedCount ?? 0) write(s) still queued"
+                return
+                    "failed: after 30 s the edge is \(edge.edgeLink?.isLive == true ? "live" : reason) with \(edge.edgeStore?.queuedCount ?? 0) write(s) still queued"
             }
             return "ok: the edge is live again after \(seconds) s and replayed \(queuedBefore) queued write(s)"
         }
@@ -80,10 +81,12 @@ package final class DemoLinkControl: Service, Sendable {
     /// link and waits for its answer. Returns the demo's line, or throws naming what is wrong.
     package static func request(up: Bool, workDir: String, timeoutSeconds: Double = 40) throws -> String {
         let pidFile = workDir + "/demo.pid"
-        guard let text = try? String(contentsOfFile: pidFile, encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)),
+        guard let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
+            let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)),
             kill(pid, 0) == 0
         else {
-            throw Demo.DemoError(description: "no demo is running with work folder \(workDir) (start one with: edgecache demo --work-dir \(workDir))")
+            throw Demo.DemoError(
+                description: "no demo is running with work folder \(workDir) (start one with: edgecache demo --work-dir \(workDir))")
         }
         let wanted = up ? "up" : "down"
         let token = UUID().uuidString

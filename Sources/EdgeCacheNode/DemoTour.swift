@@ -49,7 +49,8 @@ struct DemoTour: Service {
     /// Sends one request, prints it and the answer's key lines, and checks the answer.
     @discardableResult
     func step(
-        _ title: String, _ client: OriginClient, _ method: HTTPMethod, _ path: String, headers: [(String, String)] = [], body: String? = nil,
+        _ title: String, _ client: OriginClient, _ method: HTTPMethod, _ path: String, headers: [(String, String)] = [],
+        body: String? = nil,
         expect: (OriginClient.Reply) -> String?
     ) async -> OriginClient.Reply? {
         say("\n\(title)")
@@ -84,7 +85,9 @@ struct DemoTour: Service {
 
     /// `/status` of the edge, read with the edge's own certificate (what `edgecache status` shows).
     func status(_ client: OriginClient) async -> JSONObject? {
-        guard let reply = try? await client.get("/status"), reply.status == 200, case .object(let object)? = try? JSONParser.parse(reply.body) else {
+        guard let reply = try? await client.get("/status"), reply.status == 200,
+            case .object(let object)? = try? JSONParser.parse(reply.body)
+        else {
             return nil
         }
         return object
@@ -120,16 +123,23 @@ struct DemoTour: Service {
     }
 
     /// The steps, in the order the banner prints them.
-    private func walk(atEdge: OriginClient, atOrigin: OriginClient, edgeStatus: OriginClient, edgeURL: String, originURL: String) async throws {
+    private func walk(
+        atEdge: OriginClient, atOrigin: OriginClient, edgeStatus: OriginClient, edgeURL: String, originURL: String
+    ) async throws {
         say("EdgeCache demo tour: origin \(originURL), edge \(edgeURL), work folder \(workDir)")
         let patientV1 = #"{"resourceType":"Patient","id":"demo-1","name":[{"family":"Nightingale","given":["Florence"]}]}"#
-        let patientV2 = #"{"resourceType":"Patient","id":"demo-1","name":[{"family":"Nightingale","given":["Florence"]}],"gender":"female"}"#
+        let patientV2 =
+            #"{"resourceType":"Patient","id":"demo-1","name":[{"family":"Nightingale","given":["Florence"]}],"gender":"female"}"#
 
-        await step("# 1. Create a Patient through the edge (forwarded to the origin, cached at the edge)", atEdge, .PUT, "/fhir/Patient/demo-1", body: patientV1) {
+        await step(
+            "# 1. Create a Patient through the edge (forwarded to the origin, cached at the edge)", atEdge, .PUT, "/fhir/Patient/demo-1",
+            body: patientV1
+        ) {
             $0.status == 201 ? nil : "expected 201"
         }
         await step("# 2. Read it back from the edge: a hit", atEdge, .GET, "/fhir/Patient/demo-1") {
-            $0.status == 200 && Self.header($0, "Cache-Status").hasPrefix("edgecache; hit") ? nil : "expected 200 and Cache-Status: edgecache; hit"
+            $0.status == 200 && Self.header($0, "Cache-Status").hasPrefix("edgecache; hit")
+                ? nil : "expected 200 and Cache-Status: edgecache; hit"
         }
         await step("# 3. Update it at the origin (version 2)", atOrigin, .PUT, "/fhir/Patient/demo-1", body: patientV2) {
             $0.status == 200 ? nil : "expected 200"
@@ -140,14 +150,17 @@ struct DemoTour: Service {
             try await Task.sleep(for: .milliseconds(50))
         }
         await step("# 4. The edge serves version 2 as a hit, pushed by the change stream", atEdge, .GET, "/fhir/Patient/demo-1") {
-            Self.header($0, "ETag") == "W/\"2\"" && Self.header($0, "Cache-Status").hasPrefix("edgecache; hit") ? nil : "expected ETag W/\"2\" and a hit"
+            Self.header($0, "ETag") == "W/\"2\"" && Self.header($0, "Cache-Status").hasPrefix("edgecache; hit")
+                ? nil : "expected ETag W/\"2\" and a hit"
         }
 
         say("\n# 5. Cut the edge's link to the origin (edgecache demo link down)")
         let down = await control.set(up: false)
         say("  \(down)")
         check(down.hasPrefix("ok") ? nil : "the edge did not notice the outage")
-        await step("# 6. Read at the edge: 200 from the cache, labelled origin-unreachable, with an Age", atEdge, .GET, "/fhir/Patient/demo-1") {
+        await step(
+            "# 6. Read at the edge: 200 from the cache, labelled origin-unreachable, with an Age", atEdge, .GET, "/fhir/Patient/demo-1"
+        ) {
             $0.status == 200 && Self.header($0, "Cache-Status").contains("origin-unreachable") && !Self.header($0, "Age").isEmpty
                 ? nil : "expected 200, Cache-Status detail=\"origin-unreachable\" and an Age header"
         }
@@ -155,10 +168,12 @@ struct DemoTour: Service {
             "# 7. Write at the edge: 202 Accepted, queued durably", atEdge, .PUT, "/fhir/Observation/demo-hr-1",
             headers: [("Idempotency-Key", "demo-outage-1")], body: Demo.outageObservation
         ) {
-            $0.status == 202 && Self.header($0, "EdgeCache-Write-Status").hasPrefix("queued") ? nil : "expected 202 and EdgeCache-Write-Status: queued"
+            $0.status == 202 && Self.header($0, "EdgeCache-Write-Status").hasPrefix("queued")
+                ? nil : "expected 202 and EdgeCache-Write-Status: queued"
         }
         await step("# 8. Read the queued write back at the edge: pending", atEdge, .GET, "/fhir/Observation/demo-hr-1") {
-            $0.status == 200 && Self.header($0, "Cache-Status").contains("pending-write") ? nil : "expected 200 and Cache-Status detail=\"pending-write\""
+            $0.status == 200 && Self.header($0, "Cache-Status").contains("pending-write")
+                ? nil : "expected 200 and Cache-Status detail=\"pending-write\""
         }
         say("\n# 9. The edge's status (edgecache status --config \(workDir)/edge.yaml --once)")
         let during = await status(edgeStatus)
@@ -175,7 +190,8 @@ struct DemoTour: Service {
             $0.status == 200 && Self.header($0, "ETag") == "W/\"1\"" ? nil : "expected 200 and ETag W/\"1\""
         }
         await step(
-            "# 11b. The same write sent again with the same Idempotency-Key is not applied twice", atEdge, .PUT, "/fhir/Observation/demo-hr-1",
+            "# 11b. The same write sent again with the same Idempotency-Key is not applied twice", atEdge, .PUT,
+            "/fhir/Observation/demo-hr-1",
             headers: [("Idempotency-Key", "demo-outage-1")], body: Demo.outageObservation
         ) {
             [200, 201].contains($0.status) && Self.header($0, "ETag") == "W/\"1\"" ? nil : "expected the stored answer (version 1)"
@@ -195,7 +211,8 @@ struct DemoTour: Service {
         }
         say(
             "  link \(after?["link"]?.stringValue ?? "?"), outbox queued \(Self.number(after?["outbox_queued"]).map(String.init) ?? "?"), "
-                + "applied LSN \(Self.number(after?["applied_lsn"]).map(String.init) ?? "?") of origin head \(Self.number(after?["origin_head_lsn"]).map(String.init) ?? "?")")
+                + "applied LSN \(Self.number(after?["applied_lsn"]).map(String.init) ?? "?") of origin head \(Self.number(after?["origin_head_lsn"]).map(String.init) ?? "?")"
+        )
         check(converged ? nil : "expected link live, nothing queued, applied LSN = origin head")
         await step("# 13. The edge serves the replayed write as an ordinary hit", atEdge, .GET, "/fhir/Observation/demo-hr-1") {
             $0.status == 200 && Self.header($0, "ETag") == "W/\"1\"" && Self.header($0, "Cache-Status").hasPrefix("edgecache; hit")

@@ -29,7 +29,6 @@ package struct EdgeBackend: FHIRBackend {
     let evictor: Evictor?
     let logger: Logger
 
-
     /// How old a cached entry is: the time since the origin last confirmed it, either by the
     /// live stream (which would have delivered any change) or by storing / revalidating it.
     func ageMilliseconds(storedAt: Int64) -> Int64 {
@@ -211,7 +210,8 @@ package struct EdgeBackend: FHIRBackend {
         case .update(let type, let id, var resource, let ifMatch):
             resource["id"] = .string(id)
             resource.moveToFront(["resourceType", "id"])
-            item = ReplayItem(key: key, method: .put, type: type, id: id, ifMatch: ifMatch, resource: JSONValue.object(resource).serialized())
+            item = ReplayItem(
+                key: key, method: .put, type: type, id: id, ifMatch: ifMatch, resource: JSONValue.object(resource).serialized())
         case .delete(let type, let id, let ifMatch):
             item = ReplayItem(key: key, method: .delete, type: type, id: id, ifMatch: ifMatch, resource: [])
         }

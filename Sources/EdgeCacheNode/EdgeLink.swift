@@ -65,7 +65,8 @@ package final class EdgeLink: Sendable {
         let now = clock.nowMillis()
         bootstrap.withLock {
             if let lsn, let running = $0.running {
-                $0.last = BootstrapSummary(resources: running.received, milliseconds: now - running.startedAt, lsn: lsn, finishedAt: wallNow)
+                $0.last = BootstrapSummary(
+                    resources: running.received, milliseconds: now - running.startedAt, lsn: lsn, finishedAt: wallNow)
             }
             $0.running = nil
         }

@@ -73,7 +73,8 @@ package struct JSONLogHandler: LogHandler {
         var line = "{\"time\":\(Self.quote(time)),\"level\":\(Self.quote(event.level.rawValue)),\"label\":\(Self.quote(label))"
         line += ",\"message\":\(Self.quote(event.message.description)),\"source\":\(Self.quote(event.source))"
         if !merged.isEmpty {
-            line += ",\"metadata\":{"
+            line +=
+                ",\"metadata\":{"
                 + merged.sorted { $0.key < $1.key }.map { "\(Self.quote($0.key)):\(Self.quote(Self.render($0.key, $0.value)))" }
                 .joined(separator: ",") + "}"
         }

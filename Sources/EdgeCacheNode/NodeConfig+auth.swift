@@ -76,7 +76,8 @@ extension NodeConfig {
         try auth.rejectUnknownKeys()
         if !config.clientCertificates && config.issuers.isEmpty {
             throw ConfigError(
-                file: file, line: auth.line, "'auth.client_certificates: false' needs at least one entry in 'auth.issuers' (nobody could call)")
+                file: file, line: auth.line,
+                "'auth.client_certificates: false' needs at least one entry in 'auth.issuers' (nobody could call)")
         }
         return config
     }

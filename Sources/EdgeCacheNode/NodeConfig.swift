@@ -251,7 +251,8 @@ package struct NodeConfig: Sendable {
         if var log = try root.map("log") {
             let level = try log.string("level") ?? "info"
             guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(level) else {
-                throw ConfigError(file: file, line: log.line, "'log.level' must be one of trace, debug, info, notice, warning, error, critical")
+                throw ConfigError(
+                    file: file, line: log.line, "'log.level' must be one of trace, debug, info, notice, warning, error, critical")
             }
             config.logLevel = level
             let format = try log.string("format") ?? "text"
@@ -309,7 +310,9 @@ extension NodeConfig {
     /// Checks that the files the config names exist and are usable.
     /// Reads and checks the `tls` files (``TLSMaterial/load(certFile:keyFile:caFile:now:)``); an
     /// error names the config line of the file at fault.
-    package func loadTLSMaterial(use: TLSMaterial.Use = .node, now: Int64 = Int64(Date().timeIntervalSince1970)) throws(ConfigError) -> TLSMaterial {
+    package func loadTLSMaterial(
+        use: TLSMaterial.Use = .node, now: Int64 = Int64(Date().timeIntervalSince1970)
+    ) throws(ConfigError) -> TLSMaterial {
         do {
             return try TLSMaterial.load(certFile: certFile, keyFile: keyFile, caFile: caFile, use: use, now: now)
         } catch {

@@ -29,17 +29,22 @@ package final class NodeMetrics: Sendable {
     static var requests: MetricNameDescriptor {
         MetricNameDescriptor(
             namespace: "edgecache", metricName: "requests", unitName: "total",
-            helpText: "Answered /fhir and /replication requests (and refused non-canonical paths, api=invalid) since the process started, by API, method and HTTP status")
+            helpText:
+                "Answered /fhir and /replication requests (and refused non-canonical paths, api=invalid) since the process started, by API, method and HTTP status"
+        )
     }
     static var cacheReads: MetricNameDescriptor {
         MetricNameDescriptor(
             namespace: "edgecache", metricName: "cache_reads", unitName: "total",
-            helpText: "Reads of one resource at the edge since the process started, by policy class and result (hit, miss, stale, revalidated, pending)")
+            helpText:
+                "Reads of one resource at the edge since the process started, by policy class and result (hit, miss, stale, revalidated, pending)"
+        )
     }
     static var originFetches: MetricNameDescriptor {
         MetricNameDescriptor(
             namespace: "edgecache", metricName: "origin_fetches", unitName: "total",
-            helpText: "Requests to the origin made to answer a read (a miss, or revalidating an entry past its TTL) since the process started")
+            helpText:
+                "Requests to the origin made to answer a read (a miss, or revalidating an entry past its TTL) since the process started")
     }
 
     /// Counts an answered `/fhir` or `/replication` request; `dataClass` gives a type's class.
@@ -142,7 +147,10 @@ extension OperatorEndpoints {
         m.family(
             "edgecache_certificate_expiry_seconds", "gauge",
             "Seconds until the certificate in use (and its CA's) expires; negative once expired",
-            [([("certificate", "node")], (Double(tls.certificateNotAfter) - now).rounded()), ([("certificate", "ca")], (Double(tls.caNotAfter) - now).rounded())])
+            [
+                ([("certificate", "node")], (Double(tls.certificateNotAfter) - now).rounded()),
+                ([("certificate", "ca")], (Double(tls.caNotAfter) - now).rounded()),
+            ])
         let onDisk = NodeMetrics.serialNumber(ofFile: config.certFile)
         m.family(
             "edgecache_certificate_reload_pending", "gauge",
@@ -161,8 +169,7 @@ extension OperatorEndpoints {
 
     static func originMetrics(
         metrics: NodeMetrics, store: any OriginStore, config: NodeConfig, audit: AuditLog, policies: PolicyHolder, reloads: ReloadStatus
-    ) -> Response
-    {
+    ) -> Response {
         var m = MetricsText()
         m.family("edgecache_up", "gauge", "1 while the node answers (role as a label)", [([("role", "origin")], 1)])
         m.family("edgecache_head_lsn", "gauge", "The origin's newest committed change (LSN), all tenants", Double(store.headLSN))
@@ -182,14 +189,17 @@ extension OperatorEndpoints {
         let state = link.snapshot
         m.family("edgecache_up", "gauge", "1 while the node answers (role as a label)", [([("role", "edge")], 1)])
         m.family("edgecache_link_live", "gauge", "1 while the change stream from the origin is live", link.isLive ? 1 : 0)
-        m.family("edgecache_applied_lsn", "gauge", "The last change (LSN) applied at this edge, committed with its batch", Double(counters.checkpoint))
+        m.family(
+            "edgecache_applied_lsn", "gauge", "The last change (LSN) applied at this edge, committed with its batch",
+            Double(counters.checkpoint))
         m.family("edgecache_origin_head_lsn", "gauge", "The origin's newest change (LSN) as last heard", Double(state.originHead))
         m.family(
             "edgecache_stream_lag_changes", "gauge", "Changes the origin has committed that this edge has not applied yet",
             Double(max(0, state.originHead - counters.checkpoint)))
         if let staleness = link.stalenessMilliseconds {
             m.family(
-                "edgecache_staleness_seconds", "gauge", "How far behind the origin this edge may be: time since it last knew it was caught up",
+                "edgecache_staleness_seconds", "gauge",
+                "How far behind the origin this edge may be: time since it last knew it was caught up",
                 Double(staleness) / 1000)
         }
         m.family(
@@ -230,12 +240,16 @@ extension OperatorEndpoints {
             "edgecache_evictions_total", "counter", "Entries evicted, by reason (kept across restarts)",
             EvictionReason.allCases.map { ([("reason", $0.rawValue)], Double(evictions[$0] ?? 0)) })
         let stats = consent.snapshot
-        m.family("edgecache_consent_blocks_total", "counter", "Consent changes that blocked a patient at this edge since the process started", Double(stats.blocks))
         m.family(
-            "edgecache_consent_purged_entries_total", "counter", "Cached entries purged because consent was withdrawn, since the process started",
+            "edgecache_consent_blocks_total", "counter", "Consent changes that blocked a patient at this edge since the process started",
+            Double(stats.blocks))
+        m.family(
+            "edgecache_consent_purged_entries_total", "counter",
+            "Cached entries purged because consent was withdrawn, since the process started",
             Double(stats.purged))
         m.histogram(
-            "edgecache_consent_propagation_seconds", "Origin commit of a consent change to the rule in force at this edge, since the process started",
+            "edgecache_consent_propagation_seconds",
+            "Origin commit of a consent change to the rule in force at this edge, since the process started",
             bounds: ConsentStats.bucketBounds.map { Double($0) / 1000 }, counts: stats.buckets, sum: Double(stats.sumMilliseconds) / 1000)
         let hot = store.hot.stats
         m.family("edgecache_hot_tier_bytes", "gauge", "Bytes held by the in-memory hot tier", Double(hot.bytes))

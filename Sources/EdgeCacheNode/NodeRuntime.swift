@@ -58,10 +58,13 @@ package final class NodeRuntime: Sendable {
         let largeBodies = LargeBodyGate(
             threshold: config.largeBodyBytes, maxPerNode: config.maxLargeBodies, maxPerClient: config.maxLargeBodiesPerClient)
         // The role's store opens first: a wrong KEK fails there, before any new file is created.
-        let openedOrigin = config.role == .origin
+        let openedOrigin =
+            config.role == .origin
             ? try SQLiteOriginStore(path: config.dataDir + "/origin.sqlite", kek: kek, clock: clock) : nil
-        let openedEdge = config.role == .edge
-            ? try EdgeStore(path: config.dataDir + "/edge.sqlite", tenant: config.tenant!, kek: kek, clock: clock, hotBytes: config.hotBytes)
+        let openedEdge =
+            config.role == .edge
+            ? try EdgeStore(
+                path: config.dataDir + "/edge.sqlite", tenant: config.tenant!, kek: kek, clock: clock, hotBytes: config.hotBytes)
             : nil
         let audit = AuditLog(
             store: try AuditStore(path: config.dataDir + "/audit.sqlite", kek: kek, clock: clock), node: config.nodeID, clock: clock,

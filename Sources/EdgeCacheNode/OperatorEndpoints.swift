@@ -7,7 +7,8 @@ import Hummingbird
 enum OperatorEndpoints {
     static func json(_ status: Int, _ members: [(String, JSONValue)]) -> Response {
         let body = JSONValue.object(JSONObject(members.map { .init(key: $0.0, value: $0.1) })).serialized()
-        return FHIRHTTP.response(status: status, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-store")], body: body + [0x0A])
+        return FHIRHTTP.response(
+            status: status, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-store")], body: body + [0x0A])
     }
 
     static func number(_ n: Int64) -> JSONValue { .number(String(n)) }
@@ -165,7 +166,8 @@ enum OperatorEndpoints {
             let staleness: JSONValue = link.stalenessMilliseconds.map { number($0) } ?? .null
             let entries = (try? await store.entryCount()).map { JSONValue.number(String($0)) } ?? .null
             let outbox = (try? await store.outboxCounts()) ?? [:]
-            let oldest: JSONValue = ((try? await store.oldestQueuedAt()) ?? nil).map { number(max(0, SystemWallClock().nowMillis() - $0)) } ?? .null
+            let oldest: JSONValue =
+                ((try? await store.oldestQueuedAt()) ?? nil).map { number(max(0, SystemWallClock().nowMillis() - $0)) } ?? .null
             return json(
                 200,
                 [
@@ -189,9 +191,14 @@ enum OperatorEndpoints {
                     ("consent", await consentMembers(consent, store: store, tenant: config.tenant ?? "")),
                     ("cache_budget_bytes", config.cacheMaxBytes.map { number($0) } ?? .null),
                     ("cache_bytes_estimate", number(evictor.estimatedBytes)),
-                    ("evictions", .object(JSONObject(((try? await store.evictionCounts()) ?? [:]).sorted { $0.key.rawValue < $1.key.rawValue }.map {
-                        .init(key: $0.key.rawValue, value: number($0.value))
-                    } + [.init(key: "consent_purge", value: number(Int64(consent.snapshot.purged)))]))),
+                    (
+                        "evictions",
+                        .object(
+                            JSONObject(
+                                ((try? await store.evictionCounts()) ?? [:]).sorted { $0.key.rawValue < $1.key.rawValue }.map {
+                                    .init(key: $0.key.rawValue, value: number($0.value))
+                                } + [.init(key: "consent_purge", value: number(Int64(consent.snapshot.purged)))]))
+                    ),
                     tlsMember(reloads),
                 ] + policyMembers(policies))
         default: return nil

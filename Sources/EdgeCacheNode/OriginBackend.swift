@@ -94,11 +94,13 @@ package struct OriginBackend: FHIRBackend {
         for item in items {
             switch Self.operation(for: item) {
             case .success(let operation):
-                writes.append(BatchWrite(operation: operation, claim: IdempotencyClaim(key: item.key, fingerprint: operation.fingerprintBytes)))
+                writes.append(
+                    BatchWrite(operation: operation, claim: IdempotencyClaim(key: item.key, fingerprint: operation.fingerprintBytes)))
                 results.append(nil)
             case .failure(let error):
                 writes.append(nil)
-                results.append(ReplayResult(key: item.key, status: error.status, version: nil, code: error.code, diagnostics: error.diagnostics))
+                results.append(
+                    ReplayResult(key: item.key, status: error.status, version: nil, code: error.code, diagnostics: error.diagnostics))
             }
         }
         let committed = try await store.writeBatch(tenant: tenant, writes.compactMap { $0 })

@@ -93,14 +93,16 @@ package enum PolicyFile {
             guard let value = Consistency(rawValue: text) else {
                 throw ConfigError(
                     file: file, line: map.line(of: "consistency"),
-                    "'classes.\(name).consistency' must be one of \(Consistency.allCases.map(\.rawValue).joined(separator: ", ")), got '\(text)'")
+                    "'classes.\(name).consistency' must be one of \(Consistency.allCases.map(\.rawValue).joined(separator: ", ")), got '\(text)'"
+                )
             }
             p.consistency = value
         }
         p.staleIfErrorSeconds = try limit(&map, "stale_if_error_seconds", current: p.staleIfErrorSeconds, name: name, file: file)
         if let text = try map.string("replication") {
             guard let value = ReplicationMode(rawValue: text) else {
-                throw ConfigError(file: file, line: map.line(of: "replication"), "'classes.\(name).replication' must be full or resident, got '\(text)'")
+                throw ConfigError(
+                    file: file, line: map.line(of: "replication"), "'classes.\(name).replication' must be full or resident, got '\(text)'")
             }
             p.replication = value
         }
@@ -108,7 +110,8 @@ package enum PolicyFile {
         if let text = try map.string("conflict") {
             guard let value = ConflictRule(rawValue: text) else {
                 throw ConfigError(
-                    file: file, line: map.line(of: "conflict"), "'classes.\(name).conflict' must be reject or last-writer-wins, got '\(text)'")
+                    file: file, line: map.line(of: "conflict"),
+                    "'classes.\(name).conflict' must be reject or last-writer-wins, got '\(text)'")
             }
             p.conflictRule = value
         }
@@ -118,22 +121,28 @@ package enum PolicyFile {
         // Rules the registry will not loosen, whatever the file says.
         if [.consent, .clinicalCritical].contains(base.dataClass), p.conflictRule == .lastWriterWins {
             throw ConfigError(
-                file: file, line: map.line(of: "conflict"), "'classes.\(name).conflict' cannot be last-writer-wins: clinical conflicts go to review")
+                file: file, line: map.line(of: "conflict"),
+                "'classes.\(name).conflict' cannot be last-writer-wins: clinical conflicts go to review")
         }
         if base.dataClass == .consent, p.replication != .full {
-            throw ConfigError(file: file, line: map.line(of: "replication"), "'classes.consent.replication' must be full: consent is never fetched on demand")
+            throw ConfigError(
+                file: file, line: map.line(of: "replication"),
+                "'classes.consent.replication' must be full: consent is never fetched on demand")
         }
         return p
     }
 
     /// A number of seconds or days, or `unlimited`.
-    private static func limit(_ map: inout YAMLMap, _ key: String, current: Int?, name: String, file: String) throws(ConfigError)
+    private static func limit(
+        _ map: inout YAMLMap, _ key: String, current: Int?, name: String, file: String
+    ) throws(ConfigError)
         -> Int?
     {
         if let text = try map.string(key) {
             if text == "unlimited" { return nil }
             guard let n = Int(text), n >= 0 else {
-                throw ConfigError(file: file, line: map.line(of: key), "'classes.\(name).\(key)' must be a whole number or 'unlimited', got '\(text)'")
+                throw ConfigError(
+                    file: file, line: map.line(of: key), "'classes.\(name).\(key)' must be a whole number or 'unlimited', got '\(text)'")
             }
             return n
         }

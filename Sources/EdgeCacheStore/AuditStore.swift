@@ -152,7 +152,10 @@ package final class AuditStore: Sendable {
                 let seq: Int64 = row[0]
                 count += 1
                 if seq != expectedSeq {
-                    problems.append(Problem(seq: expectedSeq, message: seq > expectedSeq ? "missing (records \(expectedSeq)…\(seq - 1) removed)" : "out of order"))
+                    problems.append(
+                        Problem(
+                            seq: expectedSeq,
+                            message: seq > expectedSeq ? "missing (records \(expectedSeq)…\(seq - 1) removed)" : "out of order"))
                 }
                 expectedSeq = seq + 1
                 let stored = Array(row[1] as Data)
@@ -163,7 +166,8 @@ package final class AuditStore: Sendable {
                 }
                 let expected = Self.chain(hash, canonical)
                 if expected != stored {
-                    problems.append(Problem(seq: seq, message: "does not follow the chain (altered, or records before it removed or reordered)"))
+                    problems.append(
+                        Problem(seq: seq, message: "does not follow the chain (altered, or records before it removed or reordered)"))
                 }
                 hash = stored
             }
@@ -172,12 +176,14 @@ package final class AuditStore: Sendable {
                 let stored = try Data.fetchOne(db, sql: "SELECT hash FROM audit WHERE seq = ?", arguments: [anchorSeq])
                 if stored.map({ Array($0) }) != Array(anchor[1] as Data) {
                     problems.append(
-                        Problem(seq: anchorSeq, message: "does not match the head the origin acknowledged (the chain was rewritten or cut)"))
+                        Problem(seq: anchorSeq, message: "does not match the head the origin acknowledged (the chain was rewritten or cut)")
+                    )
                 }
             }
             let headSeq = try Int64.fetchOne(db, sql: "SELECT value FROM audit_meta WHERE key = 'head_seq'") ?? 0
             if headSeq > expectedSeq - 1 {
-                problems.append(Problem(seq: expectedSeq, message: "missing (the chain ends at \(expectedSeq - 1) but recorded \(headSeq))"))
+                problems.append(
+                    Problem(seq: expectedSeq, message: "missing (the chain ends at \(expectedSeq - 1) but recorded \(headSeq))"))
             }
             return (count, problems, hash)
         }

@@ -56,7 +56,8 @@ extension EdgeStore {
         let tkeys = types.map { Data(ResourceBlob.typeKey(keys, type: $0)) }
         return try await pool.read { db in
             try Int64.fetchOne(
-                db, sql: "SELECT COALESCE(SUM(length(blob)), 0) FROM entries WHERE tkey IN (\(tkeys.map { _ in "?" }.joined(separator: ",")))",
+                db,
+                sql: "SELECT COALESCE(SUM(length(blob)), 0) FROM entries WHERE tkey IN (\(tkeys.map { _ in "?" }.joined(separator: ",")))",
                 arguments: StatementArguments(tkeys)) ?? 0
         }
     }
@@ -72,7 +73,9 @@ extension EdgeStore {
         try await evict(types: types, reason: .retention, limit: limit, bytes: nil, readBefore: cutoff)
     }
 
-    private func evict(types: [String], reason: EvictionReason, limit: Int, bytes: Int64?, readBefore: Int64?) async throws
+    private func evict(
+        types: [String], reason: EvictionReason, limit: Int, bytes: Int64?, readBefore: Int64?
+    ) async throws
         -> [EvictedEntry]
     {
         guard !types.isEmpty else { return [] }
@@ -120,7 +123,8 @@ extension EdgeStore {
         try await pool.read { db in
             var counts: [EvictionReason: Int64] = [:]
             for reason in EvictionReason.allCases {
-                counts[reason] = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: ["evicted_\(reason.rawValue)"]) ?? 0
+                counts[reason] =
+                    try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: ["evicted_\(reason.rawValue)"]) ?? 0
             }
             return counts
         }

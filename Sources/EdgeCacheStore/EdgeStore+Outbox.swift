@@ -236,7 +236,8 @@ extension EdgeStore {
     package func expireOutbox(before cutoff: Int64) async throws -> Int {
         try await pool.write { db in
             try db.execute(
-                sql: "DELETE FROM conflicts WHERE resolution IS NOT NULL AND seq IN (SELECT seq FROM outbox WHERE state IN ('done', 'discarded') AND created_at < ?)",
+                sql:
+                    "DELETE FROM conflicts WHERE resolution IS NOT NULL AND seq IN (SELECT seq FROM outbox WHERE state IN ('done', 'discarded') AND created_at < ?)",
                 arguments: [cutoff])
             try db.execute(sql: "DELETE FROM outbox WHERE state IN ('done', 'discarded') AND created_at < ?", arguments: [cutoff])
             return db.changesCount
@@ -339,7 +340,8 @@ extension EdgeStore {
                 case .retry(let error, let retryAt):
                     if entry.attempts + 1 >= maxAttempts {
                         try db.execute(
-                            sql: "UPDATE outbox SET state = 'review', attempts = attempts + 1, last_error = ?, review_reason = ? WHERE seq = ?",
+                            sql:
+                                "UPDATE outbox SET state = 'review', attempts = attempts + 1, last_error = ?, review_reason = ? WHERE seq = ?",
                             arguments: [error, "gave up after \(entry.attempts + 1) attempts", entry.seq])
                     } else {
                         try db.execute(
@@ -441,7 +443,8 @@ extension EdgeStore {
                 let plain = try ring.open(Array(blob), aad: Array("conflict|".utf8) + rkey + [UInt8](String(entry.seq).utf8))
                 origin = try ResourceBlob.decode(plain, version: version, lastUpdated: 0, deleted: false)
             }
-            return ConflictRecord(seq: row["cseq"], entry: entry, originVersion: origin, createdAt: row["ccreated"], resolution: row["resolution"])
+            return ConflictRecord(
+                seq: row["cseq"], entry: entry, originVersion: origin, createdAt: row["ccreated"], resolution: row["resolution"])
         }
     }
 

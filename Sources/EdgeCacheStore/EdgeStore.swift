@@ -238,7 +238,9 @@ package final class EdgeStore: Sendable {
     /// Whether the tenant's current data key can be read from the database and opened (false
     /// after a shred, or when the key rows cannot be read).
     package func keysUsable() async -> Bool {
-        (try? await pool.read { db in _ = try self.ring.refresh(db); return true }) ?? false
+        (try? await pool.read { db in
+            _ = try self.ring.refresh(db); return true
+        }) ?? false
     }
 
     /// Number of cached entries (including tombstones).
@@ -293,7 +295,9 @@ package final class EdgeStore: Sendable {
         return parts.flatMap { $0 }
     }
 
-    func upsertSealed(_ db: Database, _ r: ResourceVersion, rkey: [UInt8], blob: [UInt8], terms: [[UInt8]], now: Int64) throws
+    func upsertSealed(
+        _ db: Database, _ r: ResourceVersion, rkey: [UInt8], blob: [UInt8], terms: [[UInt8]], now: Int64
+    ) throws
         -> Bool
     {
         try upsertIfNewer(db, r, sealed: (rkey, blob, terms), now: now, table: "")

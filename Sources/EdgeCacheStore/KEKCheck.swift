@@ -31,7 +31,8 @@ package enum KEKCheck {
             do {
                 _ = try kek.unwrap(Array(row[2] as Data), tenant: row[0], version: UInt32(row[1] as Int64))
             } catch {
-                throw StoreError("it cannot unwrap the data keys of \(path) (another node's KEK, or one replaced without 'edgecache keys rotate-kek')")
+                throw StoreError(
+                    "it cannot unwrap the data keys of \(path) (another node's KEK, or one replaced without 'edgecache keys rotate-kek')")
             }
         }
     }

@@ -267,7 +267,9 @@ package final class SQLiteOriginStore: OriginStore {
 
     // MARK: Writes
 
-    package func write(tenant: String, _ operation: WriteOperation, idempotency: IdempotencyClaim?) async throws
+    package func write(
+        tenant: String, _ operation: WriteOperation, idempotency: IdempotencyClaim?
+    ) async throws
         -> WriteResult
     {
         let result = try await pool.write { db -> WriteResult in
@@ -304,7 +306,9 @@ package final class SQLiteOriginStore: OriginStore {
     }
 
     /// One write inside an open transaction.
-    private func apply(_ db: Database, tenant: String, _ operation: WriteOperation, claim: IdempotencyClaim?, now: Int64)
+    private func apply(
+        _ db: Database, tenant: String, _ operation: WriteOperation, claim: IdempotencyClaim?, now: Int64
+    )
         throws -> WriteResult
     {
         let keys = try self.keys(db, tenant: tenant)
@@ -325,9 +329,10 @@ package final class SQLiteOriginStore: OriginStore {
                 let status: Int = record[1]
                 let version: Int64 = record[3]
                 var stored: ResourceVersion?
-                if version > 0, let row = try Row.fetchOne(
-                    db, sql: "SELECT version, last_updated, deleted, blob FROM history WHERE tenant = ? AND rkey = ? AND version = ?",
-                    arguments: [tenant, record[2] as Data, version])
+                if version > 0,
+                    let row = try Row.fetchOne(
+                        db, sql: "SELECT version, last_updated, deleted, blob FROM history WHERE tenant = ? AND rkey = ? AND version = ?",
+                        arguments: [tenant, record[2] as Data, version])
                 {
                     stored = try open(row, keys: keys, rkey: Array(record[2] as Data), db: db)
                 }

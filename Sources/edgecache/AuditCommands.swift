@@ -37,7 +37,11 @@ struct Audit: AsyncParsableCommand {
             let anchor = try await store.lastAnchor()
             if result.problems.isEmpty {
                 print("audit trail OK: \(result.records) records, head \(head)")
-                if let anchor { print("anchored at the origin up to record \(anchor.seq)") } else { print("not yet anchored at the origin") }
+                if let anchor {
+                    print("anchored at the origin up to record \(anchor.seq)")
+                } else {
+                    print("not yet anchored at the origin")
+                }
                 return
             }
             print("audit trail BROKEN: \(result.problems.count) problem(s) in \(result.records) records")
@@ -94,7 +98,10 @@ enum AuditEventExport {
         if let resource = r.resource {
             var what: [(String, JSONValue)] = [("reference", .string(resource))]
             if let version = r.version { what.append(("display", .string("version \(version)"))) }
-            entities.append(obj([("what", obj(what)), ("type", coding("http://terminology.hl7.org/CodeSystem/audit-entity-type", "2", "System Object"))]))
+            entities.append(
+                obj([
+                    ("what", obj(what)), ("type", coding("http://terminology.hl7.org/CodeSystem/audit-entity-type", "2", "System Object")),
+                ]))
         }
         entities.append(
             obj([
@@ -118,16 +125,22 @@ enum AuditEventExport {
         if let reason = r.breakGlass {
             // Break-the-glass (v3-ActReason BTG), with the reason the user gave.
             purposes.append(
-                obj([("coding", .array([coding("http://terminology.hl7.org/CodeSystem/v3-ActReason", "BTG", "break the glass")])), ("text", .string(reason))]))
+                obj([
+                    ("coding", .array([coding("http://terminology.hl7.org/CodeSystem/v3-ActReason", "BTG", "break the glass")])),
+                    ("text", .string(reason)),
+                ]))
         }
         if !purposes.isEmpty { event.append(("purposeOfEvent", .array(purposes))) }
         event.append(
             ("agent", .array([obj([("who", obj([("identifier", obj([("value", .string(r.actor))]))])), ("requestor", .bool(true))])])))
         event.append(
-            ("source", obj([
-                ("site", .string(r.tenant)), ("observer", obj([("display", .string(node))])),
-                ("type", .array([coding("http://terminology.hl7.org/CodeSystem/security-source-type", "4", "Application Server")])),
-            ])))
+            (
+                "source",
+                obj([
+                    ("site", .string(r.tenant)), ("observer", obj([("display", .string(node))])),
+                    ("type", .array([coding("http://terminology.hl7.org/CodeSystem/security-source-type", "4", "Application Server")])),
+                ])
+            ))
         event.append(("entity", .array(entities)))
         return JSONValue.object(JSONObject(event.map { JSONObject.Member(key: $0.0, value: $0.1) })).serialized()
     }

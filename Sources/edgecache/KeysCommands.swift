@@ -56,7 +56,8 @@ struct Keys: AsyncParsableCommand {
                     line.update(progress.resealed, detail: "re-sealed (\(progress.scanned) looked at)")
                 }
                 line.finish(done.resealed, detail: "re-sealed (\(done.scanned) looked at)")
-                let seconds = Double((ContinuousClock.now - started).components.attoseconds) / 1e18
+                let seconds =
+                    Double((ContinuousClock.now - started).components.attoseconds) / 1e18
                     + Double((ContinuousClock.now - started).components.seconds)
                 let rate = seconds > 0 ? Int(Double(done.resealed) / seconds) : done.resealed
                 print(
@@ -65,7 +66,9 @@ struct Keys: AsyncParsableCommand {
                 if !keepOld {
                     let retired = try await target.maintenance.retireUnused(tenant: target.tenant)
                     let left = try await target.maintenance.versionsInUse(tenant: target.tenant).filter { $0.key != version }
-                    if !retired.isEmpty { print("\(target.label): retired data key version(s) \(retired.map { "v\($0)" }.joined(separator: ", "))") }
+                    if !retired.isEmpty {
+                        print("\(target.label): retired data key version(s) \(retired.map { "v\($0)" }.joined(separator: ", "))")
+                    }
                     if !left.isEmpty { print("\(target.label): old versions still in use, kept: \(left)") }
                 }
                 try await node.audit(.rotate, tenant: target.tenant, keyVersion: Int64(version))
@@ -209,7 +212,8 @@ struct KeyCommandContext {
     /// chain continues after it: appends read the chain head inside their transaction).
     func audit(_ action: AuditRecord.KeyAction, tenant: String, keyVersion: Int64? = nil) async throws {
         try await auditStore?.append([
-            .keyOperation(action, tenant: tenant, keyVersion: keyVersion, actor: Self.actor, node: config.nodeID, time: SystemWallClock().nowMillis())
+            .keyOperation(
+                action, tenant: tenant, keyVersion: keyVersion, actor: Self.actor, node: config.nodeID, time: SystemWallClock().nowMillis())
         ])
     }
 }

@@ -67,7 +67,9 @@ struct Outbox: AsyncParsableCommand {
             let states: Set<OutboxState> = all ? Set(OutboxState.allCases) : [.queued, .review]
             let entries = try await store.listOutbox(states: states, limit: 100_000)
             let counts = try await store.outboxCounts()
-            print("queued=\(counts[.queued] ?? 0) review=\(counts[.review] ?? 0) done=\(counts[.done] ?? 0) discarded=\(counts[.discarded] ?? 0)")
+            print(
+                "queued=\(counts[.queued] ?? 0) review=\(counts[.review] ?? 0) done=\(counts[.done] ?? 0) discarded=\(counts[.discarded] ?? 0)"
+            )
             for entry in entries { print(describe(entry)) }
         }
     }
@@ -155,7 +157,10 @@ struct Conflicts: AsyncParsableCommand {
             auditOperator(
                 config, action: "conflict-resolve", resource: conflict.map { "\($0.entry.item.type)/\($0.entry.item.id)" },
                 detail: "conflict \(seq): keep \(keep.rawValue)")
-            print(keep == .edge ? "conflict \(seq): the edge's write is queued again over the origin's version" : "conflict \(seq): kept the origin's version; the edge's write is discarded")
+            print(
+                keep == .edge
+                    ? "conflict \(seq): the edge's write is queued again over the origin's version"
+                    : "conflict \(seq): kept the origin's version; the edge's write is discarded")
         }
     }
 }

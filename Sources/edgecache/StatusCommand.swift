@@ -45,7 +45,9 @@ struct Status: AsyncParsableCommand {
         var board = Dashboard(nodeConfig: nodeConfig, color: terminal)
         while true {
             let reading: JSONObject?
-            if let reply = try? await client.get("/status"), reply.status == 200, case .object(let object)? = try? JSONParser.parse(reply.body) {
+            if let reply = try? await client.get("/status"), reply.status == 200,
+                case .object(let object)? = try? JSONParser.parse(reply.body)
+            {
                 reading = object
             } else {
                 reading = nil
@@ -69,7 +71,8 @@ struct Status: AsyncParsableCommand {
     /// `https://HOST:PORT` of the node's API listener from `<data_dir>/listening.json`.
     static func localURL(_ config: NodeConfig) -> String? {
         guard let data = FileManager.default.contents(atPath: config.dataDir + "/listening.json"),
-            case .object(let ports)? = try? JSONParser.parse(Array(data)), let port = ports["api"]?.stringValue ?? ports["api"].map({ "\($0)" })
+            case .object(let ports)? = try? JSONParser.parse(Array(data)),
+            let port = ports["api"]?.stringValue ?? ports["api"].map({ "\($0)" })
         else { return nil }
         let host = ["0.0.0.0", "::", "[::]", ""].contains(config.apiAddress.host) ? "127.0.0.1" : config.apiAddress.host
         return "https://\(host.contains(":") ? "[\(host)]" : host):\(port.filter(\.isNumber))"
@@ -161,7 +164,8 @@ struct Dashboard {
         let received = Self.int(b["received"]) ?? 0
         var line = "bootstrap    "
         if let total = Self.int(b["total"]) {
-            line += "\(Self.bar(total == 0 ? 1 : Double(received) / Double(total))) \(Self.grouped(received))/\(Self.grouped(total)) resources"
+            line +=
+                "\(Self.bar(total == 0 ? 1 : Double(received) / Double(total))) \(Self.grouped(received))/\(Self.grouped(total)) resources"
         } else {
             line += "\(Self.grouped(received)) resources"
         }
@@ -191,7 +195,8 @@ struct Dashboard {
         let applied = Self.int(r["applied_lsn"]) ?? 0
         let head = Self.int(r["origin_head_lsn"]) ?? 0
         let lag = max(0, head - applied)
-        var lagLine = "stream       applied LSN \(Self.grouped(applied)), origin head \(Self.grouped(head)), lag \(Self.grouped(lag)) changes"
+        var lagLine =
+            "stream       applied LSN \(Self.grouped(applied)), origin head \(Self.grouped(head)), lag \(Self.grouped(lag)) changes"
         if let p = previous, now > p.at, !p.bootstrapping {
             let rate = Double(applied - p.applied) / now.timeIntervalSince(p.at)
             if rate > 0 { lagLine += String(format: ", applying %.0f/s", rate) }
@@ -199,7 +204,9 @@ struct Dashboard {
         lines.append(lagLine)
         if let bootstrap = bootstrapLine(r) { lines.append(bootstrap) }
         if let staleness = Self.int(r["staleness_ms"]) {
-            lines.append("staleness    " + (staleness == 0 ? green("0 (caught up)") : yellow(Self.duration(ms: staleness)) + " since last caught up"))
+            lines.append(
+                "staleness    " + (staleness == 0 ? green("0 (caught up)") : yellow(Self.duration(ms: staleness)) + " since last caught up")
+            )
         } else {
             lines.append("staleness    unknown (never caught up)")
         }

@@ -41,7 +41,8 @@ struct Warm: AsyncParsableCommand {
         let origin = try OriginClient(config: nodeConfig, peer: .origin(nodeConfig))
         let started = Date()
         let progress = ProgressLine(label: "warm", total: ids.count)
-        let result = await Warmer(store: store, origin: origin, policies: policies, tenant: tenant).warm(patients: ids) { done, total, resources in
+        let result = await Warmer(store: store, origin: origin, policies: policies, tenant: tenant).warm(patients: ids) {
+            done, total, resources in
             if done == total {
                 progress.finish(done, detail: "patients, \(resources) resources stored")
             } else {
@@ -55,9 +56,12 @@ struct Warm: AsyncParsableCommand {
                 + (result.skipped.isEmpty ? "" : "; \(result.skipped.count) skipped (consent blocks them)"))
         auditOperator(
             config, action: "warm", resource: nil,
-            detail: "patients=\(ids.count) warmed=\(result.patients) resources=\(result.resources) skipped=\(result.skipped.count) failed=\(result.failed.count)")
+            detail:
+                "patients=\(ids.count) warmed=\(result.patients) resources=\(result.resources) skipped=\(result.skipped.count) failed=\(result.failed.count)"
+        )
         if !result.failed.isEmpty {
-            FileHandle.standardError.write(Data("could not warm \(result.failed.count) patients: \(result.failed.prefix(20).joined(separator: ", "))\n".utf8))
+            FileHandle.standardError.write(
+                Data("could not warm \(result.failed.count) patients: \(result.failed.prefix(20).joined(separator: ", "))\n".utf8))
             throw ExitCode(1)
         }
     }

@@ -9,30 +9,48 @@ import Testing
 
     @Test(arguments: ["inactive", "rejected", "entered-in-error"])
     func revokedStatusBlocksEveryPurpose(status: String) throws {
-        let rule = try #require(ConsentRule.from(id: "c1", version: 2, object: try consent(
-            #"{"resourceType":"Consent","status":"\#(status)","patient":{"reference":"Patient/p1"}}"#)))
+        let rule = try #require(
+            ConsentRule.from(
+                id: "c1", version: 2,
+                object: try consent(
+                    #"{"resourceType":"Consent","status":"\#(status)","patient":{"reference":"Patient/p1"}}"#)))
         #expect(rule.patient == "p1" && rule.blocksEverything && rule.blocks(purpose: "TREAT", actor: nil))
         #expect(rule.reason == "status \(status)")
     }
 
     @Test func revokedPermitBlocksOnlyItsPurposes() throws {
-        let rule = try #require(ConsentRule.from(id: "c1", version: 2, object: try consent(
-            #"{"resourceType":"Consent","status":"inactive","patient":{"reference":"Patient/p1"},"provision":{"type":"permit","purpose":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ActReason","code":"HRESCH"}]}}"#)))
+        let rule = try #require(
+            ConsentRule.from(
+                id: "c1", version: 2,
+                object: try consent(
+                    #"{"resourceType":"Consent","status":"inactive","patient":{"reference":"Patient/p1"},"provision":{"type":"permit","purpose":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ActReason","code":"HRESCH"}]}}"#
+                )))
         #expect(rule.blocks(purpose: "HRESCH", actor: nil))
         #expect(!rule.blocks(purpose: "TREAT", actor: nil))
         #expect(!rule.blocksEverything)
     }
 
     @Test func activeConsentWithoutDenyBlocksNothing() throws {
-        #expect(ConsentRule.from(id: "c1", version: 1, object: try consent(
-            #"{"resourceType":"Consent","status":"active","patient":{"reference":"Patient/p1"},"provision":{"type":"permit"}}"#)) == nil)
-        #expect(ConsentRule.from(id: "c1", version: 1, object: try consent(
-            #"{"resourceType":"Consent","status":"draft","patient":{"reference":"Patient/p1"}}"#)) == nil)
+        #expect(
+            ConsentRule.from(
+                id: "c1", version: 1,
+                object: try consent(
+                    #"{"resourceType":"Consent","status":"active","patient":{"reference":"Patient/p1"},"provision":{"type":"permit"}}"#))
+                == nil)
+        #expect(
+            ConsentRule.from(
+                id: "c1", version: 1,
+                object: try consent(
+                    #"{"resourceType":"Consent","status":"draft","patient":{"reference":"Patient/p1"}}"#)) == nil)
     }
 
     @Test func nestedDenyForPurposeAndActor() throws {
-        let rule = try #require(ConsentRule.from(id: "c1", version: 1, object: try consent(
-            #"{"resourceType":"Consent","status":"active","patient":{"reference":"Patient/p1"},"provision":{"type":"permit","provision":[{"type":"deny","purpose":[{"code":"HMARKT"}]},{"type":"deny","actor":[{"reference":{"reference":"Practitioner/dr-x"}}]}]}}"#)))
+        let rule = try #require(
+            ConsentRule.from(
+                id: "c1", version: 1,
+                object: try consent(
+                    #"{"resourceType":"Consent","status":"active","patient":{"reference":"Patient/p1"},"provision":{"type":"permit","provision":[{"type":"deny","purpose":[{"code":"HMARKT"}]},{"type":"deny","actor":[{"reference":{"reference":"Practitioner/dr-x"}}]}]}}"#
+                )))
         #expect(rule.blocks(purpose: "HMARKT", actor: "Practitioner/dr-y"))
         #expect(!rule.blocks(purpose: "TREAT", actor: "Practitioner/dr-y"))
         #expect(rule.blocks(purpose: "TREAT", actor: "Practitioner/dr-x"))

@@ -44,13 +44,18 @@ import Testing
     @Test func stampSetsIDAndMetaFirst() throws {
         let object = try parse(#"{"active":true,"resourceType":"Patient","meta":{"tag":[]}}"#)
         let json = String(decoding: FHIRResource.stamp(object, id: "p1", version: 3, lastUpdated: 0), as: UTF8.self)
-        #expect(json == #"{"resourceType":"Patient","id":"p1","meta":{"versionId":"3","lastUpdated":"1970-01-01T00:00:00.000Z","tag":[]},"active":true}"#)
+        #expect(
+            json
+                == #"{"resourceType":"Patient","id":"p1","meta":{"versionId":"3","lastUpdated":"1970-01-01T00:00:00.000Z","tag":[]},"active":true}"#
+        )
     }
 
     @Test func searchTermsCoverIdentifiersAndPatientReferences() throws {
         let object = try parse(
             #"{"resourceType":"Observation","identifier":[{"system":"urn:s","value":"v1"}],"subject":{"reference":"https://x.org/fhir/Patient/p9"}}"#,
             type: "Observation")
-        #expect(SearchTerms.extract(from: object) == ["identifier|urn:s|v1", "identifier||v1", "patient|Patient/p9", "subject|Patient/p9"].sorted())
+        #expect(
+            SearchTerms.extract(from: object)
+                == ["identifier|urn:s|v1", "identifier||v1", "patient|Patient/p9", "subject|Patient/p9"].sorted())
     }
 }

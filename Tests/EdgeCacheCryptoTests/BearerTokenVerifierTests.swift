@@ -1,6 +1,6 @@
-import EdgeCacheTestSupport
 import EdgeCacheCore
 import EdgeCacheCrypto
+import EdgeCacheTestSupport
 import Testing
 
 /// A clock standing still at one instant.
@@ -114,7 +114,9 @@ struct FixedClock: WallClock {
         #expect(try keys.publicKey("rsa").algorithm == .rs256)
         #expect(try keys.publicKey("p256").algorithm == .es256)
         #expect(try keys.publicKey("p384").algorithm == .es384)
-        #expect(throws: CryptoError.self) { try JWSPublicKey(pem: Array("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n".utf8)) }
+        #expect(throws: CryptoError.self) {
+            try JWSPublicKey(pem: Array("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n".utf8))
+        }
         #expect(throws: CryptoError.self) { try JWSPublicKey(pem: []) }
     }
 

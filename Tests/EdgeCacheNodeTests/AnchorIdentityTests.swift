@@ -30,16 +30,20 @@ import Testing
         defer { Task { for client in [edgeA, edgeA2, noNode] { await client.shutdown() } } }
         let json = [("Content-Type", "application/json")]
 
-        #expect(try await edgeA.send(.POST, url, headers: json, body: Self.anchor(node: "edge-a", count: 5, head: Self.headA)).status == 200)
+        #expect(
+            try await edgeA.send(.POST, url, headers: json, body: Self.anchor(node: "edge-a", count: 5, head: Self.headA)).status == 200)
         // edge-a-2 tries to push edge-a's anchor far ahead (which would block edge-a's own anchors).
         let forged = try await edgeA2.send(.POST, url, headers: json, body: Self.anchor(node: "edge-a", count: 1000, head: Self.headB))
         #expect(forged.status == 403, "\(forged.text)")
         #expect(forged.text.contains("OperationOutcome") && forged.text.contains("edge-a-2"), "\(forged.text)")
         // edge-a's anchor is unchanged: the same head is acknowledged again, a lower count still contradicts it.
-        #expect(try await edgeA.send(.POST, url, headers: json, body: Self.anchor(node: "edge-a", count: 5, head: Self.headA)).status == 200)
-        #expect(try await edgeA.send(.POST, url, headers: json, body: Self.anchor(node: "edge-a", count: 4, head: Self.headA)).status == 409)
+        #expect(
+            try await edgeA.send(.POST, url, headers: json, body: Self.anchor(node: "edge-a", count: 5, head: Self.headA)).status == 200)
+        #expect(
+            try await edgeA.send(.POST, url, headers: json, body: Self.anchor(node: "edge-a", count: 4, head: Self.headA)).status == 409)
         // edge-a-2 anchors under its own name (in the body or taken from its certificate).
-        #expect(try await edgeA2.send(.POST, url, headers: json, body: Self.anchor(node: "edge-a-2", count: 7, head: Self.headB)).status == 200)
+        #expect(
+            try await edgeA2.send(.POST, url, headers: json, body: Self.anchor(node: "edge-a-2", count: 7, head: Self.headB)).status == 200)
         #expect(try await edgeA2.send(.POST, url, headers: json, body: Self.anchor(node: nil, count: 8, head: Self.headB)).status == 200)
         // A certificate without a node name cannot anchor at all.
         let unnamed = try await noNode.send(.POST, url, headers: json, body: Self.anchor(node: nil, count: 1, head: Self.headA))
@@ -62,12 +66,12 @@ func mintEdgeCertificate(pki: TestPKI, tenant: String, node: String?) throws -> 
     if let node { sans += ",URI:urn:edgecache:node:\(node)" }
     let ext = pki.dir + "/\(name).ext"
     try """
-        basicConstraints=critical,CA:FALSE
-        keyUsage=critical,digitalSignature,keyEncipherment
-        extendedKeyUsage=serverAuth,clientAuth
-        subjectAltName=\(sans)
+    basicConstraints=critical,CA:FALSE
+    keyUsage=critical,digitalSignature,keyEncipherment
+    extendedKeyUsage=serverAuth,clientAuth
+    subjectAltName=\(sans)
 
-        """.write(toFile: ext, atomically: true, encoding: .utf8)
+    """.write(toFile: ext, atomically: true, encoding: .utf8)
     let serial = "0x" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16)
     let steps: [[String]] = [
         ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", pki.key(name)],

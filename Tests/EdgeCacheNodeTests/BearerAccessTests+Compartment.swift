@@ -38,7 +38,8 @@ extension BearerAccessTests {
         ]
         for fields in attacks {
             let created = try await app.post("\(base)/Observation", observation(fields), headers: a)
-            #expect(created.status == 403 && created.json["resourceType"] as? String == "OperationOutcome", "\(created.status) \(created.text)")
+            #expect(
+                created.status == 403 && created.json["resourceType"] as? String == "OperationOutcome", "\(created.status) \(created.text)")
             let updated = try await app.put("\(base)/Observation/owa", observation(#""id":"owa","# + fields), headers: a)
             #expect(updated.status == 403, "\(updated.status) \(updated.text)")
             #expect(try await app.put("\(base)/Observation/onew", observation(#""id":"onew","# + fields), headers: a).status == 403)

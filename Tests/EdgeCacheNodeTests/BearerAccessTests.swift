@@ -1,7 +1,7 @@
-import EdgeCacheTestSupport
 import EdgeCacheCore
 import EdgeCacheCrypto
 import EdgeCacheNode
+import EdgeCacheTestSupport
 import Foundation
 import NIOHTTP1
 import Testing
@@ -161,7 +161,9 @@ import Testing
                 as? String)
         }
         let clerk = events.first { who($0) == "client:a:clerk-1" }
-        #expect(clerk?["outcome"] as? String == "4" && (clerk?["outcomeDesc"] as? String)?.hasPrefix("HTTP 403") == true, "\(export.output.suffix(3000))")
+        #expect(
+            clerk?["outcome"] as? String == "4" && (clerk?["outcomeDesc"] as? String)?.hasPrefix("HTTP 403") == true,
+            "\(export.output.suffix(3000))")
         #expect(events.contains { who($0) == "anonymous" && ($0["outcomeDesc"] as? String)?.hasPrefix("HTTP 401") == true })
         let billing = events.first { who($0) == "client:a:billing-2" }
         let billingPurpose = (billing?["purposeOfEvent"] as? [[String: Any]])?.first?["coding"] as? [[String: Any]]
@@ -279,7 +281,9 @@ import Testing
         let base = "https://127.0.0.1:\(origin.port("api"))/fhir"
         // A certificate from another CA still fails the handshake, token or not.
         let foreign = try TestClient(pki: SharedPKI.foreign, identity: "client-a", caFile: SharedPKI.main.ca)
-        await #expect(throws: (any Error).self) { try await foreign.get("\(base)/metadata", headers: bearer(try token(scope: "user/*.rs"))) }
+        await #expect(throws: (any Error).self) {
+            try await foreign.get("\(base)/metadata", headers: bearer(try token(scope: "user/*.rs")))
+        }
         await foreign.shutdown()
         // With client_certificates: false a valid certificate alone is not enough.
         let cert = try TestClient(pki: SharedPKI.main, identity: "client-a")

@@ -72,7 +72,9 @@ import Testing
                     if reply.status == 400 && reply.body.isEmpty && reply.header("X-Request-Id") == nil { continue }
                     answered.append((ObjectIdentifier(node), name, "\(method) \(target)", reply.status, reply.header("X-Request-Id")))
                     let isOutcome = reply.json["resourceType"] as? String == "OperationOutcome" || method == "HEAD"
-                    if target != route && !target.hasPrefix("https://evil.example/fhir") && !target.hasPrefix("https://evil.example/replication") {
+                    if target != route && !target.hasPrefix("https://evil.example/fhir")
+                        && !target.hasPrefix("https://evil.example/replication")
+                    {
                         #expect(
                             reply.status == 400 && isOutcome, "\(name): \(method) \(target) answered \(reply.status)")
                     }

@@ -57,8 +57,10 @@ extension IntegrationSuites {
             #expect(try await client.get("\(originAPI)/Observation/o1").status == 403)
 
             // Break-glass for treatment: readable, labelled, audited; not for other purposes.
-            let emergency = try await client.get("\(edgeAPI)/Observation/o1", headers: [("X-EdgeCache-Break-Glass", "cardiac arrest in ED bay 3")])
-            #expect(emergency.status == 200 && emergency.header("EdgeCache-Consent") == "break-glass; consent=Consent/c1", "\(emergency.text)")
+            let emergency = try await client.get(
+                "\(edgeAPI)/Observation/o1", headers: [("X-EdgeCache-Break-Glass", "cardiac arrest in ED bay 3")])
+            #expect(
+                emergency.status == 200 && emergency.header("EdgeCache-Consent") == "break-glass; consent=Consent/c1", "\(emergency.text)")
 
             // Re-activated: readable again.
             #expect(try await client.put("\(originAPI)/Consent/c1", Self.consent("c1", patient: "p1", status: "active")).status == 200)
@@ -74,7 +76,10 @@ extension IntegrationSuites {
             #expect(has("consent-block", "Patient/p1", "Consent/c1 status inactive"))
             #expect(has("purge", "Patient/p1", "entries=2"))
             #expect(has("consent-blocked-read", "Observation/o1"))
-            #expect(records.contains { $0.action == "break-glass-read" && $0.resource == "Observation/o1" && $0.breakGlass == "cardiac arrest in ED bay 3" })
+            #expect(
+                records.contains {
+                    $0.action == "break-glass-read" && $0.resource == "Observation/o1" && $0.breakGlass == "cardiac arrest in ED bay 3"
+                })
             #expect(has("consent-unblock", "Consent/c1"))
             await client.shutdown()
             await edge.stop()
@@ -90,8 +95,11 @@ extension IntegrationSuites {
                 guard case .object(let o) = try JSONParser.parse(Array(text.utf8)) else { throw TestFailure("not JSON") }
                 return o
             }
-            _ = try await store.write(tenant: "a", .update(type: "Observation", id: "ox", resource: try json(Self.observation(patient: "px")), ifMatch: nil))
-            _ = try await store.write(tenant: "a", .update(type: "Consent", id: "cx", resource: try json(Self.consent("cx", patient: "px", status: "active")), ifMatch: nil))
+            _ = try await store.write(
+                tenant: "a", .update(type: "Observation", id: "ox", resource: try json(Self.observation(patient: "px")), ifMatch: nil))
+            _ = try await store.write(
+                tenant: "a",
+                .update(type: "Consent", id: "cx", resource: try json(Self.consent("cx", patient: "px", status: "active")), ifMatch: nil))
             let edge = try await InProcessNode(
                 configPath: try pair.writeEdge(tenant: "a", originPort: origin.port("peer"), extra: "replication: { heartbeat_ms: 200 }"))
             let edgeAPI = "https://127.0.0.1:\(edge.port("api"))/fhir"
@@ -102,12 +110,15 @@ extension IntegrationSuites {
             let padding = String(repeating: "x", count: 1800)
             let backlog = try (0..<1000).map { i in
                 BatchWrite(
-                    operation: .update(type: "Observation", id: "bulk-\(i)", resource: try json(Self.observation(patient: "q\(i)", note: padding)), ifMatch: nil),
+                    operation: .update(
+                        type: "Observation", id: "bulk-\(i)", resource: try json(Self.observation(patient: "q\(i)", note: padding)),
+                        ifMatch: nil),
                     claim: IdempotencyClaim(key: "bulk-\(i)", fingerprint: Array("bulk-\(i)".utf8)))
             }
             _ = try await store.writeBatch(tenant: "a", backlog)
             let revoke = try await store.write(
-                tenant: "a", .update(type: "Consent", id: "cx", resource: try json(Self.consent("cx", patient: "px", status: "inactive")), ifMatch: nil))
+                tenant: "a",
+                .update(type: "Consent", id: "cx", resource: try json(Self.consent("cx", patient: "px", status: "inactive")), ifMatch: nil))
             #expect(try await eventually(10, every: 0.005) { try await client.get("\(edgeAPI)/Observation/ox").status == 403 })
             let consent = try await client.get(statusURL).json["consent"] as? [String: Any] ?? [:]
             let mainAtBlock = consent["main_lsn_at_last_block"] as? Int ?? Int.max
@@ -121,7 +132,8 @@ extension IntegrationSuites {
                 while !Task.isCancelled {
                     let batch = try (0..<10).map { i in
                         BatchWrite(
-                            operation: .update(type: "Observation", id: "bg-\(n)-\(i)", resource: try json(Self.observation(patient: "bg")), ifMatch: nil),
+                            operation: .update(
+                                type: "Observation", id: "bg-\(n)-\(i)", resource: try json(Self.observation(patient: "bg")), ifMatch: nil),
                             claim: IdempotencyClaim(key: "bg-\(n)-\(i)", fingerprint: Array("bg-\(n)-\(i)".utf8)))
                     }
                     _ = try await store.writeBatch(tenant: "a", batch)
@@ -131,15 +143,21 @@ extension IntegrationSuites {
             }
             for i in 0..<100 {
                 _ = try await store.write(
-                    tenant: "a", .update(type: "Consent", id: "r\(i)", resource: try json(Self.consent("r\(i)", patient: "pr\(i)", status: "inactive")), ifMatch: nil))
+                    tenant: "a",
+                    .update(
+                        type: "Consent", id: "r\(i)", resource: try json(Self.consent("r\(i)", patient: "pr\(i)", status: "inactive")),
+                        ifMatch: nil))
                 try await Task.sleep(for: .milliseconds(20))
             }
-            #expect(try await eventually(10) { (try await client.get(statusURL).json["consent"] as? [String: Any])?["blocks"] as? Int == 101 })
+            #expect(
+                try await eventually(10) { (try await client.get(statusURL).json["consent"] as? [String: Any])?["blocks"] as? Int == 101 })
             writer.cancel()
             let figures = try await client.get(statusURL).json["consent"] as? [String: Any] ?? [:]
             let p50 = figures["propagation_p50_ms"] as? Int ?? -1
             let p99 = figures["propagation_p99_ms"] as? Int ?? -1
-            print("consent propagation over \(figures["propagation_samples"] ?? 0) revocations: p50 \(p50) ms, p99 \(p99) ms, max \(figures["propagation_max_ms"] ?? -1) ms")
+            print(
+                "consent propagation over \(figures["propagation_samples"] ?? 0) revocations: p50 \(p50) ms, p99 \(p99) ms, max \(figures["propagation_max_ms"] ?? -1) ms"
+            )
             #expect(figures["propagation_samples"] as? Int == 101)
             // A revocation's block is in force before the edge writes anything for it.
             #expect(p99 < 1000)

@@ -23,19 +23,34 @@ extension IntegrationSuites {
             }
             var writes: [BatchWrite] = []
             for i in 0..<300 {
-                writes.append(BatchWrite(
-                    operation: .update(type: "Basic", id: "b-\(i)", resource: try json(#"{"resourceType":"Basic","code":{"text":"\#(Self.noise())"},"subject":{"reference":"Patient/w\#(i % 3)"}}"#), ifMatch: nil),
-                    claim: IdempotencyClaim(key: "b-\(i)", fingerprint: Array("b-\(i)".utf8))))
+                writes.append(
+                    BatchWrite(
+                        operation: .update(
+                            type: "Basic", id: "b-\(i)",
+                            resource: try json(
+                                #"{"resourceType":"Basic","code":{"text":"\#(Self.noise())"},"subject":{"reference":"Patient/w\#(i % 3)"}}"#
+                            ), ifMatch: nil),
+                        claim: IdempotencyClaim(key: "b-\(i)", fingerprint: Array("b-\(i)".utf8))))
             }
             for i in 0..<100 {
-                writes.append(BatchWrite(
-                    operation: .update(type: "RiskAssessment", id: "ra-\(i)", resource: try json(#"{"resourceType":"RiskAssessment","status":"final","note":[{"text":"\#(Self.noise())"}],"subject":{"reference":"Patient/w\#(i % 3)"}}"#), ifMatch: nil),
-                    claim: IdempotencyClaim(key: "ra-\(i)", fingerprint: Array("ra-\(i)".utf8))))
+                writes.append(
+                    BatchWrite(
+                        operation: .update(
+                            type: "RiskAssessment", id: "ra-\(i)",
+                            resource: try json(
+                                #"{"resourceType":"RiskAssessment","status":"final","note":[{"text":"\#(Self.noise())"}],"subject":{"reference":"Patient/w\#(i % 3)"}}"#
+                            ), ifMatch: nil),
+                        claim: IdempotencyClaim(key: "ra-\(i)", fingerprint: Array("ra-\(i)".utf8))))
             }
             for i in 0..<50 {
-                writes.append(BatchWrite(
-                    operation: .update(type: "Observation", id: "o-\(i)", resource: try json(#"{"resourceType":"Observation","status":"final","code":{"text":"\#(Self.noise())"},"subject":{"reference":"Patient/w\#(i % 3)"}}"#), ifMatch: nil),
-                    claim: IdempotencyClaim(key: "o-\(i)", fingerprint: Array("o-\(i)".utf8))))
+                writes.append(
+                    BatchWrite(
+                        operation: .update(
+                            type: "Observation", id: "o-\(i)",
+                            resource: try json(
+                                #"{"resourceType":"Observation","status":"final","code":{"text":"\#(Self.noise())"},"subject":{"reference":"Patient/w\#(i % 3)"}}"#
+                            ), ifMatch: nil),
+                        claim: IdempotencyClaim(key: "o-\(i)", fingerprint: Array("o-\(i)".utf8))))
             }
             _ = try await store.writeBatch(tenant: "a", writes)
             // Eviction passes are run by the test (a long interval keeps the service out of the way).
@@ -62,10 +77,24 @@ extension IntegrationSuites {
             for i in 0..<5 { #expect(try await client.get("\(edgeAPI)/Basic/b-\(i)").header("Cache-Status")?.contains("hit") == true) }
             let evictor = try #require(edge.runtime.evictor)
             try await evictor.pass()
-            let basics = try await edgeStore.search(type: "Basic", query: { var q = SearchQuery(); q.count = 1000; return q }())
-            let risks = try await edgeStore.search(type: "RiskAssessment", query: { var q = SearchQuery(); q.count = 1000; return q }())
-            let observations = try await edgeStore.search(type: "Observation", query: { var q = SearchQuery(); q.count = 1000; return q }())
-            print("eviction: Basic \(basics.resources.count)/300, RiskAssessment \(risks.resources.count)/100, Observation \(observations.resources.count)/50, estimate \(evictor.estimatedBytes) bytes")
+            let basics = try await edgeStore.search(
+                type: "Basic",
+                query: {
+                    var q = SearchQuery(); q.count = 1000; return q
+                }())
+            let risks = try await edgeStore.search(
+                type: "RiskAssessment",
+                query: {
+                    var q = SearchQuery(); q.count = 1000; return q
+                }())
+            let observations = try await edgeStore.search(
+                type: "Observation",
+                query: {
+                    var q = SearchQuery(); q.count = 1000; return q
+                }())
+            print(
+                "eviction: Basic \(basics.resources.count)/300, RiskAssessment \(risks.resources.count)/100, Observation \(observations.resources.count)/50, estimate \(evictor.estimatedBytes) bytes"
+            )
             // Lowest priority (commercial, 10) goes first; predictive (20) and full classes stay.
             #expect(basics.resources.count > 0 && basics.resources.count < 300)
             #expect(risks.resources.count == 100)

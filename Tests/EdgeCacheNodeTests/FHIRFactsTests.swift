@@ -33,16 +33,28 @@ import Testing
     @Test func cacheStatusIsRenderedFromTheFacts() {
         let cases: [(CacheFacts, String, String, Bool)] = [
             (CacheFacts(.hit, ttl: 298, age: 2), "edgecache; hit; ttl=298", "hit", false),
-            (CacheFacts(.hit, ttl: 290, detail: "origin-unreachable", age: 10), #"edgecache; hit; ttl=290; detail="origin-unreachable""#, "stale", false),
-            (CacheFacts(.hit, ttl: -5, detail: "origin-error", age: 905), #"edgecache; hit; ttl=-5; detail="origin-error""#, "stale", false),
+            (
+                CacheFacts(.hit, ttl: 290, detail: "origin-unreachable", age: 10), #"edgecache; hit; ttl=290; detail="origin-unreachable""#,
+                "stale", false
+            ),
+            (
+                CacheFacts(.hit, ttl: -5, detail: "origin-error", age: 905), #"edgecache; hit; ttl=-5; detail="origin-error""#, "stale",
+                false
+            ),
             (CacheFacts(.hit, ttl: 0, detail: "catching-up", age: 900), #"edgecache; hit; ttl=0; detail="catching-up""#, "hit", false),
             (CacheFacts(.hit, detail: "version", age: 1000), #"edgecache; hit; detail="version""#, "hit", false),
             (CacheFacts(.pendingWrite, age: 0), #"edgecache; hit; detail="pending-write""#, "pending", false),
             (CacheFacts(.miss(stored: false), age: 0), "edgecache; fwd=miss", "miss", true),
             (CacheFacts(.miss(stored: true), age: 0), "edgecache; fwd=miss; stored", "miss", true),
             (CacheFacts(.uriMiss, age: 0), "edgecache; fwd=uri-miss", "hit", true),
-            (CacheFacts(.revalidated(originStatus: 304, stored: false), ttl: 900, age: 0), "edgecache; fwd=stale; fwd-status=304; ttl=900", "revalidated", true),
-            (CacheFacts(.revalidated(originStatus: 200, stored: true), age: 0), "edgecache; fwd=stale; fwd-status=200; stored", "revalidated", true),
+            (
+                CacheFacts(.revalidated(originStatus: 304, stored: false), ttl: 900, age: 0),
+                "edgecache; fwd=stale; fwd-status=304; ttl=900", "revalidated", true
+            ),
+            (
+                CacheFacts(.revalidated(originStatus: 200, stored: true), age: 0), "edgecache; fwd=stale; fwd-status=200; stored",
+                "revalidated", true
+            ),
         ]
         for (facts, header, result, askedOrigin) in cases {
             #expect(facts.cacheStatus == header)

@@ -20,7 +20,9 @@ import Testing
         for identity in ["client-empty-tenant", "client-slash-tenant"] {
             let client = RawHTTPS(port: origin.port("api"), pki: pki, identity: identity)
             let write = try await client.send("PUT", "/fhir/Patient/nobody", body: body)
-            #expect(write.status == 403 && write.json["resourceType"] as? String == "OperationOutcome", "\(identity): \(write.status) \(write.text)")
+            #expect(
+                write.status == 403 && write.json["resourceType"] as? String == "OperationOutcome",
+                "\(identity): \(write.status) \(write.text)")
             #expect(try await client.send("GET", "/fhir/Patient?_count=1").status == 403)
         }
         let peer = RawHTTPS(port: origin.port("peer"), pki: pki, identity: "edge-empty-tenant")

@@ -15,7 +15,9 @@ import Testing
         let base = "https://127.0.0.1:\(origin.port("api"))/fhir"
         let body = #"{"resourceType":"Observation","status":"final","code":{"text":"once"}}"#
         let replies = try await withThrowingTaskGroup(of: TestClient.Reply.self) { group in
-            for _ in 0..<10 { group.addTask { try await client.post("\(base)/Observation", body, headers: [("Idempotency-Key", "key-1")]) } }
+            for _ in 0..<10 {
+                group.addTask { try await client.post("\(base)/Observation", body, headers: [("Idempotency-Key", "key-1")]) }
+            }
             return try await group.reduce(into: []) { $0.append($1) }
         }
         #expect(replies.allSatisfy { $0.status == 201 }, "\(replies.map(\.status))")
@@ -43,7 +45,9 @@ import Testing
         let base = "https://127.0.0.1:\(edge.port("api"))/fhir"
         let body = #"{"resourceType":"Observation","status":"final","code":{"text":"via edge"}}"#
         let replies = try await withThrowingTaskGroup(of: TestClient.Reply.self) { group in
-            for _ in 0..<10 { group.addTask { try await client.post("\(base)/Observation", body, headers: [("Idempotency-Key", "edge-key-1")]) } }
+            for _ in 0..<10 {
+                group.addTask { try await client.post("\(base)/Observation", body, headers: [("Idempotency-Key", "edge-key-1")]) }
+            }
             return try await group.reduce(into: []) { $0.append($1) }
         }
         #expect(replies.allSatisfy { [200, 201].contains($0.status) }, "\(replies.map(\.status))")

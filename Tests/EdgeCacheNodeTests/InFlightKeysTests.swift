@@ -1,5 +1,6 @@
-@testable import EdgeCacheNode
 import Testing
+
+@testable import EdgeCacheNode
 
 /// One in-flight key mechanism for the origin's idempotency and the edge's outbox (issue 14
 /// item 2): a waiter gets the key when it is released, in arrival order; one that waits too

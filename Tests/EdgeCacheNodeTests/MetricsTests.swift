@@ -54,7 +54,8 @@ import Testing
         let originBase = "https://127.0.0.1:\(origin.port("api"))"
         #expect(try await client.put("\(edgeBase)/fhir/Patient/m1", #"{"resourceType":"Patient"}"#).status == 201)
         for _ in 0..<3 { #expect(try await client.get("\(edgeBase)/fhir/Patient/m1").status == 200) }
-        #expect(try await client.put("\(originBase)/fhir/Observation/m2", #"{"resourceType":"Observation","status":"final"}"#).status == 201)
+        #expect(
+            try await client.put("\(originBase)/fhir/Observation/m2", #"{"resourceType":"Observation","status":"final"}"#).status == 201)
         #expect(try await eventually(10) { edge.runtime.edgeStore!.counters.checkpoint >= 2 })
         // Written at the origin, delivered by the stream: a hit too.
         #expect(try await client.get("\(edgeBase)/fhir/Observation/m2").status == 200)
@@ -69,8 +70,9 @@ import Testing
         #expect(value(text, "edgecache_applied_lsn") ?? 0 >= 2)
         // m1 was written through the edge (cached at once, so its stream event is skipped), m2 applied.
         #expect(value(text, #"edgecache_stream_events_total{result="applied"}"#) ?? 0 >= 1)
-        #expect((value(text, #"edgecache_stream_events_total{result="applied"}"#) ?? 0)
-            + (value(text, #"edgecache_stream_events_total{result="skipped"}"#) ?? 0) >= 2)
+        #expect(
+            (value(text, #"edgecache_stream_events_total{result="applied"}"#) ?? 0)
+                + (value(text, #"edgecache_stream_events_total{result="skipped"}"#) ?? 0) >= 2)
         #expect(value(text, #"edgecache_outbox_entries{state="done"}"#) == 1)
         #expect(value(text, #"edgecache_outbox_entries{state="queued"}"#) == 0)
         #expect(value(text, #"edgecache_evictions_total{reason="budget"}"#) == 0)

@@ -54,7 +54,8 @@ import Testing
         let httpOrigin = edge.replacingOccurrences(of: "https://127.0.0.1:9443", with: "http://127.0.0.1:9443")
         #expect(error(httpOrigin)?.message.contains("https://") == true)
 
-        let edgeWithPeer = edge.replacingOccurrences(of: #"{ api: "127.0.0.1:8444" }"#, with: #"{ api: "127.0.0.1:8444", peer: "127.0.0.1:9" }"#)
+        let edgeWithPeer = edge.replacingOccurrences(
+            of: #"{ api: "127.0.0.1:8444" }"#, with: #"{ api: "127.0.0.1:8444", peer: "127.0.0.1:9" }"#)
         #expect(error(edgeWithPeer)?.message.contains("origin key") == true)
 
         let broken = try #require(error("role: edge\n  bad: [indent"))
@@ -103,11 +104,14 @@ import Testing
         #expect(typo.line == 11 && typo.message.contains("'auth.issuers[0].audience' is required"), "\(typo)")
         let unknown = try #require(error(edge + auth.replacingOccurrences(of: "leeway_s: 30", with: "leeway: 30")))
         #expect(unknown.line == 16 && unknown.message.contains("unknown key 'auth.leeway'"), "\(unknown)")
-        let otherTenant = try #require(error(edge + auth.replacingOccurrences(of: "tenant: st-mary\n      audience", with: "tenant: st-luke\n      audience")))
+        let otherTenant = try #require(
+            error(edge + auth.replacingOccurrences(of: "tenant: st-mary\n      audience", with: "tenant: st-luke\n      audience")))
         #expect(otherTenant.line == 11 && otherTenant.message.contains("this edge serves tenant 'st-mary'"), "\(otherTenant)")
-        let notBool = try #require(error(edge + auth.replacingOccurrences(of: "client_certificates: false", with: "client_certificates: maybe")))
+        let notBool = try #require(
+            error(edge + auth.replacingOccurrences(of: "client_certificates: false", with: "client_certificates: maybe")))
         #expect(notBool.line == 15 && notBool.message.contains("true or false"), "\(notBool)")
-        let noKeys = try #require(error(edge + auth.replacingOccurrences(of: "keys: [certs/idp.pub.pem, { file: /keys/idp-2.pem, kid: k2 }]", with: "keys: []")))
+        let noKeys = try #require(
+            error(edge + auth.replacingOccurrences(of: "keys: [certs/idp.pub.pem, { file: /keys/idp-2.pem, kid: k2 }]", with: "keys: []")))
         #expect(noKeys.line == 11 && noKeys.message.contains("keys' is required"), "\(noKeys)")
         let nobody = try #require(error(edge + "\nauth: { client_certificates: false }\n"))
         #expect(nobody.line == 9 && nobody.message.contains("needs at least one entry"), "\(nobody)")

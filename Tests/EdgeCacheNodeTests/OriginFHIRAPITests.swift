@@ -39,13 +39,17 @@ import Testing
             ]
             #expect(Set(json.keys).isSubset(of: allowed))
             let rest = try #require((json["rest"] as? [[String: Any]])?.first)
-            #expect(Set(rest.keys).isSubset(of: ["mode", "documentation", "security", "resource", "interaction", "searchParam", "operation", "compartment", "extension"]))
+            #expect(
+                Set(rest.keys).isSubset(of: [
+                    "mode", "documentation", "security", "resource", "interaction", "searchParam", "operation", "compartment", "extension",
+                ]))
             let resource = try #require((rest["resource"] as? [[String: Any]])?.first)
-            #expect(Set(resource.keys).isSubset(of: [
-                "type", "profile", "supportedProfile", "documentation", "interaction", "versioning", "readHistory",
-                "updateCreate", "conditionalCreate", "conditionalRead", "conditionalUpdate", "conditionalDelete",
-                "referencePolicy", "searchInclude", "searchRevInclude", "searchParam", "operation",
-            ]))
+            #expect(
+                Set(resource.keys).isSubset(of: [
+                    "type", "profile", "supportedProfile", "documentation", "interaction", "versioning", "readHistory",
+                    "updateCreate", "conditionalCreate", "conditionalRead", "conditionalUpdate", "conditionalDelete",
+                    "referencePolicy", "searchInclude", "searchRevInclude", "searchParam", "operation",
+                ]))
         }
     }
 
@@ -96,7 +100,8 @@ import Testing
     @Test func searchWithPagingOnTheNodesOwnBase() async throws {
         try await withOrigin { _, client, base in
             for i in 0..<5 {
-                let obs = #"{"resourceType":"Observation","status":"final","code":{"text":"hr"},"identifier":[{"system":"urn:lab","value":"L\#(i)"}],"subject":{"reference":"Patient/p\#(i % 2)"}}"#
+                let obs =
+                    #"{"resourceType":"Observation","status":"final","code":{"text":"hr"},"identifier":[{"system":"urn:lab","value":"L\#(i)"}],"subject":{"reference":"Patient/p\#(i % 2)"}}"#
                 #expect(try await client.put("\(base)/Observation/o\(i)", obs).status == 201)
             }
             var page = try await client.get("\(base)/Observation?patient=p0&_count=2")
@@ -125,7 +130,9 @@ import Testing
 
     @Test func badInputGetsAClearOutcomeAndChangesNothing() async throws {
         try await withOrigin(extra: "limits: { max_body_bytes: 65536, idle_timeout_s: 1 }") { origin, client, base in
-            func expectOutcome(_ reply: TestClient.Reply, _ status: Int, _ fragment: String? = nil, sourceLocation: SourceLocation = #_sourceLocation) {
+            func expectOutcome(
+                _ reply: TestClient.Reply, _ status: Int, _ fragment: String? = nil, sourceLocation: SourceLocation = #_sourceLocation
+            ) {
                 #expect(reply.status == status, sourceLocation: sourceLocation)
                 #expect(reply.json["resourceType"] as? String == "OperationOutcome", sourceLocation: sourceLocation)
                 if let fragment {
@@ -134,10 +141,12 @@ import Testing
                 }
             }
             expectOutcome(try await client.post("\(base)/Patient", #"{"resourceType":"Patient","#), 400, "not valid JSON")
-            let deep = #"{"resourceType":"Patient","extension":"# + String(repeating: "[", count: 65) + String(repeating: "]", count: 65) + "}"
+            let deep =
+                #"{"resourceType":"Patient","extension":"# + String(repeating: "[", count: 65) + String(repeating: "]", count: 65) + "}"
             expectOutcome(try await client.post("\(base)/Patient", deep), 400, "deeper than 64")
             expectOutcome(try await client.post("\(base)/Patient", #"{"resourceType":"Observation"}"#), 400, "does not match")
-            expectOutcome(try await client.put("\(base)/Patient/p1", #"{"resourceType":"Patient","id":"p2"}"#), 400, "does not match the URL id")
+            expectOutcome(
+                try await client.put("\(base)/Patient/p1", #"{"resourceType":"Patient","id":"p2"}"#), 400, "does not match the URL id")
             expectOutcome(try await client.put("\(base)/Patient/a_b", #"{"resourceType":"Patient"}"#), 400, "not a valid FHIR id")
             expectOutcome(try await client.get("\(base)/Patient/" + String(repeating: "x", count: 65)), 400, "not a valid FHIR id")
             expectOutcome(try await client.get("\(base)/NotAType/1"), 404, "Unknown resource type")

@@ -26,7 +26,9 @@ extension IntegrationSuites {
             defer { Task { await client.shutdown() } }
             let forged = #"{"resourceType":"Patient","name":[{"family":"Forged"}]}"#
             #expect(try await client.put("https://127.0.0.1:\(impostor.port("api"))/fhir/Patient/forged", forged).status == 201)
-            #expect(try await client.put("https://127.0.0.1:\(origin.port("api"))/fhir/Patient/real", #"{"resourceType":"Patient"}"#).status == 201)
+            #expect(
+                try await client.put("https://127.0.0.1:\(origin.port("api"))/fhir/Patient/real", #"{"resourceType":"Patient"}"#).status
+                    == 201)
 
             let extra = "audit: { anchor_interval_ms: 200 }"
             let edgeConfig = try pair.writeEdge(tenant: "a", originPort: impostor.port("peer"), extra: extra)
@@ -48,7 +50,8 @@ extension IntegrationSuites {
             #expect(try await client.get("https://127.0.0.1:\(impostor.port("api"))/fhir/Patient/from-edge").status == 404)
             // The edge says why, naming what the certificate is.
             let log = try String(contentsOfFile: edge.logPath, encoding: .utf8)
-            #expect(log.contains("refused the server at origin.url") && log.contains("role=edge tenant=b node=edge-b"), "\(log.suffix(3000))")
+            #expect(
+                log.contains("refused the server at origin.url") && log.contains("role=edge tenant=b node=edge-b"), "\(log.suffix(3000))")
             #expect(log.contains("does not carry role 'origin'"), "\(log.suffix(3000))")
             await edge.stop()
 
@@ -57,13 +60,15 @@ extension IntegrationSuites {
             _ = try pair.writeEdge(tenant: "a", originPort: origin.port("peer"), extra: extra)
             try await edge.start(expectListeners: 1)
             let edgeAPI2 = "https://127.0.0.1:\(edge.ports["api"]!)"
-            #expect(try await eventually(15) {
-                try await client.get("https://127.0.0.1:\(origin.port("api"))/fhir/Patient/from-edge").status == 200
-            })
-            #expect(try await eventually(15) {
-                let s = try await client.get(edgeAPI2 + "/status").json
-                return s["link"] as? String == "live" && s["outbox_queued"] as? Int == 0
-            })
+            #expect(
+                try await eventually(15) {
+                    try await client.get("https://127.0.0.1:\(origin.port("api"))/fhir/Patient/from-edge").status == 200
+                })
+            #expect(
+                try await eventually(15) {
+                    let s = try await client.get(edgeAPI2 + "/status").json
+                    return s["link"] as? String == "live" && s["outbox_queued"] as? Int == 0
+                })
             #expect(try await client.get(edgeAPI2 + "/fhir/Patient/real").status == 200)
             #expect(try await client.get(edgeAPI2 + "/fhir/Patient/forged").status == 404)
             try await Task.sleep(for: .milliseconds(800))

@@ -23,7 +23,8 @@ import Testing
 
     @Test func aConfiguredNodeNameAndURIMustBeCarriedToo() throws {
         #expect(PeerRequirement(role: .origin, node: "origin").refusal(try certificate("origin")) == nil)
-        #expect(PeerRequirement(role: .origin, node: "origin-2").refusal(try certificate("origin"))?.contains("node name 'origin-2'") == true)
+        #expect(
+            PeerRequirement(role: .origin, node: "origin-2").refusal(try certificate("origin"))?.contains("node name 'origin-2'") == true)
         #expect(PeerRequirement(role: .origin, uri: "urn:edgecache:role:origin").refusal(try certificate("origin")) == nil)
         let spiffe = PeerRequirement(role: .origin, uri: "spiffe://edgecache.example/origin")
         #expect(spiffe.refusal(try certificate("origin"))?.contains("spiffe://edgecache.example/origin") == true)
@@ -45,7 +46,9 @@ import Testing
         config.originURL = "https://origin.edgecache.example:9443"
         #expect(config.originHostWarnings().isEmpty)
         let check = try runCLI(["config", "check", "--config", path])
-        #expect(check.status == 0 && check.output.contains("warning: origin.url's host 127.0.0.1") && check.output.contains("OK"), "\(check.output)")
+        #expect(
+            check.status == 0 && check.output.contains("warning: origin.url's host 127.0.0.1") && check.output.contains("OK"),
+            "\(check.output)")
         // An edge certificate that names only the edge's own host leaves nothing to warn about.
         let origin = try NodeConfig.load(path: try pair.writeOrigin())
         #expect(origin.originHostWarnings().isEmpty)

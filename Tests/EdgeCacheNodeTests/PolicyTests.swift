@@ -40,8 +40,10 @@ import Testing
         ("version: v1\nclasses:\n  clinical:\n    ttl_second: 5\n", "p.yaml:4: unknown key 'classes.clinical.ttl_second'"),
         ("version: v1\nclasses:\n  clinical:\n    ttl_seconds: -1\n", "p.yaml:4: 'classes.clinical.ttl_seconds' must be between"),
         ("version: v1\nclasses:\n  clinical:\n    consistency: strict\n", "p.yaml:4: 'classes.clinical.consistency' must be one of"),
-        ("version: v1\nclasses:\n  clinical-critical:\n    ttl_seconds: 5\n    conflict: last-writer-wins\n",
-         "p.yaml:5: 'classes.clinical-critical.conflict' cannot be last-writer-wins"),
+        (
+            "version: v1\nclasses:\n  clinical-critical:\n    ttl_seconds: 5\n    conflict: last-writer-wins\n",
+            "p.yaml:5: 'classes.clinical-critical.conflict' cannot be last-writer-wins"
+        ),
         ("version: v1\nclasses:\n  consent:\n    replication: resident\n", "p.yaml:4: 'classes.consent.replication' must be full"),
         ("version: v1\ntypes:\n  Observaton: clinical\n", "p.yaml:3: 'types.Observaton' is not a FHIR R4 resource type"),
         ("version: v1\ntypes:\n  Observation: consent\n", "p.yaml:3: only Consent belongs to the consent class"),
@@ -71,7 +73,10 @@ extension IntegrationSuites {
             let client = try TestClient(pki: SharedPKI.main, identity: "client-a")
             let originAPI = "https://127.0.0.1:\(origin.port("api"))/fhir"
             for (path, body) in [
-                ("MedicationRequest/mr1", #"{"resourceType":"MedicationRequest","status":"active","intent":"order","subject":{"reference":"Patient/p1"}}"#),
+                (
+                    "MedicationRequest/mr1",
+                    #"{"resourceType":"MedicationRequest","status":"active","intent":"order","subject":{"reference":"Patient/p1"}}"#
+                ),
                 ("RiskAssessment/ra1", #"{"resourceType":"RiskAssessment","status":"final","subject":{"reference":"Patient/p1"}}"#),
                 ("Observation/o1", #"{"resourceType":"Observation","status":"final","code":{"text":"hr"}}"#),
             ] {
@@ -112,8 +117,9 @@ extension IntegrationSuites {
             #expect(replies[2].header("Cache-Status")?.hasPrefix("edgecache; hit; ttl=299") == true, "\(replies[2].headers)")
             #expect(replies[2].header("Age") == "301")
             // The revalidated entry is fresh again.
-            #expect(try await client.get("\(edgeAPI)/MedicationRequest/mr1").header("Cache-Status")?.hasPrefix("edgecache; hit; ttl=300") == true)
-
+            #expect(
+                try await client.get("\(edgeAPI)/MedicationRequest/mr1").header("Cache-Status")?.hasPrefix("edgecache; hit; ttl=300")
+                    == true)
 
             // The origin goes away.
             await origin.stop()
@@ -135,7 +141,8 @@ extension IntegrationSuites {
             // Twelve hours on, clinical-critical is refused too.
             clock.advance(seconds: 12 * 3600)
             let late = try await client.get("\(edgeAPI)/MedicationRequest/mr1")
-            #expect(late.status == 503 && late.diagnostics.contains("class clinical-critical") && late.diagnostics.contains("limit of 43200 s"))
+            #expect(
+                late.status == 503 && late.diagnostics.contains("class clinical-critical") && late.diagnostics.contains("limit of 43200 s"))
             await client.shutdown()
             await edge.stop()
         }
@@ -152,13 +159,31 @@ extension IntegrationSuites {
                 var confirmedAt = 0
             }
             var cases = [
-                Case(path: "Consent/cs1", body: #"{"resourceType":"Consent","status":"active","scope":{"text":"x"},"category":[{"text":"x"}],"patient":{"reference":"Patient/p1"}}"#, dataClass: "consent", ttl: 60, limit: nil, resident: false),
-                Case(path: "MedicationRequest/mr1", body: #"{"resourceType":"MedicationRequest","status":"active","intent":"order","subject":{"reference":"Patient/p1"}}"#, dataClass: "clinical-critical", ttl: 300, limit: 43200, resident: false),
-                Case(path: "Observation/o1", body: #"{"resourceType":"Observation","status":"final","code":{"text":"hr"}}"#, dataClass: "clinical", ttl: 600, limit: nil, resident: false),
-                Case(path: "Patient/p1", body: #"{"resourceType":"Patient","active":true}"#, dataClass: "operational", ttl: 900, limit: nil, resident: false),
-                Case(path: "Basic/bs1", body: #"{"resourceType":"Basic","code":{"text":"hcp"}}"#, dataClass: "commercial", ttl: 3600, limit: nil, resident: true),
-                Case(path: "RiskAssessment/ra1", body: #"{"resourceType":"RiskAssessment","status":"final","subject":{"reference":"Patient/p1"}}"#, dataClass: "predictive", ttl: 300, limit: 300, resident: true),
-                Case(path: "Medication/m1", body: #"{"resourceType":"Medication","code":{"text":"aspirin"}}"#, dataClass: "reference", ttl: 86400, limit: nil, resident: false),
+                Case(
+                    path: "Consent/cs1",
+                    body:
+                        #"{"resourceType":"Consent","status":"active","scope":{"text":"x"},"category":[{"text":"x"}],"patient":{"reference":"Patient/p1"}}"#,
+                    dataClass: "consent", ttl: 60, limit: nil, resident: false),
+                Case(
+                    path: "MedicationRequest/mr1",
+                    body: #"{"resourceType":"MedicationRequest","status":"active","intent":"order","subject":{"reference":"Patient/p1"}}"#,
+                    dataClass: "clinical-critical", ttl: 300, limit: 43200, resident: false),
+                Case(
+                    path: "Observation/o1", body: #"{"resourceType":"Observation","status":"final","code":{"text":"hr"}}"#,
+                    dataClass: "clinical", ttl: 600, limit: nil, resident: false),
+                Case(
+                    path: "Patient/p1", body: #"{"resourceType":"Patient","active":true}"#, dataClass: "operational", ttl: 900, limit: nil,
+                    resident: false),
+                Case(
+                    path: "Basic/bs1", body: #"{"resourceType":"Basic","code":{"text":"hcp"}}"#, dataClass: "commercial", ttl: 3600,
+                    limit: nil, resident: true),
+                Case(
+                    path: "RiskAssessment/ra1",
+                    body: #"{"resourceType":"RiskAssessment","status":"final","subject":{"reference":"Patient/p1"}}"#,
+                    dataClass: "predictive", ttl: 300, limit: 300, resident: true),
+                Case(
+                    path: "Medication/m1", body: #"{"resourceType":"Medication","code":{"text":"aspirin"}}"#, dataClass: "reference",
+                    ttl: 86400, limit: nil, resident: false),
             ]
             let pair = PairConfig(dir: dir.path, pki: SharedPKI.main)
             let origin = try await InProcessNode(configPath: try pair.writeOrigin(extra: "replication: { heartbeat_ms: 10000 }"))
@@ -185,15 +210,21 @@ extension IntegrationSuites {
                     let status = reply.header("Cache-Status") ?? ""
                     let age = now - c.confirmedAt
                     if age <= c.ttl {
-                        #expect(reply.status == 200 && status.hasPrefix("edgecache; hit; ttl=\(c.ttl - age)"), "\(c.dataClass) at \(now) s: \(status)")
+                        #expect(
+                            reply.status == 200 && status.hasPrefix("edgecache; hit; ttl=\(c.ttl - age)"),
+                            "\(c.dataClass) at \(now) s: \(status)")
                     } else if reachable {
                         #expect(status == "edgecache; fwd=stale; fwd-status=304; ttl=\(c.ttl)", "\(c.dataClass) at \(now) s: \(status)")
                         cases[index].confirmedAt = now
                     } else if let limit = c.limit, age > limit {
                         #expect(reply.status == 503, "\(c.dataClass) at \(now) s: \(reply.status)")
-                        #expect(reply.diagnostics.contains("class \(c.dataClass)) is \(age) s old") && reply.diagnostics.contains("limit of \(limit) s"), "\(reply.diagnostics)")
+                        #expect(
+                            reply.diagnostics.contains("class \(c.dataClass)) is \(age) s old")
+                                && reply.diagnostics.contains("limit of \(limit) s"), "\(reply.diagnostics)")
                     } else {
-                        #expect(reply.status == 200 && status == "edgecache; hit; ttl=\(c.ttl - age); detail=\"origin-unreachable\"", "\(c.dataClass) at \(now) s: \(status)")
+                        #expect(
+                            reply.status == 200 && status == "edgecache; hit; ttl=\(c.ttl - age); detail=\"origin-unreachable\"",
+                            "\(c.dataClass) at \(now) s: \(status)")
                         #expect(reply.header("Age") == String(age))
                     }
                 }
@@ -229,14 +260,21 @@ extension IntegrationSuites {
             let origin = try await InProcessNode(
                 configPath: try pair.writeOrigin(extra: "policy: \(policyPath)\nreplication: { heartbeat_ms: 200 }"))
             let client = try TestClient(pki: SharedPKI.main, identity: "client-a")
-            #expect(try await client.put("https://127.0.0.1:\(origin.port("api"))/fhir/Observation/o1", #"{"resourceType":"Observation","status":"final","code":{"text":"x"}}"#).status == 201)
+            #expect(
+                try await client.put(
+                    "https://127.0.0.1:\(origin.port("api"))/fhir/Observation/o1",
+                    #"{"resourceType":"Observation","status":"final","code":{"text":"x"}}"#
+                ).status == 201)
             let edgeConfig = try pair.writeEdge(tenant: "a", originPort: origin.port("peer"), extra: "replication: { heartbeat_ms: 200 }")
             var edge = try await InProcessNode(configPath: edgeConfig)
             var edgeAPI = "https://127.0.0.1:\(edge.port("api"))/fhir"
             #expect(try await eventually(10) { edge.runtime.policies.version == "site-7" })
             let status = try await client.get(edgeAPI.replacingOccurrences(of: "/fhir", with: "/status")).json
             #expect(status["policy_source"] as? String == "origin" && status["policy_version"] as? String == "site-7")
-            #expect(try await eventually(5) { try await client.get("\(edgeAPI)/Observation/o1").header("Cache-Status") == "edgecache; hit; ttl=42" })
+            #expect(
+                try await eventually(5) {
+                    try await client.get("\(edgeAPI)/Observation/o1").header("Cache-Status") == "edgecache; hit; ttl=42"
+                })
             // Restarted while the origin is away, the edge keeps the registry it stored.
             await edge.stop()
             await origin.stop()

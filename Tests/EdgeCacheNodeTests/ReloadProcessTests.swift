@@ -44,13 +44,21 @@ extension IntegrationSuites {
             let edge = NodeProcess(
                 configPath: try pair.writeEdge(tenant: "a", originPort: origin.ports["peer"]!), dataDir: dir.path + "/edge-data")
             try await edge.start(expectListeners: 1)
-            defer { Task { await edge.stop(); await origin.stop() } }
+            defer {
+                Task {
+                    await edge.stop(); await origin.stop()
+                }
+            }
             let edgeBase = "https://127.0.0.1:\(edge.ports["api"]!)"
             let originBase = "https://127.0.0.1:\(origin.ports["api"]!)"
             let client = try TestClient(pki: pki, identity: "client-a")
             let edgeOperator = try TestClient(pki: pki, identity: "edge-a")
             let originOperator = try TestClient(pki: pki, identity: "origin")
-            defer { Task { await client.shutdown(); await edgeOperator.shutdown(); await originOperator.shutdown() } }
+            defer {
+                Task {
+                    await client.shutdown(); await edgeOperator.shutdown(); await originOperator.shutdown()
+                }
+            }
 
             #expect(try await client.put("\(originBase)/fhir/Patient/r1", #"{"resourceType":"Patient"}"#).status == 201)
             #expect(try await eventually(10) { try await client.get("\(edgeBase)/fhir/Patient/r1").status == 200 })

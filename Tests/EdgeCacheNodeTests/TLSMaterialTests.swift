@@ -61,11 +61,14 @@ import Testing
         let path = try pair.writeOrigin()
         let good = try runCLI(["config", "check", "--config", path])
         #expect(good.status == 0, "\(good.output)")
-        let text = try String(contentsOfFile: path, encoding: .utf8).replacingOccurrences(of: "key: \(pki.key("origin"))", with: "key: \(pki.key("client-a"))")
+        let text = try String(contentsOfFile: path, encoding: .utf8).replacingOccurrences(
+            of: "key: \(pki.key("origin"))", with: "key: \(pki.key("client-a"))")
         try text.write(toFile: path, atomically: true, encoding: .utf8)
         let bad = try runCLI(["config", "check", "--config", path])
         // The error names the config file and the line of the setting at fault (tls: is line 4).
-        #expect(bad.status == 2 && bad.output.hasPrefix("\(path):4: tls.key \(pki.key("client-a")): does not belong to the certificate"), "\(bad.output)")
+        #expect(
+            bad.status == 2 && bad.output.hasPrefix("\(path):4: tls.key \(pki.key("client-a")): does not belong to the certificate"),
+            "\(bad.output)")
     }
 
     /// A node serves TLS, so a client-only certificate in a node's config is refused at start and
@@ -77,10 +80,14 @@ import Testing
         let dir = TempDir()
         let path = try PairConfig(dir: dir.path, pki: pki).writeOrigin()
         let text = try String(contentsOfFile: path, encoding: .utf8)
-            .replacingOccurrences(of: "cert: \(pki.cert("origin")), key: \(pki.key("origin"))", with: "cert: \(pki.cert("client-a")), key: \(pki.key("client-a"))")
+            .replacingOccurrences(
+                of: "cert: \(pki.cert("origin")), key: \(pki.key("origin"))",
+                with: "cert: \(pki.cert("client-a")), key: \(pki.key("client-a"))")
         try text.write(toFile: path, atomically: true, encoding: .utf8)
         let check = try runCLI(["config", "check", "--config", path])
-        #expect(check.status == 2 && check.output.hasPrefix("\(path):4: tls.cert \(pki.cert("client-a")): is a client-only certificate"), "\(check.output)")
+        #expect(
+            check.status == 2 && check.output.hasPrefix("\(path):4: tls.cert \(pki.cert("client-a")): is a client-only certificate"),
+            "\(check.output)")
     }
 
     /// A program that only connects (a benchmark's client, `edgecache status`) may hold a
@@ -100,15 +107,15 @@ import Testing
         let origin = try await InProcessNode(configPath: try PairConfig(dir: dir.path, pki: pki).writeOrigin())
         let clientPath = dir.path + "/client.yaml"
         try """
-            role: edge
-            node_id: load-generator
-            tenant: a
-            listen: { api: "127.0.0.1:0" }
-            origin: { url: "https://127.0.0.1:\(origin.port("api"))" }
-            tls: { cert: \(pki.cert("client-a")), key: \(pki.key("client-a")), ca: \(pki.ca) }
-            data_dir: \(dir.path)/client-data
-            keys: { kek_file: client.kek }
-            """.write(toFile: clientPath, atomically: true, encoding: .utf8)
+        role: edge
+        node_id: load-generator
+        tenant: a
+        listen: { api: "127.0.0.1:0" }
+        origin: { url: "https://127.0.0.1:\(origin.port("api"))" }
+        tls: { cert: \(pki.cert("client-a")), key: \(pki.key("client-a")), ca: \(pki.ca) }
+        data_dir: \(dir.path)/client-data
+        keys: { kek_file: client.kek }
+        """.write(toFile: clientPath, atomically: true, encoding: .utf8)
         let clientConfig = try NodeConfig.load(path: clientPath)
         let client = try OriginClient(config: clientConfig, peer: .origin(clientConfig))
         let reply = try await client.get("/fhir/metadata")

@@ -25,7 +25,8 @@ import Testing
         let edgeA = try TestClient(pki: SharedPKI.main, identity: "edge-a")
         let clientA = try TestClient(pki: SharedPKI.main, identity: "client-a")
 
-        #expect(try await clientB.put("\(api)/fhir/Patient/secret-b", #"{"resourceType":"Patient","name":[{"family":"Bee"}]}"#).status == 201)
+        #expect(
+            try await clientB.put("\(api)/fhir/Patient/secret-b", #"{"resourceType":"Patient","name":[{"family":"Bee"}]}"#).status == 201)
 
         // Asking for tenant B's stream, snapshot or resources with an A certificate: 403.
         #expect(try await edgeA.get("\(peer)/replication/v1/changes?since=0&tenant=b").status == 403)

@@ -42,23 +42,26 @@ import Testing
         #expect(try await originOperator.get(originAPI + "/metrics").status == 200)
 
         // Each edge hears its own tenant's head in heartbeats, and is caught up at it.
-        #expect(try await eventually(10) {
-            let s = try await status(clientA, edgeAAPI)
-            return s["origin_head_lsn"] as? Int == headA && s["applied_lsn"] as? Int == headA && s["link"] as? String == "live"
-        })
-        #expect(try await eventually(10) {
-            let s = try await status(clientB, edgeBAPI)
-            return s["origin_head_lsn"] as? Int == headB && s["applied_lsn"] as? Int == headB && s["link"] as? String == "live"
-        })
+        #expect(
+            try await eventually(10) {
+                let s = try await status(clientA, edgeAAPI)
+                return s["origin_head_lsn"] as? Int == headA && s["applied_lsn"] as? Int == headA && s["link"] as? String == "live"
+            })
+        #expect(
+            try await eventually(10) {
+                let s = try await status(clientB, edgeBAPI)
+                return s["origin_head_lsn"] as? Int == headB && s["applied_lsn"] as? Int == headB && s["link"] as? String == "live"
+            })
 
         // One more write of tenant a: edge a follows, edge b hears nothing of it.
         try await write(clientA, "a-late")
         let lateA = try #require(try await status(clientA, originAPI)["head_lsn"] as? Int)
         #expect(lateA > headB)
-        #expect(try await eventually(10) {
-            let s = try await status(clientA, edgeAAPI)
-            return s["origin_head_lsn"] as? Int == lateA && s["applied_lsn"] as? Int == lateA
-        })
+        #expect(
+            try await eventually(10) {
+                let s = try await status(clientA, edgeAAPI)
+                return s["origin_head_lsn"] as? Int == lateA && s["applied_lsn"] as? Int == lateA
+            })
         try await Task.sleep(for: .milliseconds(500))  // several heartbeats
         let b = try await status(clientB, edgeBAPI)
         #expect(b["origin_head_lsn"] as? Int == headB && b["applied_lsn"] as? Int == headB && b["link"] as? String == "live", "\(b)")

@@ -37,7 +37,11 @@ import Testing
     func sealedBlob(path: String, seq: Int64) throws -> Data {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); sys.stdout.buffer.write(c.execute('select blob from audit where seq=?',(int(sys.argv[2]),)).fetchone()[0])", path, String(seq)]
+        process.arguments = [
+            "python3", "-c",
+            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); sys.stdout.buffer.write(c.execute('select blob from audit where seq=?',(int(sys.argv[2]),)).fetchone()[0])",
+            path, String(seq),
+        ]
         let pipe = Pipe()
         process.standardOutput = pipe
         try process.run()
@@ -66,7 +70,10 @@ import Testing
         func sql(_ statement: String) throws {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["python3", "-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.executescript(sys.argv[2]); c.commit()", path, statement]
+            process.arguments = [
+                "python3", "-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.executescript(sys.argv[2]); c.commit()", path,
+                statement,
+            ]
             try process.run()
             process.waitUntilExit()
         }

@@ -135,7 +135,8 @@ func version(_ type: String, _ id: String, _ v: Int64, deleted: Bool = false, ex
     @Test func sqliteFilesHoldNoIdentifiersNamesOrIDs() async throws {
         let dir = TempDir()
         let secrets = ["pat-zq7x91", "Quixoticfamily", "Zebedeegiven", "MRN-55501234", "urn:oid:9.9.9.9.77"]
-        let json = #"{"resourceType":"Patient","identifier":[{"system":"urn:oid:9.9.9.9.77","value":"MRN-55501234"}],"name":[{"family":"Quixoticfamily","given":["Zebedeegiven"]}]}"#
+        let json =
+            #"{"resourceType":"Patient","identifier":[{"system":"urn:oid:9.9.9.9.77","value":"MRN-55501234"}],"name":[{"family":"Quixoticfamily","given":["Zebedeegiven"]}]}"#
         let origin = try SQLiteOriginStore(path: dir.path + "/origin.sqlite", kek: try KeyEncryptionKey.generate())
         let edge = try EdgeStore(path: dir.path + "/edge.sqlite", tenant: "a", kek: try KeyEncryptionKey.generate())
         for v in 0..<3 {

@@ -1,11 +1,10 @@
-import EdgeCacheTestSupport
 import EdgeCacheCore
 import EdgeCacheCrypto
 import EdgeCacheStore
+import EdgeCacheTestSupport
 import Foundation
 import Synchronization
 import Testing
-
 
 final class Counter: Sendable {
     private let count = Mutex(0)
@@ -91,9 +90,11 @@ final class Flag: Sendable {
         let path = dir.path + "/edge.sqlite"
         let node = try EdgeStore(path: path, tenant: "a", kek: kek)
         let changes = (1...100).map { i in
-            Change(lsn: Int64(i), resource: ResourceVersion(
-                type: "Observation", id: "o\(i)", version: 1, lastUpdated: 1000, deleted: false,
-                json: Array(#"{"resourceType":"Observation","id":"o\#(i)","status":"final"}"#.utf8)))
+            Change(
+                lsn: Int64(i),
+                resource: ResourceVersion(
+                    type: "Observation", id: "o\(i)", version: 1, lastUpdated: 1000, deleted: false,
+                    json: Array(#"{"resourceType":"Observation","id":"o\#(i)","status":"final"}"#.utf8)))
         }
         try await node.apply(changes, checkpoint: 100, isResident: { _ in false })
         let item = ReplayItem(key: "k1", method: .put, type: "Observation", id: "o1", ifMatch: 1, resource: changes[0].resource.json)
@@ -114,8 +115,14 @@ final class Flag: Sendable {
         #expect(try await node.listOutbox(states: [.queued, .review]).map(\.item.key) == ["k1", "k2"])
         #expect(try await node.conflicts().first?.originVersion?.json == changes[0].resource.json)
         // ...and its own writes use it.
-        try await node.put(ResourceVersion(type: "Observation", id: "o1", version: 2, lastUpdated: 2000, deleted: false, json: [0x7B, 0x7D]))
-        _ = try await node.enqueue([EnqueueRequest(item: ReplayItem(key: "k3", method: .delete, type: "Observation", id: "o3", ifMatch: nil, resource: []), fingerprint: [3])], maxQueued: 10)
+        try await node.put(
+            ResourceVersion(type: "Observation", id: "o1", version: 2, lastUpdated: 2000, deleted: false, json: [0x7B, 0x7D]))
+        _ = try await node.enqueue(
+            [
+                EnqueueRequest(
+                    item: ReplayItem(key: "k3", method: .delete, type: "Observation", id: "o3", ifMatch: nil, resource: []),
+                    fingerprint: [3])
+            ], maxQueued: 10)
         #expect(try await cli.versionsInUse(tenant: "a") == [2: 104])
         #expect(node.keys.version == 2)
     }
@@ -125,7 +132,8 @@ final class Flag: Sendable {
         let path = dir.path + "/audit.sqlite"
         let node = try AuditStore(path: path, kek: kek)
         func record(_ n: Int) -> AuditRecord {
-            AuditRecord(time: Int64(n), action: "read", outcome: 200, actor: "client:a", tenant: "a", resource: "Patient/p\(n)",
+            AuditRecord(
+                time: Int64(n), action: "read", outcome: 200, actor: "client:a", tenant: "a", resource: "Patient/p\(n)",
                 policyVersion: "v", node: "edge-1", requestID: "r\(n)")
         }
         try await node.append((1...30).map(record))
@@ -171,10 +179,11 @@ final class Flag: Sendable {
             bytes += try Data(contentsOf: URL(fileURLWithPath: dir.path + "/" + file))
         }
         for hex in wrappedKeys + blobs.prefix(5) {
-            let needle = Data(stride(from: 0, to: hex.count, by: 2).map { i -> UInt8 in
-                let start = hex.index(hex.startIndex, offsetBy: i)
-                return UInt8(hex[start..<hex.index(start, offsetBy: 2)], radix: 16)!
-            }.prefix(40))
+            let needle = Data(
+                stride(from: 0, to: hex.count, by: 2).map { i -> UInt8 in
+                    let start = hex.index(hex.startIndex, offsetBy: i)
+                    return UInt8(hex[start..<hex.index(start, offsetBy: 2)], radix: 16)!
+                }.prefix(40))
             #expect(bytes.range(of: needle) == nil)
         }
         // The running node serves nothing of a, refuses its writes, and b is untouched.

@@ -19,7 +19,9 @@ import Testing
         for i in 0..<count {
             _ = try await store.write(
                 tenant: "a",
-                .update(type: "Patient", id: "p\(i)", resource: try resource(#"{"resourceType":"Patient","text":{"div":"\#(text)"}}"#), ifMatch: nil))
+                .update(
+                    type: "Patient", id: "p\(i)", resource: try resource(#"{"resourceType":"Patient","text":{"div":"\#(text)"}}"#),
+                    ifMatch: nil))
         }
     }
 

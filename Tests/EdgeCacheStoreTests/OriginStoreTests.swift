@@ -43,14 +43,18 @@ func resource(_ json: String, type: String = "Patient", id: String? = nil) throw
     }
 
     @Test func ifMatchMismatchIsRefusedAndChangesNothing() async throws {
-        _ = try await store.write(tenant: "a", .update(type: "Patient", id: "p", resource: try resource(#"{"resourceType":"Patient"}"#), ifMatch: nil))
-        await #expect { try await store.write(tenant: "a", .update(type: "Patient", id: "p", resource: try resource(#"{"resourceType":"Patient"}"#), ifMatch: 5)) }
-            throws: { ($0 as? FHIRError)?.status == 412 }
+        _ = try await store.write(
+            tenant: "a", .update(type: "Patient", id: "p", resource: try resource(#"{"resourceType":"Patient"}"#), ifMatch: nil))
+        await #expect {
+            try await store.write(
+                tenant: "a", .update(type: "Patient", id: "p", resource: try resource(#"{"resourceType":"Patient"}"#), ifMatch: 5))
+        } throws: { ($0 as? FHIRError)?.status == 412 }
         #expect(store.headLSN == 1)
     }
 
     @Test func deleteLeavesATombstoneAndRecreateCounts() async throws {
-        _ = try await store.write(tenant: "a", .update(type: "Patient", id: "p", resource: try resource(#"{"resourceType":"Patient"}"#), ifMatch: nil))
+        _ = try await store.write(
+            tenant: "a", .update(type: "Patient", id: "p", resource: try resource(#"{"resourceType":"Patient"}"#), ifMatch: nil))
         let deleted = try await store.write(tenant: "a", .delete(type: "Patient", id: "p", ifMatch: nil))
         #expect(deleted.version?.deleted == true && deleted.version?.version == 2)
         #expect(try await store.read(tenant: "a", type: "Patient", id: "p")?.deleted == true)
@@ -62,7 +66,8 @@ func resource(_ json: String, type: String = "Patient", id: String? = nil) throw
     }
 
     @Test func tenantsAreIsolated() async throws {
-        _ = try await store.write(tenant: "a", .update(type: "Patient", id: "p", resource: try resource(#"{"resourceType":"Patient"}"#), ifMatch: nil))
+        _ = try await store.write(
+            tenant: "a", .update(type: "Patient", id: "p", resource: try resource(#"{"resourceType":"Patient"}"#), ifMatch: nil))
         #expect(try await store.read(tenant: "b", type: "Patient", id: "p") == nil)
         #expect(try await store.changes(tenant: "b", after: 0, limit: 10).isEmpty)
         #expect(try await store.search(tenant: "b", type: "Patient", query: SearchQuery()).resources.isEmpty)
@@ -88,7 +93,8 @@ func resource(_ json: String, type: String = "Patient", id: String? = nil) throw
         #expect(try await ids([("subject", "Patient/p1"), ("identifier", "v1,v2")]) == ["o1"])
         #expect(try await ids([("_lastUpdated", "lt2000-01-01")]) == [])
         #expect(try await ids([("_lastUpdated", "ge2000-01-01")]).count == 5)
-        let page = try await store.search(tenant: "a", type: "Observation", query: try SearchQuery.parse([("_count", "2"), ("_offset", "2")]))
+        let page = try await store.search(
+            tenant: "a", type: "Observation", query: try SearchQuery.parse([("_count", "2"), ("_offset", "2")]))
         #expect(page.resources.count == 2 && page.total == 5 && page.hasMore)
         #expect(try await ids([("patient", "p9")]) == [])
     }
@@ -96,7 +102,8 @@ func resource(_ json: String, type: String = "Patient", id: String? = nil) throw
     @Test func compactedLogAnswersGoneAndSnapshotHasEverything() async throws {
         for i in 0..<30 {
             _ = try await store.write(
-                tenant: "a", .update(type: "Patient", id: "p\(i % 10)", resource: try resource(#"{"resourceType":"Patient"}"#), ifMatch: nil))
+                tenant: "a",
+                .update(type: "Patient", id: "p\(i % 10)", resource: try resource(#"{"resourceType":"Patient"}"#), ifMatch: nil))
         }
         let floor = try await store.compactLog(keep: 10)
         #expect(floor == 20)
@@ -118,7 +125,9 @@ func resource(_ json: String, type: String = "Patient", id: String? = nil) throw
         let path = dir.path + "/heads.sqlite"
         let store = try SQLiteOriginStore(path: path, kek: kek)
         func put(_ tenant: String, _ id: String) async throws -> Int64 {
-            try await store.write(tenant: tenant, .update(type: "Patient", id: id, resource: try resource(#"{"resourceType":"Patient"}"#), ifMatch: nil)).lsn
+            try await store.write(
+                tenant: tenant, .update(type: "Patient", id: id, resource: try resource(#"{"resourceType":"Patient"}"#), ifMatch: nil)
+            ).lsn
         }
         let quiet = try await put("a", "a1")  // LSN 1
         for i in 0..<20 { _ = try await put("b", "b\(i % 5)") }  // LSN 2...21
@@ -140,7 +149,8 @@ func resource(_ json: String, type: String = "Patient", id: String? = nil) throw
     }
 
     @Test func refusesAnotherKEK() async throws {
-        _ = try await store.write(tenant: "a", .update(type: "Patient", id: "p", resource: try resource(#"{"resourceType":"Patient"}"#), ifMatch: nil))
+        _ = try await store.write(
+            tenant: "a", .update(type: "Patient", id: "p", resource: try resource(#"{"resourceType":"Patient"}"#), ifMatch: nil))
         // Another KEK is refused when the store opens, not on a tenant's first request.
         #expect(throws: (any Error).self) { try SQLiteOriginStore(path: dir.path + "/origin.sqlite", kek: try KeyEncryptionKey.generate()) }
     }

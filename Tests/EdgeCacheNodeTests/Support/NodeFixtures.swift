@@ -115,7 +115,9 @@ final class NodeProcess: @unchecked Sendable {
         self.process = process
         let file = dataDir + "/listening.json"
         guard try await eventually(20, { FileManager.default.fileExists(atPath: file) }) else {
-            throw TestFailure("\(configPath) did not start: \(String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: logPath))) ?? Data(), as: UTF8.self).suffix(2000))")
+            throw TestFailure(
+                "\(configPath) did not start: \(String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: logPath))) ?? Data(), as: UTF8.self).suffix(2000))"
+            )
         }
         let data = try Data(contentsOf: URL(fileURLWithPath: file))
         ports = (try JSONSerialization.jsonObject(with: data) as? [String: Int]) ?? [:]

@@ -68,12 +68,15 @@ final class RawTLSConnection: Sendable {
             let separator: [UInt8] = [13, 10, 13, 10]
             guard let end = (0..<max(0, data.count - 3)).first(where: { Array(data[$0..<$0 + 4]) == separator }) else { return nil }
             let head = String(decoding: data[..<end], as: UTF8.self).split(separator: "\r\n")
-            guard let statusLine = head.first, let status = Int(statusLine.split(separator: " ").dropFirst().first ?? "") else { return nil }
-            let length = head.dropFirst().compactMap { line -> Int? in
-                let parts = line.split(separator: ":", maxSplits: 1)
-                guard parts.count == 2, parts[0].lowercased() == "content-length" else { return nil }
-                return Int(parts[1].trimmingCharacters(in: .whitespaces))
-            }.first ?? 0
+            guard let statusLine = head.first, let status = Int(statusLine.split(separator: " ").dropFirst().first ?? "") else {
+                return nil
+            }
+            let length =
+                head.dropFirst().compactMap { line -> Int? in
+                    let parts = line.split(separator: ":", maxSplits: 1)
+                    guard parts.count == 2, parts[0].lowercased() == "content-length" else { return nil }
+                    return Int(parts[1].trimmingCharacters(in: .whitespaces))
+                }.first ?? 0
             let body = data[(end + 4)...]
             guard body.count >= length else { return nil }
             return (status, String(decoding: body.prefix(length), as: UTF8.self))
