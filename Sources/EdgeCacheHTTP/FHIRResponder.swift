@@ -33,7 +33,7 @@ package struct FHIRResponder: Sendable {
         var facts = classified
         do {
             var response = try await dispatch(request, segments: segments, caller: caller, facts: &facts)
-            response.headers[HTTPField.Name("X-Request-Id")!] = caller.requestID
+            response.headers[.requestID] = caller.requestID
             return (response, facts)
         } catch let error as FHIRError {
             if facts.version == nil { facts.version = error.version }

@@ -94,3 +94,10 @@ extension Request {
         }
     }
 }
+
+extension HTTPField.Name {
+    /// The request id every answer carries (the audit record's id).
+    package static let requestID = Self("X-Request-Id")!
+    /// The origin log's epoch on replication answers (``LogEpoch``).
+    package static let logEpoch = Self(LogEpoch.headerName)!
+}

@@ -54,7 +54,7 @@ package struct NodeResponder: HTTPResponder {
         if case .fhir(let segments) = target { facts = FHIRFacts(method: request.method, segments: segments) }
         var response = await answer(
             request, target: target, context: context, identity: &identity, breakGlass: &breakGlass, facts: &facts)
-        if response.headers[HTTPField.Name("X-Request-Id")!] == nil { response.headers[HTTPField.Name("X-Request-Id")!] = context.id }
+        if response.headers[.requestID] == nil { response.headers[.requestID] = context.id }
         if let observer, target.isAudited {
             var replicationEndpoint: String?
             if case .replication(let segments) = target, segments.count >= 2 { replicationEndpoint = String(segments[1]) }

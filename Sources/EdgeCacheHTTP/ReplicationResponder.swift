@@ -120,7 +120,7 @@ package struct ReplicationResponder: Sendable {
                     FHIRError(
                         status: 409, code: "conflict",
                         "This origin's change log has another epoch than the edge's data (restored or failed over); bootstrap first"))
-                refusal.headers[HTTPField.Name(LogEpoch.headerName)!] = store.logEpoch.hex
+                refusal.headers[.logEpoch] = store.logEpoch.hex
                 return refusal
             }
             do {
@@ -181,7 +181,7 @@ package struct ReplicationResponder: Sendable {
 
     static func fields(_ pairs: [(String, String)]) -> HTTPFields {
         var fields = HTTPFields()
-        for (name, value) in pairs { fields.append(HTTPField(name: HTTPField.Name(name)!, value: value)) }
+        for (name, value) in pairs { if let name = HTTPField.Name(name) { fields.append(HTTPField(name: name, value: value)) } }
         return fields
     }
 

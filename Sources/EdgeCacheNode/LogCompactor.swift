@@ -10,9 +10,14 @@ package struct LogCompactor: Service {
     let keep: Int
     let interval: Duration
     let idempotencyRetentionMilliseconds: Int64
+    let clock: any WallClock
     let logger: Logger
 
-    package init(store: any OriginStore, keep: Int, idempotencyRetentionDays: Int, interval: Duration = .seconds(2), logger: Logger) {
+    package init(
+        store: any OriginStore, keep: Int, idempotencyRetentionDays: Int, interval: Duration = .seconds(2), clock: any WallClock,
+        logger: Logger
+    ) {
+        self.clock = clock
         self.store = store
         self.keep = keep
         self.interval = interval
@@ -28,7 +33,7 @@ package struct LogCompactor: Service {
                 do { try await Task.sleep(for: interval) } catch { return }
                 do {
                     _ = try await store.compactLog(keep: keep)
-                    _ = try await store.expireIdempotencyKeys(before: SystemWallClock().nowMillis() - idempotencyRetentionMilliseconds)
+                    _ = try await store.expireIdempotencyKeys(before: clock.nowMillis() - idempotencyRetentionMilliseconds)
                 } catch {
                     logger.error("change log compaction failed", metadata: ["error": "\(error)"])
                 }

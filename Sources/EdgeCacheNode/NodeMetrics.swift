@@ -143,7 +143,7 @@ extension OperatorEndpoints {
     /// What both roles report: certificates, audit chain, policy.
     static func commonMetrics(_ m: inout MetricsText, config: NodeConfig, audit: AuditLog, policies: PolicyHolder, reloads: ReloadStatus) {
         let tls = reloads.snapshot
-        let now = Double(SystemWallClock().nowMillis()) / 1000
+        let now = Double(audit.clock.nowMillis()) / 1000
         m.family(
             "edgecache_certificate_expiry_seconds", "gauge",
             "Seconds until the certificate in use (and its CA's) expires; negative once expired",
@@ -230,7 +230,7 @@ extension OperatorEndpoints {
         m.family(
             "edgecache_outbox_entries", "gauge", "Writes in the outbox by state (done and discarded are kept for outbox.retention_days)",
             OutboxState.allCases.map { ([("state", $0.rawValue)], Double(outbox[$0] ?? 0)) })
-        let oldest = ((try? await store.oldestQueuedAt()) ?? nil).map { max(0, Double(SystemWallClock().nowMillis() - $0) / 1000) } ?? 0
+        let oldest = ((try? await store.oldestQueuedAt()) ?? nil).map { max(0, Double(store.clock.nowMillis() - $0) / 1000) } ?? 0
         m.family("edgecache_outbox_oldest_queued_seconds", "gauge", "Age of the oldest write waiting to be replayed (0: none)", oldest)
         m.family(
             "edgecache_conflicts_in_review", "gauge", "Queued writes set aside for a person (conflicts, rejections, too many attempts)",

@@ -140,7 +140,7 @@ package final class NodeRuntime: Sendable {
                     ports: portsRef, listeners: &listeners))
             services.append(
                 LogCompactor(
-                    store: store, keep: config.logRetentionChanges, idempotencyRetentionDays: config.idempotencyRetentionDays,
+                    store: store, keep: config.logRetentionChanges, idempotencyRetentionDays: config.idempotencyRetentionDays, clock: clock,
                     logger: logger))
             originStore = store
             consentGuard = nil

@@ -167,7 +167,7 @@ enum OperatorEndpoints {
             let entries = (try? await store.entryCount()).map { JSONValue.number(String($0)) } ?? .null
             let outbox = (try? await store.outboxCounts()) ?? [:]
             let oldest: JSONValue =
-                ((try? await store.oldestQueuedAt()) ?? nil).map { number(max(0, SystemWallClock().nowMillis() - $0)) } ?? .null
+                ((try? await store.oldestQueuedAt()) ?? nil).map { number(max(0, store.clock.nowMillis() - $0)) } ?? .null
             return json(
                 200,
                 [

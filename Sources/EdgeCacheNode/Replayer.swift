@@ -102,7 +102,7 @@ package final class Replayer: Service {
             }
             if housekeeping {
                 try? await store.refreshQueuedCount()
-                _ = try? await store.expireOutbox(before: SystemWallClock().nowMillis() - retentionMilliseconds)
+                _ = try? await store.expireOutbox(before: store.clock.nowMillis() - retentionMilliseconds)
             }
             // After a batch-level refusal, entries go one at a time (one lane) until one succeeds,
             // so a single bad write is set aside on its own instead of holding up the rest.
@@ -271,6 +271,6 @@ package final class Replayer: Service {
     /// When to try a retriable entry again: exponential from 200 ms to 60 s, with jitter.
     private func retryTime(_ entry: OutboxEntry) -> Int64 {
         let backoff = min(60_000, 200 << min(entry.attempts, 9))
-        return SystemWallClock().nowMillis() + Int64(Double(backoff) * Double.random(in: 0.5...1.0))
+        return store.clock.nowMillis() + Int64(Double(backoff) * Double.random(in: 0.5...1.0))
     }
 }

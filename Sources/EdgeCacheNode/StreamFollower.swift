@@ -95,7 +95,7 @@ package final class StreamFollower: Service {
                     do {
                         self.link.bootstrapStarted()
                         let lsn = try await self.bootstrap()
-                        self.link.bootstrapEnded(lsn: lsn, wallNow: SystemWallClock().nowMillis())
+                        self.link.bootstrapEnded(lsn: lsn, wallNow: self.store.clock.nowMillis())
                         let summary = self.link.bootstrapState.last
                         self.logger.notice(
                             "bootstrapped from snapshot",
@@ -156,7 +156,7 @@ package final class StreamFollower: Service {
         var pendingBytes = 0
         var checkpoint = store.counters.checkpoint
         var lastPersist = link.clock.nowMillis()
-        let wallClock = SystemWallClock()
+        let wallClock = store.clock
         func flush(upTo lsn: Int64, caughtUp: Bool = false) async throws {
             let counters = try await store.apply(
                 pending, checkpoint: lsn, isResident: isResident, caughtUpAt: caughtUp ? wallClock.nowMillis() : nil)

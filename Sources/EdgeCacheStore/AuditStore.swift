@@ -46,7 +46,7 @@ package final class AuditStore: Sendable {
     /// last one were removed, so their numbers are never reused and the gap stays visible to verify.
     private static func storedHead(_ db: Database) throws -> (Int64, [UInt8]) {
         let row = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
-        var last: (Int64, [UInt8]) = row.map { ($0[0], Array($0[1] as Data)) } ?? (0, Self.genesis)
+        var last: (Int64, [UInt8]) = row.map { ($0["seq"], Array($0["hash"] as Data)) } ?? (0, Self.genesis)
         let recorded = try Int64.fetchOne(db, sql: "SELECT value FROM audit_meta WHERE key = 'head_seq'") ?? 0
         last.0 = max(last.0, recorded)
         return last
@@ -78,9 +78,9 @@ package final class AuditStore: Sendable {
         // may have appended since, and the chain must continue from its record, not fork.
         var (seq, hash) = head.withLock { $0 }
         if let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")),
-            (row[0] as Int64) > seq
+            (row["seq"] as Int64) > seq
         {
-            (seq, hash) = (row[0], Array(row[1] as Data))
+            (seq, hash) = (row["seq"], Array(row["hash"] as Data))
         }
         for record in records {
             let canonical = record.canonical()
@@ -106,7 +106,7 @@ package final class AuditStore: Sendable {
     package func lastAnchor() async throws -> (seq: Int64, hash: [UInt8])? {
         try await pool.read { db in
             try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit_anchor WHERE seq > 0 ORDER BY seq DESC LIMIT 1")
-                .map { ($0[0], Array($0[1] as Data)) }
+                .map { ($0["seq"], Array($0["hash"] as Data)) }
         }
     }
 
@@ -149,7 +149,7 @@ package final class AuditStore: Sendable {
             var count: Int64 = 0
             let cursor = try Row.fetchCursor(db, sql: "SELECT seq, hash, blob FROM audit ORDER BY seq")
             while let row = try cursor.next() {
-                let seq: Int64 = row[0]
+                let seq: Int64 = row["seq"]
                 count += 1
                 if seq != expectedSeq {
                     problems.append(
@@ -158,8 +158,8 @@ package final class AuditStore: Sendable {
                             message: seq > expectedSeq ? "missing (records \(expectedSeq)…\(seq - 1) removed)" : "out of order"))
                 }
                 expectedSeq = seq + 1
-                let stored = Array(row[1] as Data)
-                guard let canonical = try? ring.open(Array(row[2] as Data), aad: Self.aad(seq), db: db) else {
+                let stored = Array(row["hash"] as Data)
+                guard let canonical = try? ring.open(Array(row["blob"] as Data), aad: Self.aad(seq), db: db) else {
                     problems.append(Problem(seq: seq, message: "altered (the sealed record does not open)"))
                     hash = stored
                     continue
@@ -172,9 +172,9 @@ package final class AuditStore: Sendable {
                 hash = stored
             }
             if let anchor = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit_anchor WHERE seq > 0 ORDER BY seq DESC LIMIT 1") {
-                let anchorSeq: Int64 = anchor[0]
+                let anchorSeq: Int64 = anchor["seq"]
                 let stored = try Data.fetchOne(db, sql: "SELECT hash FROM audit WHERE seq = ?", arguments: [anchorSeq])
-                if stored.map({ Array($0) }) != Array(anchor[1] as Data) {
+                if stored.map({ Array($0) }) != Array(anchor["hash"] as Data) {
                     problems.append(
                         Problem(seq: anchorSeq, message: "does not match the head the origin acknowledged (the chain was rewritten or cut)")
                     )
@@ -194,8 +194,8 @@ package final class AuditStore: Sendable {
         let ring = self.ring
         return try await pool.read { db in
             try Row.fetchAll(db, sql: "SELECT seq, blob FROM audit ORDER BY seq").compactMap { row in
-                let seq: Int64 = row[0]
-                guard let plain = try? ring.open(Array(row[1] as Data), aad: Self.aad(seq), db: db),
+                let seq: Int64 = row["seq"]
+                guard let plain = try? ring.open(Array(row["blob"] as Data), aad: Self.aad(seq), db: db),
                     let record = AuditRecord.decode(plain)
                 else { return nil }
                 return (seq, record)

@@ -60,7 +60,7 @@ enum DataKeys {
                 db, sql: "SELECT version, wrapped FROM data_keys WHERE tenant = ? AND version > 0 ORDER BY version LIMIT 1",
                 arguments: [tenant])
         else { throw StoreError("tenant \(tenant) has no data key") }
-        let first = try kek.unwrap(Array(row[1] as Data), tenant: tenant, version: UInt32(row[0] as Int64))
+        let first = try kek.unwrap(Array(row["wrapped"] as Data), tenant: tenant, version: UInt32(row["version"] as Int64))
         return TenantKeys.deriveIndexKey(from: first)
     }
 
@@ -96,9 +96,9 @@ enum DataKeys {
     static func rewrap(_ db: Database, from old: KeyEncryptionKey, to new: KeyEncryptionKey) throws -> Int {
         var count = 0
         for row in try Row.fetchAll(db, sql: "SELECT tenant, version, wrapped FROM data_keys") {
-            let tenant: String = row[0]
-            let version = UInt32(row[1] as Int64)
-            let wrapped = Array(row[2] as Data)
+            let tenant: String = row["tenant"]
+            let version = UInt32(row["version"] as Int64)
+            let wrapped = Array(row["wrapped"] as Data)
             if (try? new.unwrap(wrapped, tenant: tenant, version: version)) != nil { continue }
             let key = try old.unwrap(wrapped, tenant: tenant, version: version)
             try db.execute(

@@ -101,11 +101,11 @@ extension EdgeStore {
             var gone: [Row] = []
             for row in candidates {
                 if let bytes, freed >= bytes { break }
-                let rkey: Data = row[4]
+                let rkey: Data = row["rkey"]
                 try db.cachedStatement(sql: "DELETE FROM entries WHERE rkey = ?").execute(arguments: [rkey])
                 try db.cachedStatement(sql: "DELETE FROM terms WHERE rkey = ?").execute(arguments: [rkey])
                 self.hot.forget(rkey)
-                freed += Int64((row[3] as Data).count)
+                freed += Int64((row["blob"] as Data).count)
                 gone.append(row)
             }
             try db.execute(
@@ -113,7 +113,7 @@ extension EdgeStore {
             return gone
         }
         return rows.compactMap { row in
-            guard let r = try? open(row, rkey: Array(row[4] as Data)) else { return nil }
+            guard let r = try? open(row, rkey: Array(row["rkey"] as Data)) else { return nil }
             return EvictedEntry(type: r.type, id: r.id, version: r.version, reason: reason)
         }
     }

@@ -277,8 +277,8 @@ extension EdgeStore {
     package func outboxCounts() async throws -> [OutboxState: Int] {
         try await pool.read { db in
             var counts: [OutboxState: Int] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT state, COUNT(*) FROM outbox GROUP BY state") {
-                if let state = OutboxState(rawValue: row[0]) { counts[state] = row[1] }
+            for row in try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM outbox GROUP BY state") {
+                if let state = OutboxState(rawValue: row["state"]) { counts[state] = row["n"] }
             }
             return counts
         }

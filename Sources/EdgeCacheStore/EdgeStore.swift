@@ -53,7 +53,7 @@ package final class EdgeStore: Sendable {
     let ring: KeyRing
     /// The tenant's current keys as last seen (lookup keys are stable across rotations).
     package var keys: TenantKeys { ring.current }
-    let clock: any WallClock
+    package let clock: any WallClock
     let kek: KeyEncryptionKey
     let countersCache: Mutex<EdgeStoreCounters>
     /// Rows in `quarantine` (entries awaiting repair), as last counted.
@@ -117,7 +117,7 @@ package final class EdgeStore: Sendable {
 
     static func readCounters(_ db: Database) throws -> EdgeStoreCounters {
         var values: [String: Int64] = [:]
-        for row in try Row.fetchAll(db, sql: "SELECT key, value FROM meta") { values[row[0]] = row[1] }
+        for row in try Row.fetchAll(db, sql: "SELECT key, value FROM meta") { values[row["key"]] = row["value"] }
         return EdgeStoreCounters(
             checkpoint: values["checkpoint"] ?? 0, eventsApplied: values["events_applied"] ?? 0,
             eventsSkipped: values["events_skipped"] ?? 0, bootstraps: values["bootstraps"] ?? 0,
@@ -141,38 +141,38 @@ package final class EdgeStore: Sendable {
                 arguments: [Data(rkey)])
         }
         guard let row else { return nil }
-        let sealed: Data = row[3]
+        let sealed: Data = row["blob"]
         let key = Data(rkey)
         if let resource = hot.lookup(key, sealed: sealed) {
             // The row holds exactly the sealed bytes the plaintext was made from; take the
             // row's own metadata all the same.
             var r = resource
-            r.lastUpdated = row[1]
-            r.deleted = row[2]
-            return CachedEntry(resource: r, storedAt: row[4])
+            r.lastUpdated = row["last_updated"]
+            r.deleted = row["deleted"]
+            return CachedEntry(resource: r, storedAt: row["stored_at"])
         }
         let resource: ResourceVersion
         do {
             resource = try open(row, rkey: rkey)
         } catch is SealedBytesRejected {
-            let count = try await quarantine([(key, row[5], sealed)])
+            let count = try await quarantine([(key, row["tkey"], sealed)])
             throw CorruptEntryError(count: max(count, 1))
         }
         hot.remember(key, sealed: sealed, resource: resource)
-        return CachedEntry(resource: resource, storedAt: row[4])
+        return CachedEntry(resource: resource, storedAt: row["stored_at"])
     }
 
     /// Opens a row (`version, last_updated, deleted, blob, …`).
     /// - Throws: ``SealedBytesRejected`` when the row's own bytes are bad (authentication,
     ///   format, decompression); a data key that cannot be loaded throws its own error.
     func open(_ row: Row, rkey: [UInt8]) throws -> ResourceVersion {
-        let version: Int64 = row[0]
-        let sealed = Array(row[3] as Data)
+        let version: Int64 = row["version"]
+        let sealed = Array(row["blob"] as Data)
         guard let keyVersion = Sealer.keyVersion(of: sealed) else { throw SealedBytesRejected() }
         let keys = try ring.keys(version: keyVersion)
         do {
             let plain = try Sealer(keys: keys).open(sealed, aad: Sealer.aad(lookupKey: rkey, version: version))
-            return try ResourceBlob.decode(plain, version: version, lastUpdated: row[1], deleted: row[2])
+            return try ResourceBlob.decode(plain, version: version, lastUpdated: row["last_updated"], deleted: row["deleted"])
         } catch {
             throw SealedBytesRejected()
         }
@@ -222,9 +222,9 @@ package final class EdgeStore: Sendable {
         var rejected: [(rkey: Data, tkey: Data, blob: Data)] = []
         for row in result.rows.prefix(query.count) {
             do {
-                resources.append(try open(row, rkey: Array(row[4] as Data)))
+                resources.append(try open(row, rkey: Array(row["rkey"] as Data)))
             } catch is SealedBytesRejected {
-                rejected.append((row[4], row[5], row[3]))
+                rejected.append((row["rkey"], row["tkey"], row["blob"]))
             }
         }
         if !rejected.isEmpty {

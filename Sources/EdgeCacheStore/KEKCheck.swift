@@ -29,7 +29,7 @@ package enum KEKCheck {
         }
         for row in rows {
             do {
-                _ = try kek.unwrap(Array(row[2] as Data), tenant: row[0], version: UInt32(row[1] as Int64))
+                _ = try kek.unwrap(Array(row["wrapped"] as Data), tenant: row["tenant"], version: UInt32(row["version"] as Int64))
             } catch {
                 throw StoreError(
                     "it cannot unwrap the data keys of \(path) (another node's KEK, or one replaced without 'edgecache keys rotate-kek')")

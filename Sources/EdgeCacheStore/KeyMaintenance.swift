@@ -149,12 +149,12 @@ package struct KeyMaintenance: Sendable {
             let rows = try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT substr(\(c.column), 1, 5) AS head, COUNT(*) FROM \(c.table)
+                    SELECT substr(\(c.column), 1, 5) AS head, COUNT(*) AS n FROM \(c.table)
                     WHERE \(c.column) IS NOT NULL \(filter) GROUP BY head
                     """, arguments: c.tenantColumn == nil ? [] : [tenant])
             for row in rows {
-                let version = Sealer.keyVersion(of: Array(row[0] as Data) + [0]) ?? 0
-                counts[version, default: 0] += row[1] as Int
+                let version = Sealer.keyVersion(of: Array(row["head"] as Data) + [0]) ?? 0
+                counts[version, default: 0] += row["n"] as Int
             }
         }
         return counts

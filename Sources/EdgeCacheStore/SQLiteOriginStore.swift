@@ -74,7 +74,7 @@ package final class SQLiteOriginStore: OriginStore {
         // A wrong KEK fails here, at start, not on a tenant's first request.
         try pool.read { db in
             if let row = try Row.fetchOne(db, sql: "SELECT tenant, version, wrapped FROM data_keys LIMIT 1") {
-                _ = try kek.unwrap(Array(row[2] as Data), tenant: row[0], version: UInt32(row[1] as Int64))
+                _ = try kek.unwrap(Array(row["wrapped"] as Data), tenant: row["tenant"], version: UInt32(row["version"] as Int64))
             }
         }
         // A store made before epochs existed gets one now, once: its edges adopt it without a bootstrap.
@@ -206,11 +206,11 @@ package final class SQLiteOriginStore: OriginStore {
 
     /// Opens a `(version, last_updated, deleted, blob)` row.
     private func open(_ row: Row, keys: TenantKeys, rkey: [UInt8], db: Database? = nil) throws -> ResourceVersion {
-        let version: Int64 = row[0]
-        let sealed = Array(row[3] as Data)
+        let version: Int64 = row["version"]
+        let sealed = Array(row["blob"] as Data)
         let ring = try rings.withLock { $0[keys.tenant] }.orThrow(StoreError("no key ring for tenant \(keys.tenant)"))
         let plain = try ring.open(sealed, aad: Sealer.aad(lookupKey: rkey, version: version), db: db)
-        return try ResourceBlob.decode(plain, version: version, lastUpdated: row[1], deleted: row[2])
+        return try ResourceBlob.decode(plain, version: version, lastUpdated: row["last_updated"], deleted: row["deleted"])
     }
 
     package func search(tenant: String, type: String, query: SearchQuery) async throws -> SearchPage {
@@ -260,7 +260,7 @@ package final class SQLiteOriginStore: OriginStore {
         }
         let hasMore = page.rows.count > query.count
         let resources = try page.rows.prefix(query.count).map { row in
-            try open(row, keys: keys, rkey: Array(row[4] as Data))
+            try open(row, keys: keys, rkey: Array(row["rkey"] as Data))
         }
         return SearchPage(resources: resources, total: page.total, hasMore: hasMore)
     }
@@ -436,7 +436,7 @@ package final class SQLiteOriginStore: OriginStore {
             var changes: [Change] = []
             var bytes = 0
             while bytes < maxBytes, let row = try rows.next() {
-                let change = Change(lsn: row[5], resource: try self.open(row, keys: keys, rkey: Array(row[4] as Data), db: db))
+                let change = Change(lsn: row["lsn"], resource: try self.open(row, keys: keys, rkey: Array(row["rkey"] as Data), db: db))
                 bytes += change.resource.json.count
                 changes.append(change)
             }
@@ -513,7 +513,7 @@ final class SQLiteOriginSnapshot: OriginSnapshot {
             var bytes = 0
             var last: Data?
             while bytes < maxBytes, let row = try rows.next() {
-                let rkey = row[4] as Data
+                let rkey = row["rkey"] as Data
                 let resource = try self.store.openRow(row, keys: self.keys, rkey: Array(rkey))
                 bytes += resource.json.count
                 page.append(resource)
