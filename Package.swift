@@ -129,7 +129,10 @@ let package = Package(
         ),
         .testTarget(
             name: "EdgeCacheStoreTests",
-            dependencies: ["EdgeCacheStore", "EdgeCacheCrypto", "EdgeCacheCore", "EdgeCacheTestSupport"],
+            dependencies: [
+                "EdgeCacheStore", "EdgeCacheCrypto", "EdgeCacheCore", "EdgeCacheTestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

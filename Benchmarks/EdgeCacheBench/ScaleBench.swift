@@ -28,8 +28,6 @@ func benchScale(size benchSize: BenchSize, repositoryRoot: String, sizes chosen:
     try FileManager.default.createDirectory(atPath: dir + "/edge-data", withIntermediateDirectories: true)
     var lines: [String] = []
     var store: EdgeStore? = try EdgeStore(path: dir + "/edge-data/edge.sqlite", tenant: "bench", kek: kek)
-    // As a node does at its first start (else the restart below would build the LRU index).
-    try store!.prepareEviction()
     var filled = 0
     var lsn: Int64 = 0
     for size in sizes {

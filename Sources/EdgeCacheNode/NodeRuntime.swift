@@ -169,7 +169,6 @@ package final class NodeRuntime: Sendable {
                 retentionDays: config.outboxRetentionDays, policies: policies, audit: audit, tenant: tenant, logger: logger)
             let consent = ConsentGuard(tenant: tenant, store: store, audit: audit, clock: clock, logger: logger)
             consentGuard = consent
-            try store.prepareEviction()
             let evictor = Evictor(
                 store: store, policies: policies, audit: audit, tenant: tenant, maxBytes: config.cacheMaxBytes,
                 intervalMilliseconds: config.evictionIntervalMilliseconds, clock: clock, logger: logger)

@@ -34,12 +34,12 @@ extension EdgeStore {
                 sql: "INSERT INTO meta(key, value) VALUES ('epoch_changes', 1) ON CONFLICT(key) DO UPDATE SET value = value + 1")
             try self.ring.refresh(db)
             var requeued = 0
-            for row in try Row.fetchAll(db, sql: "SELECT * FROM outbox WHERE state = 'done' ORDER BY seq") {
+            for row in try Row.fetchAll(db, sql: "SELECT * FROM outbox WHERE state = \(OutboxState.done.sql) ORDER BY seq") {
                 var entry = try self.decodeEntry(row, db: db)
                 if let result = entry.resultVersion, result > 1 { entry.item.ifMatch = result - 1 } else { entry.item.ifMatch = nil }
                 try db.execute(
                     sql: """
-                        UPDATE outbox SET state = 'queued', attempts = 0, next_attempt_at = 0, last_error = NULL, blob = ?
+                        UPDATE outbox SET state = \(OutboxState.queued.sql), attempts = 0, next_attempt_at = 0, last_error = NULL, blob = ?
                         WHERE seq = ?
                         """, arguments: [try self.sealItem(entry.item, keyHash: self.keyHash(entry.item.key)), entry.seq])
                 requeued += 1

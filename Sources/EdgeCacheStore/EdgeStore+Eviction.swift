@@ -19,24 +19,6 @@ package struct EvictedEntry: Sendable {
 }
 
 extension EdgeStore {
-    /// Adds what eviction needs to an existing cache (last-read time, its index, counters).
-    package func prepareEviction() throws {
-        try pool.write { db in
-            // The staging table of a snapshot bootstrap keeps the same columns (it is swapped in whole).
-            for table in ["entries", "staged_entries"] {
-                let columns = try Row.fetchAll(db, sql: "PRAGMA table_info(\(table))").map { $0["name"] as String }
-                if !columns.contains("accessed_at") {
-                    try db.execute(sql: "ALTER TABLE \(table) ADD COLUMN accessed_at INTEGER NOT NULL DEFAULT 0")
-                }
-            }
-            try db.execute(
-                sql: """
-                    CREATE INDEX IF NOT EXISTS entries_by_access ON entries(tkey, accessed_at);
-                    INSERT OR IGNORE INTO meta(key, value) VALUES ('evicted_budget', 0), ('evicted_retention', 0);
-                    """)
-        }
-    }
-
     /// Records when entries were last read (batched by the caller), for LRU.
     package func recordAccess(_ accessed: [(type: String, id: String, at: Int64)]) async throws {
         guard !accessed.isEmpty else { return }
@@ -94,7 +76,7 @@ extension EdgeStore {
                 sql: """
                     SELECT version, last_updated, deleted, blob, rkey FROM entries e
                     WHERE tkey IN (\(placeholders)) \(condition)
-                    AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.rkey = e.rkey AND o.state IN ('queued', 'review'))
+                    AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.rkey = e.rkey AND o.state IN \(OutboxState.unfinished))
                     ORDER BY max(accessed_at, stored_at) LIMIT ?
                     """, arguments: arguments)
             var freed: Int64 = 0

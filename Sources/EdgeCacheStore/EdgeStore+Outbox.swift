@@ -14,6 +14,13 @@ package enum OutboxState: String, Sendable, CaseIterable {
     case done
     /// Dropped by an operator (or by resolving a conflict in the origin's favour).
     case discarded
+
+    /// The state as an SQL literal (`'queued'`): SQL never spells a state itself.
+    var sql: String { "'\(rawValue)'" }
+    /// `('queued', 'review')`: waiting for the origin or for a person.
+    static let unfinished = "(\(OutboxState.queued.sql), \(OutboxState.review.sql))"
+    /// `('done', 'discarded')`: nothing more will happen to it.
+    static let finished = "(\(OutboxState.done.sql), \(OutboxState.discarded.sql))"
 }
 
 /// One queued write.
@@ -196,7 +203,7 @@ extension EdgeStore {
                 // The version readers see while pending: one past the newest queued or cached version.
                 let lastQueued = try Int64.fetchOne(
                     db.cachedStatement(
-                        sql: "SELECT MAX(projected_version) FROM outbox WHERE rkey = ? AND state IN ('queued', 'review')"),
+                        sql: "SELECT MAX(projected_version) FROM outbox WHERE rkey = ? AND state IN \(OutboxState.unfinished)"),
                     arguments: [Data(rkey)])
                 let cached = try Int64.fetchOne(
                     db.cachedStatement(sql: "SELECT version FROM entries WHERE rkey = ?"), arguments: [Data(rkey)])
@@ -204,7 +211,7 @@ extension EdgeStore {
                 try db.cachedStatement(
                     sql: """
                         INSERT INTO outbox(rkey, key_hash, fingerprint, state, projected_version, created_at, blob)
-                        VALUES (?, ?, ?, 'queued', ?, ?, ?)
+                        VALUES (?, ?, ?, \(OutboxState.queued.sql), ?, ?, ?)
                         """
                 ).execute(arguments: [Data(rkey), Data(keyHash), fingerprint, projected, now, blob])
                 queued += 1
@@ -224,7 +231,9 @@ extension EdgeStore {
 
     /// Counts queued entries again (the replayer calls this periodically).
     package func refreshQueuedCount() async throws {
-        let queued = try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox WHERE state = 'queued'") ?? 0 }
+        let queued = try await pool.read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox WHERE state = \(OutboxState.queued.sql)") ?? 0
+        }
         queuedEstimate.withLock { $0 = queued }
     }
 
@@ -237,9 +246,9 @@ extension EdgeStore {
         try await pool.write { db in
             try db.execute(
                 sql:
-                    "DELETE FROM conflicts WHERE resolution IS NOT NULL AND seq IN (SELECT seq FROM outbox WHERE state IN ('done', 'discarded') AND created_at < ?)",
+                    "DELETE FROM conflicts WHERE resolution IS NOT NULL AND seq IN (SELECT seq FROM outbox WHERE state IN \(OutboxState.finished) AND created_at < ?)",
                 arguments: [cutoff])
-            try db.execute(sql: "DELETE FROM outbox WHERE state IN ('done', 'discarded') AND created_at < ?", arguments: [cutoff])
+            try db.execute(sql: "DELETE FROM outbox WHERE state IN \(OutboxState.finished) AND created_at < ?", arguments: [cutoff])
             return db.changesCount
         }
     }
@@ -249,7 +258,8 @@ extension EdgeStore {
         let rkey = Data(ResourceBlob.key(keys, type: type, id: id))
         let row = try await pool.readRows { db in
             try Row.fetchOne(
-                db, sql: "SELECT * FROM outbox WHERE rkey = ? AND state = 'queued' ORDER BY seq DESC LIMIT 1", arguments: [rkey])
+                db, sql: "SELECT * FROM outbox WHERE rkey = ? AND state = \(OutboxState.queued.sql) ORDER BY seq DESC LIMIT 1",
+                arguments: [rkey])
         }
         return try row.map { try decodeEntry($0) }
     }
@@ -258,7 +268,8 @@ extension EdgeStore {
     package func hasUnfinishedWrites(type: String, id: String) async throws -> Bool {
         let rkey = Data(ResourceBlob.key(keys, type: type, id: id))
         return try await pool.read { db in
-            try Bool.fetchOne(db, sql: "SELECT 1 FROM outbox WHERE rkey = ? AND state IN ('queued', 'review') LIMIT 1", arguments: [rkey])
+            try Bool.fetchOne(
+                db, sql: "SELECT 1 FROM outbox WHERE rkey = ? AND state IN \(OutboxState.unfinished) LIMIT 1", arguments: [rkey])
                 ?? false
         }
     }
@@ -268,7 +279,7 @@ extension EdgeStore {
         let rkey = Data(ResourceBlob.key(keys, type: entry.item.type, id: entry.item.id))
         return try await pool.read { db in
             try Bool.fetchOne(
-                db, sql: "SELECT 1 FROM outbox WHERE rkey = ? AND seq < ? AND state IN ('queued', 'review') LIMIT 1",
+                db, sql: "SELECT 1 FROM outbox WHERE rkey = ? AND seq < ? AND state IN \(OutboxState.unfinished) LIMIT 1",
                 arguments: [rkey, entry.seq]) ?? false
         }
     }
@@ -286,7 +297,9 @@ extension EdgeStore {
 
     /// Age (ms) of the oldest queued entry, if any.
     package func oldestQueuedAt() async throws -> Int64? {
-        try await pool.read { db in try Int64.fetchOne(db, sql: "SELECT MIN(created_at) FROM outbox WHERE state = 'queued'") }
+        try await pool.read { db in
+            try Int64.fetchOne(db, sql: "SELECT MIN(created_at) FROM outbox WHERE state = \(OutboxState.queued.sql)")
+        }
     }
 
     /// The next entries to replay: for each resource only its oldest unfinished entry, and only
@@ -297,8 +310,8 @@ extension EdgeStore {
             try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT * FROM outbox o WHERE state = 'queued' AND next_attempt_at <= ?
-                    AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.rkey = o.rkey AND p.seq < o.seq AND p.state IN ('queued', 'review'))
+                    SELECT * FROM outbox o WHERE state = \(OutboxState.queued.sql) AND next_attempt_at <= ?
+                    AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.rkey = o.rkey AND p.seq < o.seq AND p.state IN \(OutboxState.unfinished))
                     ORDER BY seq LIMIT ?
                     """, arguments: [now, limit])
         }
@@ -335,13 +348,13 @@ extension EdgeStore {
                 switch outcome {
                 case .committed(let version):
                     try db.execute(
-                        sql: "UPDATE outbox SET state = 'done', result_version = ?, last_error = NULL WHERE seq = ?",
+                        sql: "UPDATE outbox SET state = \(OutboxState.done.sql), result_version = ?, last_error = NULL WHERE seq = ?",
                         arguments: [version?.version, entry.seq])
                 case .retry(let error, let retryAt):
                     if entry.attempts + 1 >= maxAttempts {
                         try db.execute(
                             sql:
-                                "UPDATE outbox SET state = 'review', attempts = attempts + 1, last_error = ?, review_reason = ? WHERE seq = ?",
+                                "UPDATE outbox SET state = \(OutboxState.review.sql), attempts = attempts + 1, last_error = ?, review_reason = ? WHERE seq = ?",
                             arguments: [error, "gave up after \(entry.attempts + 1) attempts", entry.seq])
                     } else {
                         try db.execute(
@@ -350,11 +363,13 @@ extension EdgeStore {
                     }
                 case .review(let reason):
                     try db.execute(
-                        sql: "UPDATE outbox SET state = 'review', attempts = attempts + 1, review_reason = ? WHERE seq = ?",
+                        sql:
+                            "UPDATE outbox SET state = \(OutboxState.review.sql), attempts = attempts + 1, review_reason = ? WHERE seq = ?",
                         arguments: [reason, entry.seq])
                 case .conflict(let origin):
                     try db.execute(
-                        sql: "UPDATE outbox SET state = 'review', attempts = attempts + 1, review_reason = ? WHERE seq = ?",
+                        sql:
+                            "UPDATE outbox SET state = \(OutboxState.review.sql), attempts = attempts + 1, review_reason = ? WHERE seq = ?",
                         arguments: ["conflict: the origin's version changed since this write was based on it", entry.seq])
                     try db.execute(
                         sql: "INSERT OR REPLACE INTO conflicts(seq, rkey, origin_version, origin_blob, created_at) VALUES (?, ?, ?, ?, ?)",
@@ -394,7 +409,10 @@ extension EdgeStore {
     @discardableResult
     package func retryOutbox(seq: Int64, rebase: Bool = false, baseVersion: Int64? = nil) async throws -> Bool {
         try await pool.write { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM outbox WHERE seq = ? AND state = 'review'", arguments: [seq]) else {
+            guard
+                let row = try Row.fetchOne(
+                    db, sql: "SELECT * FROM outbox WHERE seq = ? AND state = \(OutboxState.review.sql)", arguments: [seq])
+            else {
                 return false
             }
             try self.ring.refresh(db)
@@ -402,7 +420,7 @@ extension EdgeStore {
             if rebase { entry.item.ifMatch = baseVersion }
             try db.execute(
                 sql: """
-                    UPDATE outbox SET state = 'queued', attempts = 0, next_attempt_at = 0, review_reason = NULL, blob = ?
+                    UPDATE outbox SET state = \(OutboxState.queued.sql), attempts = 0, next_attempt_at = 0, review_reason = NULL, blob = ?
                     WHERE seq = ?
                     """, arguments: [try self.sealItem(entry.item, keyHash: self.keyHash(entry.item.key)), seq])
             return true
@@ -413,7 +431,9 @@ extension EdgeStore {
     @discardableResult
     package func discardOutbox(seq: Int64) async throws -> Bool {
         try await pool.write { db in
-            try db.execute(sql: "UPDATE outbox SET state = 'discarded' WHERE seq = ? AND state IN ('queued', 'review')", arguments: [seq])
+            try db.execute(
+                sql: "UPDATE outbox SET state = \(OutboxState.discarded.sql) WHERE seq = ? AND state IN \(OutboxState.unfinished)",
+                arguments: [seq])
             let discarded = db.changesCount > 0
             if discarded {
                 try db.execute(

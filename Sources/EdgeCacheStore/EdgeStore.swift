@@ -74,29 +74,8 @@ package final class EdgeStore: Sendable {
         self.clock = clock
         let now = clock.nowMillis()
         let pool = self.pool
+        try Self.migrator.migrate(pool)
         let (ring, counters) = try pool.write { db in
-            try db.execute(sql: DataKeys.schema)
-            try db.execute(sql: Self.outboxSchema)
-            for prefix in ["", "staged_"] {
-                try db.execute(
-                    sql: """
-                        CREATE TABLE IF NOT EXISTS \(prefix)entries(
-                            rkey BLOB PRIMARY KEY, tkey BLOB NOT NULL, version INTEGER NOT NULL,
-                            last_updated INTEGER NOT NULL, deleted INTEGER NOT NULL, stored_at INTEGER NOT NULL,
-                            blob BLOB NOT NULL) WITHOUT ROWID;
-                        CREATE INDEX IF NOT EXISTS \(prefix)entries_by_type ON \(prefix)entries(tkey, deleted, last_updated);
-                        CREATE TABLE IF NOT EXISTS \(prefix)terms(term BLOB NOT NULL, rkey BLOB NOT NULL,
-                            PRIMARY KEY(term, rkey)) WITHOUT ROWID;
-                        CREATE INDEX IF NOT EXISTS \(prefix)terms_by_resource ON \(prefix)terms(rkey);
-                        """)
-            }
-            try db.execute(
-                sql: """
-                    CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-                    INSERT OR IGNORE INTO meta(key, value) VALUES ('checkpoint', 0), ('events_applied', 0),
-                        ('events_skipped', 0), ('bootstraps', 0), ('caught_up_at', 0);
-                    """)
-            try db.execute(sql: Self.quarantineSchema)
             let tenants = try String.fetchAll(db, sql: "SELECT DISTINCT tenant FROM data_keys")
             if let other = tenants.first(where: { $0 != tenant }) {
                 throw StoreError(
@@ -109,7 +88,10 @@ package final class EdgeStore: Sendable {
         self.kek = kek
         self.countersCache = Mutex(counters)
         let (queued, quarantined) = try pool.read { db in
-            (try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox WHERE state = 'queued'") ?? 0, try Self.quarantineCount(db))
+            (
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox WHERE state = \(OutboxState.queued.sql)") ?? 0,
+                try Self.quarantineCount(db)
+            )
         }
         queuedEstimate.withLock { $0 = queued }
         quarantinePending.withLock { $0 = quarantined }

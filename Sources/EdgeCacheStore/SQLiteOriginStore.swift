@@ -25,52 +25,7 @@ package final class SQLiteOriginStore: OriginStore {
         self.pool = try SQLiteFile.openPool(path: path)
         self.kek = kek
         self.clock = clock
-        try pool.write { db in
-            try db.execute(sql: DataKeys.schema)
-            try db.execute(
-                sql: """
-                    CREATE TABLE IF NOT EXISTS resources(
-                        tenant TEXT NOT NULL, rkey BLOB NOT NULL, tkey BLOB NOT NULL, version INTEGER NOT NULL,
-                        last_updated INTEGER NOT NULL, deleted INTEGER NOT NULL, PRIMARY KEY(tenant, rkey)) WITHOUT ROWID;
-                    CREATE INDEX IF NOT EXISTS resources_by_type ON resources(tenant, tkey, deleted, last_updated);
-                    CREATE TABLE IF NOT EXISTS history(
-                        tenant TEXT NOT NULL, rkey BLOB NOT NULL, version INTEGER NOT NULL, last_updated INTEGER NOT NULL,
-                        deleted INTEGER NOT NULL, blob BLOB NOT NULL, PRIMARY KEY(tenant, rkey, version)) WITHOUT ROWID;
-                    CREATE TABLE IF NOT EXISTS terms(
-                        tenant TEXT NOT NULL, term BLOB NOT NULL, rkey BLOB NOT NULL,
-                        PRIMARY KEY(tenant, term, rkey)) WITHOUT ROWID;
-                    CREATE INDEX IF NOT EXISTS terms_by_resource ON terms(tenant, rkey);
-                    CREATE TABLE IF NOT EXISTS changes(
-                        lsn INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, rkey BLOB NOT NULL,
-                        version INTEGER NOT NULL);
-                    CREATE INDEX IF NOT EXISTS changes_by_tenant ON changes(tenant, lsn);
-                    CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-                    CREATE TABLE IF NOT EXISTS idempotency(
-                        tenant TEXT NOT NULL, key_hash BLOB NOT NULL, fingerprint BLOB NOT NULL, status INTEGER NOT NULL,
-                        rkey BLOB NOT NULL, version INTEGER NOT NULL, created_at INTEGER NOT NULL,
-                        PRIMARY KEY(tenant, key_hash)) WITHOUT ROWID;
-                    CREATE INDEX IF NOT EXISTS idempotency_by_age ON idempotency(created_at);
-                    INSERT OR IGNORE INTO meta(key, value) VALUES ('log_floor', 0);
-                    """)
-            // The consent lane: Consent changes are also readable on their own, ahead of the rest.
-            let columns = try Row.fetchAll(db, sql: "PRAGMA table_info(changes)").map { $0["name"] as String }
-            if !columns.contains("lane") {
-                try db.execute(sql: "ALTER TABLE changes ADD COLUMN lane INTEGER NOT NULL DEFAULT 0")
-            }
-            try db.execute(sql: "CREATE INDEX IF NOT EXISTS changes_by_lane ON changes(tenant, lane, lsn) WHERE lane > 0")
-            // Per-tenant floors: the newest change of each tenant that compaction removed, so a
-            // tenant's log reaches back as far as its own changes do, and its head survives
-            // compaction. A database compacted before this table existed starts every tenant at
-            // the global floor (what it answered 410 below before).
-            if try !db.tableExists("tenant_log_floor") {
-                try db.execute(sql: "CREATE TABLE tenant_log_floor(tenant TEXT PRIMARY KEY, lsn INTEGER NOT NULL) WITHOUT ROWID")
-                try db.execute(
-                    sql: """
-                        INSERT INTO tenant_log_floor(tenant, lsn)
-                        SELECT DISTINCT d.tenant, m.value FROM data_keys d, meta m WHERE m.key = 'log_floor' AND m.value > 0
-                        """)
-            }
-        }
+        try Self.migrator.migrate(pool)
         // A wrong KEK fails here, at start, not on a tenant's first request.
         try pool.read { db in
             if let row = try Row.fetchOne(db, sql: "SELECT tenant, version, wrapped FROM data_keys LIMIT 1") {
