@@ -1,31 +1,52 @@
 #!/usr/bin/env python3
-"""Helpers of tools/bench-reads (python3 standard library only).
+"""Helpers of tools/bench-reads (python3 standard library and tools/edgecache_kit.py).
 
+    bench-reads-helper.py prepare DIR EDGECACHE           PKI (tenant bench), KEKs, the issuer's key, origin.yaml
+    bench-reads-helper.py edge-config DIR ORIGIN_PEER_PORT   edge.yaml (accepts the issuer's tokens)
     bench-reads-helper.py gen N FILE                      N Observations (~2 KB each), one per line
     bench-reads-helper.py put BASE FILE CERT KEY CA [THREADS]   PUT each resource of FILE to BASE (origin /fhir)
-    bench-reads-helper.py token KEY ISS AUD SCOPE SUB     an ES256 JWT signed with KEY (openssl CLI), valid 1 day
+    bench-reads-helper.py token DIR SCOPE SUB             an ES256 JWT from the issuer of DIR, valid 1 day
     bench-reads-helper.py port                            a free TCP port on 127.0.0.1
     bench-reads-helper.py json-field FILE FIELD           one top-level field of a JSON file
-    bench-reads-helper.py wait-applied EDGE ORIGIN CERT KEY CA TIMEOUT   until edge applied_lsn == origin head_lsn
+    bench-reads-helper.py wait-applied EDGE ORIGIN CERT KEY CA TIMEOUT   until the edge (link live) has applied the origin head_lsn
     bench-reads-helper.py wrk-parse FILE                  'RPS P50_MS P99_MS ERRORS' from wrk --latency output
     bench-reads-helper.py summary LABEL EDGE_WRK NGINX_WRK|- [STACK_WRK]   one summary line (- : nginx skipped)
     bench-reads-helper.py load URL N SECONDS CONNECTIONS TOKEN CA OUT   wrk's stand-in for smoke runs: random
                                                           keep-alive reads of obs-0..N-1, wrk-like output in OUT
 """
 
-import base64
 import http.client
 import json
 import os
 import random
 import re
-import socket
-import ssl
-import subprocess
 import sys
-import tempfile
 import threading
 import time
+
+import edgecache_kit as kit
+
+TENANT = "bench"
+ISSUER = "https://idp.bench.example"
+AUDIENCE = "https://edge.bench.example/fhir"
+
+
+# MARK: The pair's files
+
+def prepare(work, binary):
+    kit.make_pair_files(work, binary, TENANT)
+    kit.Issuer.create(work, ISSUER, AUDIENCE)
+    kit.write_origin_config(work, "bench-origin", log_level="warning")
+
+
+def issuer(work):
+    return kit.Issuer(ISSUER, AUDIENCE, os.path.join(work, "idp.key"))
+
+
+def edge_config(work, origin_peer_port):
+    kit.write_edge_config(work, "bench-edge", TENANT, f"https://127.0.0.1:{origin_peer_port}", log_level="warning",
+                          issuer=issuer(work))
+
 
 # MARK: Resources
 
@@ -92,24 +113,17 @@ def gen(count, path):
 
 # MARK: Loading over HTTPS
 
-def tls_context(cert, key, ca):
-    context = ssl.create_default_context(cafile=ca)
-    context.load_cert_chain(cert, key)
-    return context
-
-
 def put(base, path, cert, key, ca, threads=8):
     """PUT every line of path to base/Type/id over keep-alive HTTPS with a client certificate."""
     with open(path) as f:
         lines = f.read().splitlines()
-    host, port = re.match(r"https://([^:/]+):(\d+)", base).groups()
+    address = kit.address(base)
     prefix = re.sub(r"https://[^/]+", "", base)
-    context = tls_context(cert, key, ca)
+    client = kit.Client(kit.tls_context(ca, cert, key))
     lock = threading.Lock()
     state = {"next": 0, "errors": []}
 
     def worker():
-        connection = http.client.HTTPSConnection(host, int(port), context=context, timeout=60)
         while True:
             with lock:
                 index = state["next"]
@@ -119,13 +133,11 @@ def put(base, path, cert, key, ca, threads=8):
             line = lines[index]
             resource = json.loads(line)
             url = f"{prefix}/{resource['resourceType']}/{resource['id']}"
-            connection.request("PUT", url, body=line.encode(), headers={"Content-Type": "application/fhir+json"})
-            reply = connection.getresponse()
-            reply.read()
-            if reply.status not in (200, 201):
+            status, _, _ = client.request("PUT", address, url, body=line, timeout=60)
+            if status not in (200, 201):
                 with lock:
-                    state["errors"].append(f"PUT {url}: {reply.status}")
-        connection.close()
+                    state["errors"].append(f"PUT {url}: {status}")
+        client.close()
 
     start = time.monotonic()
     workers = [threading.Thread(target=worker) for _ in range(threads)]
@@ -139,77 +151,15 @@ def put(base, path, cert, key, ca, threads=8):
     print(f"put: {len(lines)} resources in {seconds:.1f} s ({len(lines) / seconds:.0f} writes/s, {threads} connections)")
 
 
-# MARK: Tokens
-
-def b64url(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def der_to_raw(der, size=32):
-    """An ECDSA DER signature (SEQUENCE of two INTEGERs) as JWS's raw r || s."""
-    def length(at):
-        first = der[at]
-        if first < 0x80:
-            return first, at + 1
-        count = first & 0x7F
-        return int.from_bytes(der[at + 1:at + 1 + count], "big"), at + 1 + count
-
-    if der[0] != 0x30:
-        raise ValueError("not a DER SEQUENCE")
-    _, at = length(1)
-    parts = []
-    for _ in range(2):
-        if der[at] != 0x02:
-            raise ValueError("not a DER INTEGER")
-        n, at = length(at + 1)
-        value = der[at:at + n].lstrip(b"\x00")
-        parts.append(value.rjust(size, b"\x00"))
-        at += n
-    return parts[0] + parts[1]
-
-
-def token(key, iss, aud, scope, sub):
-    now = int(time.time())
-    header = b64url(json.dumps({"alg": "ES256", "typ": "JWT"}, separators=(",", ":")).encode())
-    claims = b64url(json.dumps({"iss": iss, "aud": aud, "sub": sub, "scope": scope, "iat": now, "exp": now + 86400},
-                               separators=(",", ":")).encode())
-    signing_input = f"{header}.{claims}".encode()
-    with tempfile.NamedTemporaryFile() as f:
-        f.write(signing_input)
-        f.flush()
-        der = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key, f.name], check=True, capture_output=True).stdout
-    return f"{header}.{claims}.{b64url(der_to_raw(der))}"
-
-
 # MARK: Status
 
-def status(base, context):
-    host, port = re.match(r"https://([^:/]+):(\d+)", base).groups()
-    connection = http.client.HTTPSConnection(host, int(port), context=context, timeout=10)
-    connection.request("GET", "/status")
-    reply = connection.getresponse()
-    body = json.loads(reply.read())
-    connection.close()
-    return body
-
-
 def wait_applied(edge, origin, cert, key, ca, timeout):
-    context = tls_context(cert, key, ca)
-    deadline = time.monotonic() + float(timeout)
-    start = time.monotonic()
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            head = status(origin, context)["head_lsn"]
-            applied = status(edge, context).get("applied_lsn")
-            last = (applied, head)
-            if head > 0 and applied == head:
-                print(f"edge applied LSN {applied} = origin head in {time.monotonic() - start:.1f} s")
-                return
-        except (OSError, ValueError, KeyError, http.client.HTTPException) as error:
-            last = error
-        time.sleep(0.5)
-    sys.exit(f"wait-applied: edge did not catch up within {timeout} s (applied, head: {last})")
+    client = kit.Client(kit.tls_context(ca, cert, key))
+    try:
+        status, seconds = kit.wait_applied(client, kit.address(edge), kit.address(origin), float(timeout))
+    except RuntimeError as error:
+        sys.exit(f"wait-applied: {error}")
+    print(f"edge applied LSN {status['applied_lsn']} = origin head in {seconds:.1f} s")
 
 
 # MARK: wrk output
@@ -276,30 +226,25 @@ def errors_in(parsed):
 def load(url, n, seconds, connections, token, ca, out):
     """Random keep-alive reads for SECONDS on CONNECTIONS threads; wrk-like lines in OUT (smoke runs only:
     one Python process is no load generator to quote, it only shows that the read path answers)."""
-    host, port = re.match(r"https://([^:/]+):(\d+)", url).groups()
-    context = ssl.create_default_context(cafile=ca)
-    context.check_hostname = False
+    address = kit.address(url)
+    client = kit.Client(kit.tls_context(ca, check_hostname=False))
     latencies, failures, lock = [], [0], threading.Lock()
     deadline = time.monotonic() + float(seconds)
 
     def worker():
-        connection = http.client.HTTPSConnection(host, int(port), context=context, timeout=10)
         mine, bad = [], 0
         while time.monotonic() < deadline:
             start = time.monotonic()
             try:
-                connection.request("GET", f"/fhir/Observation/obs-{random.randrange(int(n))}",
-                                   headers={"Authorization": f"Bearer {token}", "Accept": "application/fhir+json"})
-                reply = connection.getresponse()
-                reply.read()
-                if reply.status != 200:
+                status, _, _ = client.request(
+                    "GET", address, f"/fhir/Observation/obs-{random.randrange(int(n))}",
+                    headers={"Authorization": f"Bearer {token}", "Accept": "application/fhir+json"}, timeout=10)
+                if status != 200:
                     bad += 1
             except (OSError, http.client.HTTPException):
-                bad += 1
-                connection.close()
-                connection = http.client.HTTPSConnection(host, int(port), context=context, timeout=10)
+                bad += 1  # the client drops the connection; the next request opens a new one
             mine.append((time.monotonic() - start) * 1000)
-        connection.close()
+        client.close()
         with lock:
             latencies.extend(mine)
             failures[0] += bad
@@ -323,22 +268,20 @@ def load(url, n, seconds, connections, token, ca, out):
         f.write(f"Requests/sec: {count / elapsed:.2f}\n")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main(argv):
     command = argv[1] if len(argv) > 1 else ""
-    if command == "gen":
+    if command == "prepare":
+        prepare(argv[2], argv[3])
+    elif command == "edge-config":
+        edge_config(argv[2], argv[3])
+    elif command == "gen":
         gen(int(argv[2]), argv[3])
     elif command == "put":
         put(argv[2], argv[3], argv[4], argv[5], argv[6], int(argv[7]) if len(argv) > 7 else 8)
     elif command == "token":
-        print(token(*argv[2:7]))
+        print(issuer(argv[2]).token(argv[3], argv[4], lifetime_s=86400))
     elif command == "port":
-        print(free_port())
+        print(kit.free_port())
     elif command == "json-field":
         print(json.load(open(argv[2]))[argv[3]])
     elif command == "wait-applied":
@@ -354,4 +297,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    main(sys.argv)
+    try:
+        main(sys.argv)
+    except RuntimeError as error:  # a command that failed (gen-certs.sh, keys init, openssl)
+        sys.exit(f"bench-reads-helper: {error}")

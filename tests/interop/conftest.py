@@ -1,12 +1,13 @@
 """The interop suite's pair of nodes and its data (issue 7, item 7).
 
 One session fixture, `pair`, starts a fresh origin and edge with `edgecache serve` in a
-throw-away folder: a development PKI from tools/gen-certs.sh, KEKs from `edgecache keys init`,
-configs on ephemeral ports (read back from `<data_dir>/listening.json`), and on the edge an
-ES256 issuer whose bearer tokens the edge accepts. It waits until the edge's `/status` says the
-link is live, loads realistic R4 data into the origin (carebundle, generated offline with a
-fixed seed; PUT over the origin's FHIR API with the client certificate), waits until the edge
-has applied the origin's head, and at the end stops both nodes with SIGTERM and waits for them.
+throw-away folder, with tools/edgecache_kit.py: a development PKI from tools/gen-certs.sh, KEKs
+from `edgecache keys init`, configs on ephemeral ports (read back from
+`<data_dir>/listening.json`), and on the edge an ES256 issuer whose bearer tokens the edge
+accepts. It waits until the edge's `/status` says the link is live, loads realistic R4 data into
+the origin (carebundle, generated offline with a fixed seed; PUT over the origin's FHIR API with
+the client certificate), waits until the edge has applied the origin's head, and at the end
+stops both nodes with SIGTERM and waits for them.
 
 The clients under test talk to the edge. `fhirclient` presents the tenant's client
 certificate, `fhirpy` a bearer token; both verify the server against the PKI's CA.
@@ -18,24 +19,21 @@ is also kept when a test failed or a node did not stop cleanly, and its path is 
 end.
 """
 
-import base64
-import ctypes
 import json
 import os
 import shutil
-import signal
-import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 
 import pytest
 import requests
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(REPO, "tools"))
+import edgecache_kit as kit  # noqa: E402 (tools/ is not a package)
+
 TENANT = "interop"
 ISSUER = "https://idp.interop.example"
 AUDIENCE = "https://edge.interop.example/fhir"
@@ -73,58 +71,12 @@ def pytest_addoption(parser):
 # MARK: Nodes
 
 
-def die_with_parent():
-    """In the child, before exec: SIGTERM when the test process dies (PR_SET_PDEATHSIG), so a
-    pytest killed before its teardown leaves no `edgecache serve` behind."""
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
-
-
-class Node:
-    """One `edgecache serve` process and its log."""
-
-    def __init__(self, name, binary, config, data_dir, log_path):
-        self.name, self.binary, self.config = name, binary, config
-        self.data_dir, self.log_path = data_dir, log_path
-        self.proc = None
-        self.exit_status = None
-
-    def start(self):
-        """Starts the node and returns its bound ports, from `<data_dir>/listening.json`."""
-        ports_file = os.path.join(self.data_dir, "listening.json")
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [self.binary, "serve", "--config", self.config], stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited at start with status {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                with open(ports_file) as f:
-                    return json.load(f)
-            except (OSError, ValueError):
-                time.sleep(0.05)
-        raise RuntimeError(f"{self.name} did not write {ports_file} within {START_TIMEOUT_S} s:\n{self.log_tail()}")
-
-    def stop(self):
-        """SIGTERM, then waits; SIGKILL only if the node does not stop within STOP_TIMEOUT_S."""
-        if self.proc is None or self.proc.poll() is not None:
-            self.exit_status = self.proc.returncode if self.proc else None
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.exit_status = self.proc.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            self.exit_status = "killed after SIGTERM timed out"
-
-    def log_tail(self, lines=30):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return "".join(f.readlines()[-lines:])
-        except OSError:
-            return "(no log)"
+def start(node):
+    """Starts a node; its bound ports. A node that does not start fails with its log's last lines."""
+    try:
+        return node.start(START_TIMEOUT_S)
+    except RuntimeError as error:
+        raise RuntimeError(f"{error}:\n{node.log_tail()}") from None
 
 
 class FHIRHTTP:
@@ -143,11 +95,6 @@ class FHIRHTTP:
             f"{self.base}/{path.lstrip('/')}", data=json.dumps(resource),
             headers={"Content-Type": "application/fhir+json"}, timeout=10)
 
-    def status(self):
-        reply = self.get("/status")
-        reply.raise_for_status()
-        return reply.json()
-
     def close(self):
         self.session.close()
 
@@ -160,9 +107,10 @@ class Pair:
     ca: str
     client_cert: str
     client_key: str
-    idp_key: object
-    origin_node: Node = None
-    edge_node: Node = None
+    issuer: kit.Issuer
+    origin_node: kit.Node
+    edge_node: kit.Node
+    status_client: kit.Client
     origin_base: str = ""
     edge_base: str = ""
     origin: FHIRHTTP = None
@@ -178,32 +126,25 @@ class Pair:
 
     def token(self, scope="user/*.cruds", sub="interop-app", lifetime_s=3600, **claims):
         """An ES256 JWT from the edge's configured issuer."""
-        now = int(time.time())
-        body = {"iss": ISSUER, "aud": AUDIENCE, "sub": sub, "scope": scope, "iat": now, "exp": now + lifetime_s}
-        body.update(claims)
-        return es256_jwt(self.idp_key, body)
+        return self.issuer.token(scope, sub, lifetime_s, **claims)
 
-    def wait_until(self, what, check, timeout_s):
-        deadline = time.monotonic() + timeout_s
-        last = None
-        while time.monotonic() < deadline:
-            try:
-                ok, last = check()
-                if ok:
-                    return last
-            except (requests.RequestException, ValueError, KeyError) as error:
-                last = error
-            time.sleep(0.1)
-        raise RuntimeError(f"timed out after {timeout_s} s waiting for {what} (last: {last})\n"
-                           f"edge log:\n{self.edge_node.log_tail()}")
+    def wait_live(self):
+        """Until the edge's /status says its link to the origin is live."""
+        edge = kit.address(self.edge_base)
+        self._with_edge_log(kit.wait_for, lambda: kit.read_status(self.status_client, edge)["link"] == "live",
+                            START_TIMEOUT_S, "the edge's link to go live")
 
     def wait_caught_up(self):
         """Until the edge's link is live and it has applied the origin's head LSN."""
-        def check():
-            head = self.origin.status()["head_lsn"]
-            status = self.edge.status()
-            return status["link"] == "live" and status["applied_lsn"] >= head, status
-        return self.wait_until("the edge to apply the origin's head", check, CATCH_UP_TIMEOUT_S)
+        return self._with_edge_log(kit.wait_applied, self.status_client, kit.address(self.edge_base),
+                                   kit.address(self.origin_base), CATCH_UP_TIMEOUT_S, 0.1)[0]
+
+    def _with_edge_log(self, wait, *args):
+        """A wait that fails with the edge's log."""
+        try:
+            return wait(*args)
+        except RuntimeError as error:
+            raise RuntimeError(f"{error}\nedge log:\n{self.edge_node.log_tail()}") from None
 
 
 def tls_session(ca, cert=None, key=None):
@@ -220,71 +161,15 @@ def tls_session(ca, cert=None, key=None):
     return session
 
 
-def b64url(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def es256_jwt(private_key, claims):
-    header = b64url(json.dumps({"alg": "ES256", "typ": "JWT"}, separators=(",", ":")).encode())
-    payload = b64url(json.dumps(claims, separators=(",", ":")).encode())
-    signing_input = f"{header}.{payload}".encode()
-    r, s = decode_dss_signature(private_key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
-    return f"{header}.{payload}.{b64url(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
-
-
-def run(*command):
-    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}): {done.stderr.strip()}")
-    return done.stdout
-
-
-def write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
-
-
 def prepare(work, binary):
-    """PKI, KEKs, the issuer's key and both configs in `work`; returns a Pair not yet started."""
-    pki = os.path.join(work, "pki")
-    run(os.path.join(REPO, "tools", "gen-certs.sh"), pki, TENANT)
-    run(binary, "keys", "init", "--kek-file", os.path.join(work, "origin.kek"))
-    run(binary, "keys", "init", "--kek-file", os.path.join(work, "edge.kek"))
-    idp_key = ec.generate_private_key(ec.SECP256R1())
-    write(os.path.join(work, "idp.pub.pem"), idp_key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode())
-    write(os.path.join(work, "origin.yaml"), f"""\
-role: origin
-node_id: interop-origin
-listen: {{ api: "127.0.0.1:0", peer: "127.0.0.1:0" }}
-tls: {{ cert: pki/origin.crt, key: pki/origin.key, ca: pki/ca.crt }}
-data_dir: origin-data
-keys: {{ kek_file: origin.kek }}
-log: {{ level: notice }}
-""")
-    return Pair(work=work, ca=os.path.join(pki, "ca.crt"), client_cert=os.path.join(pki, f"client-{TENANT}.crt"),
-                client_key=os.path.join(pki, f"client-{TENANT}.key"), idp_key=idp_key)
-
-
-def edge_config(work, origin_peer_port):
-    write(os.path.join(work, "edge.yaml"), f"""\
-role: edge
-node_id: interop-edge
-tenant: {TENANT}
-listen: {{ api: "127.0.0.1:0" }}
-origin: {{ url: "https://127.0.0.1:{origin_peer_port}" }}
-tls: {{ cert: pki/edge-{TENANT}.crt, key: pki/edge-{TENANT}.key, ca: pki/ca.crt }}
-data_dir: edge-data
-keys: {{ kek_file: edge.kek }}
-log: {{ level: notice }}
-auth:
-  issuers:
-    - issuer: {ISSUER}
-      tenant: {TENANT}
-      audience: {AUDIENCE}
-      keys: [idp.pub.pem]
-""")
-    return os.path.join(work, "edge.yaml")
+    """PKI, KEKs, the issuer's key and the origin's config in `work`; a Pair not yet started."""
+    pki = kit.make_pair_files(work, binary, TENANT)
+    issuer = kit.Issuer.create(work, ISSUER, AUDIENCE)
+    kit.write_origin_config(work, "interop-origin")
+    origin, edge = kit.pair_nodes(work, binary, die_with_parent=True)
+    ca, cert, key = (os.path.join(pki, name) for name in ("ca.crt", f"client-{TENANT}.crt", f"client-{TENANT}.key"))
+    return Pair(work=work, ca=ca, client_cert=cert, client_key=key, issuer=issuer, origin_node=origin, edge_node=edge,
+                status_client=kit.Client(kit.tls_context(ca, cert, key)))
 
 
 @pytest.fixture(scope="session")
@@ -296,28 +181,22 @@ def pair(request):
     p = None
     try:
         p = prepare(work, binary)
-        p.origin_node = Node("origin", binary, os.path.join(work, "origin.yaml"), os.path.join(work, "origin-data"),
-                             os.path.join(work, "origin.log"))
-        origin_ports = p.origin_node.start()
+        origin_ports = start(p.origin_node)
         p.origin_base = f"https://127.0.0.1:{origin_ports['api']}"
-        p.edge_node = Node("edge", binary, edge_config(work, origin_ports["peer"]), os.path.join(work, "edge-data"),
-                           os.path.join(work, "edge.log"))
-        edge_ports = p.edge_node.start()
+        kit.write_edge_config(work, "interop-edge", TENANT, f"https://127.0.0.1:{origin_ports['peer']}", issuer=p.issuer)
+        edge_ports = start(p.edge_node)
         p.edge_base = f"https://127.0.0.1:{edge_ports['api']}"
         p.origin = FHIRHTTP(p.origin_base, p.ca, p.client_cert, p.client_key)
         p.edge = FHIRHTTP(p.edge_base, p.ca, p.client_cert, p.client_key)
-        def live():
-            status = p.edge.status()
-            return status["link"] == "live", status
-        p.wait_until("the edge's link to go live", live, START_TIMEOUT_S)
+        p.wait_live()
         yield p
     finally:
-        helpers = [h for h in (p.edge, p.origin) if h] if p else []
-        nodes = [n for n in (p.edge_node, p.origin_node) if n] if p else []
+        helpers = [h for h in (p.edge, p.origin, p.status_client) if h] if p else []
+        nodes = [n for n in (p.edge_node, p.origin_node) if n.proc] if p else []
         for helper in helpers:
             helper.close()
         for node in nodes:
-            node.stop()
+            node.stop(STOP_TIMEOUT_S)
         stops = {n.name: n.exit_status for n in nodes}
         summary = request.config.stash[SUMMARY]
         if stops:
