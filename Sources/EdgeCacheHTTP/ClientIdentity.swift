@@ -53,8 +53,7 @@ package struct ClientIdentity: Sendable, Equatable {
             if let existing = slot, existing != value { conflicting = true }
             slot = value
         }
-        for name in certificate._subjectAlternativeNames() where name.nameType == .uri {
-            let uri = String(decoding: name.contents, as: UTF8.self)
+        for uri in CertificateNames(certificate).uris {
             let prefix = "urn:edgecache:"
             guard uri.hasPrefix(prefix) else { continue }
             let rest = uri.dropFirst(prefix.count)

@@ -50,16 +50,10 @@ package struct PeerRequirement: Sendable, Equatable {
         var parts = [
             "role=\(identity.role?.rawValue ?? "none")", "tenant=\(identity.tenant ?? "none")", "node=\(identity.node ?? "none")",
         ]
-        let others = certificate._subjectAlternativeNames().compactMap { name -> String? in
-            switch name.nameType {
-            case .dnsName: return "DNS:" + String(decoding: name.contents, as: UTF8.self)
-            case .ipAddress: return "IP:" + Self.ip(Array(name.contents))
-            case .uri:
-                let uri = String(decoding: name.contents, as: UTF8.self)
-                return uri.hasPrefix("urn:edgecache:") ? nil : "URI:" + uri
-            default: return nil
-            }
-        }
+        let names = CertificateNames(certificate)
+        let others =
+            names.dnsNames.map { "DNS:" + $0 } + names.ipAddresses.map { "IP:" + Self.ip($0) }
+            + names.uris.filter { !$0.hasPrefix("urn:edgecache:") }.map { "URI:" + $0 }
         if !others.isEmpty { parts.append("names=" + others.joined(separator: ",")) }
         parts.append("serial=" + Hex.encode(certificate.serialNumber.prefix(20)))
         return parts.joined(separator: " ")
@@ -67,18 +61,13 @@ package struct PeerRequirement: Sendable, Equatable {
 
     /// The URI subject alternative names of `certificate`.
     static func uris(_ certificate: NIOSSLCertificate) -> [String] {
-        certificate._subjectAlternativeNames().filter { $0.nameType == .uri }.map { String(decoding: $0.contents, as: UTF8.self) }
+        CertificateNames(certificate).uris
     }
 
     /// The DNS and IP subject alternative names of `certificate` (IP in text form).
     package static func hostNames(_ certificate: NIOSSLCertificate) -> [String] {
-        certificate._subjectAlternativeNames().compactMap { name in
-            switch name.nameType {
-            case .dnsName: return String(decoding: name.contents, as: UTF8.self).lowercased()
-            case .ipAddress: return Self.ip(Array(name.contents))
-            default: return nil
-            }
-        }
+        let names = CertificateNames(certificate)
+        return names.dnsNames.map { $0.lowercased() } + names.ipAddresses.map { Self.ip($0) }
     }
 
     static func ip(_ bytes: [UInt8]) -> String {
