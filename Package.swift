@@ -140,6 +140,13 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "EdgeCacheHTTPTests",
+            dependencies: [
+                "EdgeCacheHTTP", "EdgeCacheCore", .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "EdgeCacheNodeTests",
             dependencies: [
                 "edgecache", "EdgeCacheNode", "EdgeCacheCore", "EdgeCacheCrypto", "EdgeCacheStore", "EdgeCacheHTTP",

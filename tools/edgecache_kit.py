@@ -226,9 +226,12 @@ class Node:
                 raise RuntimeError(f"{self.name} exited at start with status {self.proc.returncode}; see {self.log_path}")
             try:
                 with open(ports_file) as f:
-                    return json.load(f)
+                    ports = json.load(f)
             except (OSError, ValueError):
                 time.sleep(0.05)
+                continue
+            check_contract(ports, contract("listening.json"), ports_file, complete=False)
+            return ports
         raise RuntimeError(f"{self.name} did not write {ports_file} within {timeout} s; see {self.log_path}")
 
     def pids(self):
@@ -309,6 +312,8 @@ def wait_for(condition, timeout, what, interval=0.1):
             last = condition()
             if last:
                 return last
+        except ContractError:
+            raise
         except Exception as error:
             last = f"{type(error).__name__}: {error}"
         time.sleep(interval)
@@ -382,11 +387,50 @@ class Client:
 
 # MARK: Status
 
+CONTRACTS = os.path.join(ROOT, "docs", "contracts")
+
+
+def contract(name):
+    """A fixture of docs/contracts/ (kept equal to the node's Codable types by NodeContractsTests)."""
+    with open(os.path.join(CONTRACTS, name)) as f:
+        return json.load(f)
+
+
+class ContractError(RuntimeError):
+    """A node's document does not match docs/contracts: a bug, never a node that is down."""
+
+
+def check_contract(document, fixture, where, complete=True):
+    """RuntimeError unless every key of `document` is in `fixture` (recursively), with the same
+    JSON kind or null, and, when `complete`, every key of `fixture` is in `document`. A renamed or
+    dropped key fails here, where the tool reads it, rather than as a silent None later."""
+    if not isinstance(document, dict):
+        raise ContractError(f"{where}: expected an object, got {type(document).__name__}")
+    unknown = sorted(set(document) - set(fixture))
+    missing = sorted(set(fixture) - set(document)) if complete else []
+    if unknown or missing:
+        raise ContractError(f"{where} does not match docs/contracts: unknown {unknown}, missing {missing}")
+    for key, value in document.items():
+        expected = fixture[key]
+        if value is None or expected is None:
+            continue
+        if isinstance(expected, dict):
+            # Nested members may be absent (a bootstrap that is not running sends no progress).
+            check_contract(value, expected, f"{where}.{key}", complete=False)
+        elif type(value) is not type(expected) and not (type(value) in (int, float) and type(expected) in (int, float)):
+            raise ContractError(f"{where}.{key}: expected {type(expected).__name__}, got {type(value).__name__}")
+
+
 def read_status(client, base, timeout=3.0):
-    """A node's /status as a dict; RuntimeError unless it answers 200."""
+    """A node's /status as a dict, checked against its role's contract; RuntimeError unless it
+    answers 200 with a document that matches."""
     status, _, body = client.json("GET", base, "/status", timeout=timeout)
     if status != 200:
         raise RuntimeError(f"GET /status: HTTP {status}")
+    role = body.get("role")
+    if role not in ("edge", "origin"):
+        raise ContractError(f"GET /status: unknown role {role!r}")
+    check_contract(body, contract(f"status-{role}.json"), "/status")
     return body
 
 

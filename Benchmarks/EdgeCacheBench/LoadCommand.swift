@@ -21,7 +21,7 @@ func runLoad(_ arguments: [String]) async throws -> [String] {
         throw LoadError("usage: edgecache-bench load --db FILE --kek FILE --tenant T --ndjson FILE [--batch N]")
     }
     let batchSize = value("--batch").flatMap(Int.init) ?? 1000
-    let store = try SQLiteOriginStore(path: db, kek: try KeyEncryptionKey.load(path: kekFile))
+    let store = try SQLiteOriginStore(path: db, kek: try KeyEncryptionKey.load(path: kekFile), clock: SystemWallClock())
     guard let text = FileManager.default.contents(atPath: ndjson) else { throw LoadError("cannot read \(ndjson)") }
 
     let start = ContinuousClock.now

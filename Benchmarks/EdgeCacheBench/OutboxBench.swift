@@ -63,7 +63,7 @@ func benchEnqueue(size: BenchSize) async throws -> [String] {
     let floor = Percentiles(bareSamples)
     lines.append(String(format: "bare FULL commit (1 writer): p50 %.3f ms, p99 %.3f ms", floor.p50, floor.p99))
 
-    let store = try EdgeStore(path: dir + "/edge.sqlite", tenant: "bench", kek: try KeyEncryptionKey.generate())
+    let store = try EdgeStore(path: dir + "/edge.sqlite", tenant: "bench", kek: try KeyEncryptionKey.generate(), clock: SystemWallClock())
     let queue = OutboxQueue(store: store, maxEntries: 10_000_000)
     var serial = 0
     for writers in [1, 16, 64] {

@@ -27,7 +27,7 @@ func benchScale(size benchSize: BenchSize, repositoryRoot: String, sizes chosen:
     try kek.write(toNewFile: dir + "/edge.kek")
     try FileManager.default.createDirectory(atPath: dir + "/edge-data", withIntermediateDirectories: true)
     var lines: [String] = []
-    var store: EdgeStore? = try EdgeStore(path: dir + "/edge-data/edge.sqlite", tenant: "bench", kek: kek)
+    var store: EdgeStore? = try EdgeStore(path: dir + "/edge-data/edge.sqlite", tenant: "bench", kek: kek, clock: SystemWallClock())
     var filled = 0
     var lsn: Int64 = 0
     for size in sizes {

@@ -17,7 +17,7 @@ package struct FHIRResponder: Sendable {
     package var largeBodies: LargeBodyGate?
 
     /// `backend` is wrapped in a ``ScopedBackend``: bearer-token callers get only what their scopes allow.
-    package init(backend: any FHIRBackend, role: String, limits: RequestLimits, clock: any WallClock = SystemWallClock()) {
+    package init(backend: any FHIRBackend, role: String, limits: RequestLimits, clock: any WallClock) {
         self.backend = backend is ScopedBackend ? backend : ScopedBackend(backend)
         self.role = role
         self.limits = limits

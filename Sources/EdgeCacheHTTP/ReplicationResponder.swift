@@ -53,7 +53,7 @@ package struct ReplicationResponder: Sendable {
     let gate: ReadGate
 
     package init(
-        store: any OriginStore, settings: StreamSettings, clock: any WallClock = SystemWallClock(),
+        store: any OriginStore, settings: StreamSettings, clock: any WallClock,
         limits: RequestLimits = RequestLimits(),
         writeBatch: (@Sendable (String, [ReplayItem]) async throws -> [ReplayResult])? = nil
     ) {
@@ -90,15 +90,13 @@ package struct ReplicationResponder: Sendable {
                     .forbidden("This certificate names no node (urn:edgecache:node:...), so it cannot anchor an audit trail"))
             }
             guard let body = try? await request.collectBody(limits: anchorLimits),
-                case .object(let o)? = try? JSONParser.parse(body),
-                case .number(let countText)? = o["count"], let count = Int64(countText), count >= 0,
-                let hex = o["head"]?.stringValue, let hash = Hex.decode(hex), hash.count == 32
+                let anchor = Contract.decode(AuditAnchor.self, from: body), anchor.count >= 0,
+                let hash = anchor.headHash
             else { return FHIRHTTP.error(.invalid("An anchor is {\"node\":…,\"count\":N,\"head\":\"64 hex digits\"}")) }
-            if let named = o["node"] {
-                guard named.stringValue == node else {
-                    logger.warning("an edge sent an audit anchor for another node; refused", metadata: ["node": "\(node)"])
-                    return FHIRHTTP.error(.forbidden("An anchor may name only the node of the certificate that sends it ('\(node)')"))
-                }
+            let count = anchor.count
+            if let named = anchor.node, named != node {
+                logger.warning("an edge sent an audit anchor for another node; refused", metadata: ["node": "\(node)"])
+                return FHIRHTTP.error(.forbidden("An anchor may name only the node of the certificate that sends it ('\(node)')"))
             }
             do {
                 guard try await acceptAnchor(tenant, node, count, hash) else {
@@ -107,7 +105,7 @@ package struct ReplicationResponder: Sendable {
                 }
                 return FHIRHTTP.response(
                     status: 200, headers: [("Content-Type", "application/json")],
-                    body: Array("{\"acknowledged\":\(count)}".utf8))
+                    body: Contract.encode(AnchorAcknowledgement(acknowledged: count)))
             } catch {
                 return FHIRHTTP.error(FHIRError(status: 503, code: "transient", "The anchor could not be stored"))
             }

@@ -10,17 +10,43 @@ import Synchronization
 /// Collects audit records and writes them to the hash-chained ``AuditStore`` in batches (every
 /// 100 ms), so reads never wait for an audit commit; on a clean shutdown it stops last and
 /// writes what is left.
-package final class AuditLog: Service, @unchecked Sendable {
+package final class AuditLog: Service, Sendable {
+    /// Where an edge ships its chain head, and how often.
+    package struct Anchoring: Sendable {
+        let origin: OriginClient
+        /// The node name of this edge's certificate (`urn:edgecache:node:`).
+        let node: String?
+        let intervalMilliseconds: Int64
+
+        package init(origin: OriginClient, node: String?, intervalMilliseconds: Int64) {
+            self.origin = origin
+            self.node = node
+            self.intervalMilliseconds = intervalMilliseconds
+        }
+    }
+
     package let store: AuditStore
     let node: String
     let logger: Logger
     private let buffer = Mutex<[AuditRecord]>([])
     let clock: any WallClock
+    /// The registry whose class and version records name.
+    let policies: PolicyHolder
+    /// Nil at the origin.
+    let anchoring: Anchoring?
+    /// The node name anchors are keyed by; replaced when a reload brings a certificate with
+    /// another name.
+    let anchorNode: Mutex<String?>
 
-    package init(store: AuditStore, node: String, clock: any WallClock = SystemWallClock(), logger: Logger) {
+    package init(
+        store: AuditStore, node: String, clock: any WallClock, policies: PolicyHolder, anchoring: Anchoring? = nil, logger: Logger
+    ) {
         self.store = store
         self.node = node
         self.clock = clock
+        self.policies = policies
+        self.anchoring = anchoring
+        self.anchorNode = Mutex(anchoring?.node)
         self.logger = logger
     }
 
@@ -69,7 +95,7 @@ package final class AuditLog: Service, @unchecked Sendable {
         if (answered.status == 401 || answered.status == 403) && !action.hasPrefix("consent-blocked") { action = "denied-" + action }
         let type = answered.fhir?.type
         let identity = answered.identity
-        let registry = policies?.registry ?? DefaultPolicy.registry
+        let registry = policies.registry
         record(
             AuditRecord(
                 time: clock.nowMillis(), action: action, outcome: answered.status,
@@ -88,7 +114,7 @@ package final class AuditLog: Service, @unchecked Sendable {
         _ action: String, outcome: Int = 200, actor: String = "system", tenant: String, resource: String? = nil,
         version: Int64? = nil, detail: String? = nil, purpose: String? = nil, requestID: String = ""
     ) {
-        let registry = policies?.registry ?? DefaultPolicy.registry
+        let registry = policies.registry
         let type = resource?.split(separator: "/").first.map(String.init)
         record(
             AuditRecord(
@@ -120,16 +146,6 @@ package final class AuditLog: Service, @unchecked Sendable {
         }
     }
 
-    /// The registry whose class and version records name (the built-in one if unset).
-    var policies: PolicyHolder?
-
-    /// Where an edge ships its chain head (nil at the origin).
-    var anchorTarget: OriginClient?
-    var anchorInterval: Int64 = 10_000
-    /// The node name of this edge's certificate (`urn:edgecache:node:`), which the origin keys
-    /// anchors by; replaced when a reload brings a certificate with another name.
-    let anchorNode = Mutex<String?>(nil)
-
     package func run() async throws {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
@@ -138,16 +154,17 @@ package final class AuditLog: Service, @unchecked Sendable {
                     await self.flush()
                 }
             }
-            if let origin = anchorTarget {
+            if let anchoring {
+                let origin = anchoring.origin
                 // Anchoring runs beside the writer, so a slow origin never holds up audit writes.
                 group.addTask {
                     var anchored: Int64 = 0
-                    var next = self.clock.nowMillis() + self.anchorInterval
+                    var next = self.clock.nowMillis() + anchoring.intervalMilliseconds
                     while !Task.isCancelled && !Task.isShuttingDownGracefully {
                         // Short naps, so a shutdown never waits for a whole interval.
                         try? await Task.sleep(for: .milliseconds(100))
                         guard self.clock.nowMillis() >= next else { continue }
-                        next = self.clock.nowMillis() + self.anchorInterval
+                        next = self.clock.nowMillis() + anchoring.intervalMilliseconds
                         let head = self.store.chainHead
                         if head.count > anchored, await self.sendAnchor(origin, count: head.count, hash: head.hash) {
                             anchored = head.count
@@ -170,12 +187,9 @@ package final class AuditLog: Service, @unchecked Sendable {
 
     /// Ships the chain head to the origin; on its acknowledgement records it as the anchor.
     func sendAnchor(_ origin: OriginClient, count: Int64, hash: [UInt8]) async -> Bool {
-        let hex = Hex.encode(hash)
         // The origin takes the node from the certificate; the body names the same one (an
         // origin older than this version needs it). Without a node name the origin answers 403.
-        var fields: [JSONObject.Member] = [.init(key: "count", value: .number(String(count))), .init(key: "head", value: .string(hex))]
-        if let named = anchorNode.withLock({ $0 }) { fields.insert(.init(key: "node", value: .string(named)), at: 0) }
-        let body = JSONValue.object(JSONObject(fields)).serialized()
+        let body = Contract.encode(AuditAnchor(node: anchorNode.withLock { $0 }, count: count, head: Hex.encode(hash)))
         guard
             let reply = try? await origin.send(
                 method: .POST, path: "/replication/v1/audit-anchor", body: body, contentType: "application/json")

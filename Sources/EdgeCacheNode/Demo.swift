@@ -218,10 +218,14 @@ package enum Demo {
         let prepared = try prepare(workDir: workDir)
         let originConfig = try NodeConfig.load(path: prepared.origin)
         let edgeConfig = try NodeConfig.load(path: prepared.edge)
-        let origin = try NodeRuntime(config: originConfig, logger: logger)
-        try await seed(origin.originStore!)
+        guard case .origin(let origin) = try NodeRuntime(config: originConfig, logger: logger) else {
+            throw DemoError(description: "\(prepared.origin) does not configure an origin")
+        }
+        try await seed(origin.store)
         let link = try await TCPProxy(targetPort: prepared.ports["origin_peer"]!, port: prepared.ports["link"]!)
-        let edge = try NodeRuntime(config: edgeConfig, logger: logger)
+        guard case .edge(let edge) = try NodeRuntime(config: edgeConfig, logger: logger) else {
+            throw DemoError(description: "\(prepared.edge) does not configure an edge")
+        }
         let control = DemoLinkControl(workDir: workDir, proxy: link, edge: edge)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = (origin.services + edge.services).map { .init(service: $0) }
         services.append(.init(service: control))
@@ -253,13 +257,13 @@ package enum Demo {
 
 /// Prints the demo banner once the edge has caught up with the origin.
 struct DemoAnnouncer: Service {
-    let edge: NodeRuntime
+    let edge: EdgeNode
     let text: String
 
     func run() async throws {
         try await cancelWhenGracefulShutdown {
             for _ in 0..<300 {
-                if edge.edgeLink?.isLive == true { break }
+                if edge.link.isLive { break }
                 try await Task.sleep(for: .milliseconds(100))
             }
             FileHandle.standardOutput.write(Data(text.utf8))

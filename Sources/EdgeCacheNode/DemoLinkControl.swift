@@ -14,11 +14,11 @@ import Synchronization
 package final class DemoLinkControl: Service, Sendable {
     let workDir: String
     let proxy: TCPProxy
-    let edge: NodeRuntime
+    let edge: EdgeNode
     /// The token of the last request answered.
     private let answered = Mutex<String>("")
 
-    init(workDir: String, proxy: TCPProxy, edge: NodeRuntime) {
+    init(workDir: String, proxy: TCPProxy, edge: EdgeNode) {
         self.workDir = workDir
         self.proxy = proxy
         self.edge = edge
@@ -48,26 +48,26 @@ package final class DemoLinkControl: Service, Sendable {
     /// line saying what happened.
     func set(up: Bool) async -> String {
         let start = ContinuousClock.now
-        let queuedBefore = edge.edgeStore?.queuedCount ?? 0
+        let queuedBefore = edge.store.queuedCount
         if up { proxy.unblock() } else { proxy.block() }
         let deadline = start + .seconds(30)
         while ContinuousClock.now < deadline {
-            let live = edge.edgeLink?.isLive ?? false
-            let queued = edge.edgeStore?.queuedCount ?? 0
+            let live = edge.link.isLive
+            let queued = edge.store.queuedCount
             if up ? (live && queued == 0) : !live { break }
             try? await Task.sleep(for: .milliseconds(50))
         }
         let elapsed = (ContinuousClock.now - start).components
         let seconds = String(format: "%.1f", Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18)
-        let reason = edge.edgeLink?.notLiveReason ?? "unknown"
+        let reason = edge.link.notLiveReason
         if up {
-            guard edge.edgeLink?.isLive == true, (edge.edgeStore?.queuedCount ?? 0) == 0 else {
+            guard edge.link.isLive, edge.store.queuedCount == 0 else {
                 return
-                    "failed: after 30 s the edge is \(edge.edgeLink?.isLive == true ? "live" : reason) with \(edge.edgeStore?.queuedCount ?? 0) write(s) still queued"
+                    "failed: after 30 s the edge is \(edge.link.isLive ? "live" : reason) with \(edge.store.queuedCount) write(s) still queued"
             }
             return "ok: the edge is live again after \(seconds) s and replayed \(queuedBefore) queued write(s)"
         }
-        guard edge.edgeLink?.isLive == false else { return "failed: after 30 s the edge still reports its link live" }
+        guard !edge.link.isLive else { return "failed: after 30 s the edge still reports its link live" }
         return "ok: the edge noticed after \(seconds) s (\(reason)); it serves what it has, labelled, and queues writes"
     }
 

@@ -21,10 +21,10 @@ struct DemoTour: Service {
     let workDir: String
     let ports: [String: Int]
     let control: DemoLinkControl
-    let edge: NodeRuntime
+    let edge: EdgeNode
     let result: Result
 
-    init(workDir: String, ports: [String: Int], control: DemoLinkControl, edge: NodeRuntime, result: Result) {
+    init(workDir: String, ports: [String: Int], control: DemoLinkControl, edge: EdgeNode, result: Result) {
         self.workDir = workDir
         self.ports = ports
         self.control = control
@@ -84,22 +84,13 @@ struct DemoTour: Service {
     static func header(_ reply: OriginClient.Reply, _ name: String) -> String { reply.headers.first(name: name) ?? "" }
 
     /// `/status` of the edge, read with the edge's own certificate (what `edgecache status` shows).
-    func status(_ client: OriginClient) async -> JSONObject? {
-        guard let reply = try? await client.get("/status"), reply.status == 200,
-            case .object(let object)? = try? JSONParser.parse(reply.body)
-        else {
-            return nil
-        }
-        return object
-    }
-
-    static func number(_ value: JSONValue?) -> Int64? {
-        if case .number(let text)? = value { return Int64(text) }
-        return nil
+    func status(_ client: OriginClient) async -> EdgeStatus? {
+        guard let reply = try? await client.get("/status"), reply.status == 200 else { return nil }
+        return Contract.decode(EdgeStatus.self, from: reply.body)
     }
 
     func run() async throws {
-        for _ in 0..<300 where edge.edgeLink?.isLive != true {
+        for _ in 0..<300 where !edge.link.isLive {
             try await Task.sleep(for: .milliseconds(100))
         }
         let edgeURL = "https://127.0.0.1:\(ports["edge_api"]!)"
@@ -177,8 +168,8 @@ struct DemoTour: Service {
         }
         say("\n# 9. The edge's status (edgecache status --config \(workDir)/edge.yaml --once)")
         let during = await status(edgeStatus)
-        let linkDuring = during?["link"]?.stringValue ?? "?"
-        let queuedDuring = Self.number(during?["outbox_queued"])
+        let linkDuring = during?.link ?? "?"
+        let queuedDuring = during?.outboxQueued
         say("  link \(linkDuring), outbox queued \(queuedDuring.map(String.init) ?? "?")")
         check(linkDuring != "live" && queuedDuring == 1 ? nil : "expected the link down and 1 queued write")
 
@@ -198,20 +189,18 @@ struct DemoTour: Service {
         }
         say("\n# 12. The edge has converged (edgecache status --config \(workDir)/edge.yaml --once)")
         var converged = false
-        var after: JSONObject?
+        var after: EdgeStatus?
         for _ in 0..<100 {
             after = await status(edgeStatus)
-            if after?["link"]?.stringValue == "live", Self.number(after?["outbox_queued"]) == 0,
-                let applied = Self.number(after?["applied_lsn"]), applied == Self.number(after?["origin_head_lsn"])
-            {
+            if let after, after.link == "live", after.outboxQueued == 0, after.appliedLSN == after.originHeadLSN {
                 converged = true
                 break
             }
             try await Task.sleep(for: .milliseconds(100))
         }
         say(
-            "  link \(after?["link"]?.stringValue ?? "?"), outbox queued \(Self.number(after?["outbox_queued"]).map(String.init) ?? "?"), "
-                + "applied LSN \(Self.number(after?["applied_lsn"]).map(String.init) ?? "?") of origin head \(Self.number(after?["origin_head_lsn"]).map(String.init) ?? "?")"
+            "  link \(after?.link ?? "?"), outbox queued \(after.map { String($0.outboxQueued) } ?? "?"), "
+                + "applied LSN \(after.map { String($0.appliedLSN) } ?? "?") of origin head \(after.map { String($0.originHeadLSN) } ?? "?")"
         )
         check(converged ? nil : "expected link live, nothing queued, applied LSN = origin head")
         await step("# 13. The edge serves the replayed write as an ordinary hit", atEdge, .GET, "/fhir/Observation/demo-hr-1") {

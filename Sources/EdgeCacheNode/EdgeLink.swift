@@ -13,7 +13,7 @@ package final class EdgeLink: Sendable {
     /// - Parameter clock: monotonic in production; tests pass the node's injected clock.
     package init(
         applied: Int64, heartbeatTimeoutMilliseconds: Int64, caughtUpWallClock: Int64 = 0, wallNow: Int64 = 0,
-        clock: any WallClock = MonotonicClock()
+        clock: any WallClock
     ) {
         self.clock = clock
         var restored: Int64?

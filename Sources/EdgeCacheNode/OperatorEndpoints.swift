@@ -23,72 +23,66 @@ enum OperatorEndpoints {
         return json(failed.isEmpty ? 200 : 503, members + extra)
     }
 
-    static func consentMembers(_ consent: ConsentGuard, store: EdgeStore, tenant: String) async -> JSONValue {
-        let laneLSN = (try? await store.consentCheckpoint()) ?? 0
+    /// 200 with a contract type as JSON (`/status`).
+    static func json(_ value: some Encodable) -> Response {
+        FHIRHTTP.response(
+            status: 200, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-store")],
+            body: Contract.encode(value) + [0x0A])
+    }
+
+    static func consentStatus(_ consent: ConsentGuard, store: EdgeStore, tenant: String) async -> ConsentStatus {
         let stats = consent.snapshot
-        func ms(_ v: Int64?) -> JSONValue { v.map { number($0) } ?? .null }
-        return .object(
-            JSONObject([
-                .init(key: "lane_lsn", value: number(laneLSN)),
-                .init(key: "patients_with_rules", value: number(Int64(consent.registry.patientCount(tenant: tenant)))),
-                .init(key: "blocks", value: number(Int64(stats.blocks))),
-                .init(key: "purged_entries", value: number(Int64(stats.purged))),
-                .init(key: "propagation_samples", value: number(Int64(stats.sampleCount))),
-                .init(key: "propagation_p50_ms", value: ms(stats.quantile(0.5))),
-                .init(key: "propagation_p99_ms", value: ms(stats.quantile(0.99))),
-                .init(key: "propagation_max_ms", value: ms(stats.maximum)),
-                .init(key: "last_block_lsn", value: ms(stats.lastBlock?.lsn)),
-                .init(key: "main_lsn_at_last_block", value: ms(stats.lastBlock?.mainLSN)),
-            ]))
+        var status = ConsentStatus()
+        status.laneLSN = (try? await store.consentCheckpoint()) ?? 0
+        status.patientsWithRules = Int64(consent.registry.patientCount(tenant: tenant))
+        status.blocks = Int64(stats.blocks)
+        status.purgedEntries = Int64(stats.purged)
+        status.propagationSamples = Int64(stats.sampleCount)
+        status.propagationP50Milliseconds = stats.quantile(0.5)
+        status.propagationP99Milliseconds = stats.quantile(0.99)
+        status.propagationMaxMilliseconds = stats.maximum
+        status.lastBlockLSN = stats.lastBlock?.lsn
+        status.mainLSNAtLastBlock = stats.lastBlock?.mainLSN
+        return status
     }
 
     /// The certificate in use and what reloads did.
-    static func tlsMember(_ reloads: ReloadStatus) -> (String, JSONValue) {
+    static func tlsStatus(_ reloads: ReloadStatus) -> TLSStatus {
         let tls = reloads.snapshot
-        return (
-            "tls",
-            .object(
-                JSONObject([
-                    .init(key: "certificate_serial", value: .string(tls.certificateSerial)),
-                    .init(key: "certificate_not_after", value: number(tls.certificateNotAfter)),
-                    .init(key: "ca_not_after", value: number(tls.caNotAfter)),
-                    .init(key: "reloads", value: number(Int64(tls.succeeded))),
-                    .init(key: "reloads_failed", value: number(Int64(tls.failed))),
-                    .init(key: "last_reload_at", value: tls.lastAt.map { number($0) } ?? .null),
-                    .init(key: "last_reload_result", value: tls.lastResult.map { .string($0) } ?? .null),
-                ]))
-        )
+        var status = TLSStatus()
+        status.certificateSerial = tls.certificateSerial
+        status.certificateNotAfter = tls.certificateNotAfter
+        status.caNotAfter = tls.caNotAfter
+        status.reloads = Int64(tls.succeeded)
+        status.reloadsFailed = Int64(tls.failed)
+        status.lastReloadAt = tls.lastAt
+        status.lastReloadResult = tls.lastResult
+        return status
     }
 
     /// A snapshot bootstrap under way (received, total, rate, time left) and the last one done.
-    static func bootstrapMember(_ link: EdgeLink) -> (String, JSONValue) {
+    static func bootstrapStatus(_ link: EdgeLink) -> BootstrapStatus {
         let state = link.bootstrapState
         let now = link.clock.nowMillis()
-        var members: [JSONObject.Member] = [.init(key: "running", value: .bool(state.running != nil))]
+        var status = BootstrapStatus()
         if let running = state.running {
-            members += [
-                .init(key: "received", value: number(running.received)),
-                .init(key: "total", value: running.total.map { number($0) } ?? .null),
-                .init(key: "elapsed_ms", value: number(now - running.startedAt)),
-                .init(key: "rate_per_s", value: running.rate(now: now).map { number(Int64($0.rounded())) } ?? .null),
-                .init(key: "seconds_left", value: running.secondsLeft(now: now).map { number(Int64($0.rounded(.up))) } ?? .null),
-            ]
+            var reading = BootstrapStatus.Running()
+            reading.received = running.received
+            reading.total = running.total
+            reading.elapsedMilliseconds = now - running.startedAt
+            reading.ratePerSecond = running.rate(now: now).map { Int64($0.rounded()) }
+            reading.secondsLeft = running.secondsLeft(now: now).map { Int64($0.rounded(.up)) }
+            status.running = reading
         }
         if let last = state.last {
-            members.append(
-                .init(
-                    key: "last",
-                    value: .object(
-                        JSONObject([
-                            .init(key: "resources", value: number(last.resources)), .init(key: "ms", value: number(last.milliseconds)),
-                            .init(key: "lsn", value: number(last.lsn)), .init(key: "finished_at", value: number(last.finishedAt)),
-                        ]))))
+            var done = BootstrapStatus.Last()
+            done.resources = last.resources
+            done.milliseconds = last.milliseconds
+            done.lsn = last.lsn
+            done.finishedAt = last.finishedAt
+            status.last = done
         }
-        return ("bootstrap", .object(JSONObject(members)))
-    }
-
-    static func policyMembers(_ policies: PolicyHolder) -> [(String, JSONValue)] {
-        [("policy_version", .string(policies.version)), ("policy_source", .string(policies.source.rawValue))]
+        return status
     }
 
     static func digest(_ compute: () async throws -> TenantDigest.Value, tenant: String) async -> Response {
@@ -124,13 +118,14 @@ enum OperatorEndpoints {
         case "/status":
             // A tenant's caller sees its tenant's head only; the origin's own certificate (no
             // tenant) sees the head of all tenants.
-            let head = tenant.isEmpty ? store.headLSN : store.tenantHeadLSN(tenant)
-            return json(
-                200,
-                [
-                    ("role", .string("origin")), ("node_id", .string(config.nodeID)),
-                    ("head_lsn", number(head)), ("log_epoch", .string(store.logEpoch.hex)), tlsMember(reloads),
-                ] + policyMembers(policies))
+            var status = OriginStatus()
+            status.nodeID = config.nodeID
+            status.headLSN = tenant.isEmpty ? store.headLSN : store.tenantHeadLSN(tenant)
+            status.logEpoch = store.logEpoch.hex
+            status.tls = tlsStatus(reloads)
+            status.policyVersion = policies.version
+            status.policySource = policies.source.rawValue
+            return json(status)
         default: return nil
         }
     }
@@ -163,44 +158,40 @@ enum OperatorEndpoints {
         case "/status":
             let counters = store.counters
             let state = link.snapshot
-            let staleness: JSONValue = link.stalenessMilliseconds.map { number($0) } ?? .null
-            let entries = (try? await store.entryCount()).map { JSONValue.number(String($0)) } ?? .null
             let outbox = (try? await store.outboxCounts()) ?? [:]
-            let oldest: JSONValue =
-                ((try? await store.oldestQueuedAt()) ?? nil).map { number(max(0, store.clock.nowMillis() - $0)) } ?? .null
-            return json(
-                200,
-                [
-                    ("role", .string("edge")), ("node_id", .string(config.nodeID)), ("tenant", .string(config.tenant ?? "")),
-                    ("link", .string(link.isLive ? "live" : link.notLiveReason)),
-                    ("connected", .bool(state.connected)),
-                    ("origin_head_lsn", number(state.originHead)),
-                    ("origin_epoch", store.originEpoch.map { .string($0.hex) } ?? .null),
-                    ("origin_epoch_changes", number(counters.epochChanges)),
-                    ("quarantined_entries", number(Int64(store.quarantinedEntries))),
-                    ("applied_lsn", number(counters.checkpoint)),
-                    ("staleness_ms", staleness),
-                    ("events_applied", number(counters.eventsApplied)),
-                    ("events_skipped", number(counters.eventsSkipped)),
-                    ("bootstraps", number(counters.bootstraps)), bootstrapMember(link),
-                    ("cached_entries", entries),
-                    ("outbox_queued", number(Int64(outbox[.queued] ?? 0))),
-                    ("outbox_review", number(Int64(outbox[.review] ?? 0))),
-                    ("outbox_done", number(Int64(outbox[.done] ?? 0))),
-                    ("outbox_oldest_queued_ms", oldest),
-                    ("consent", await consentMembers(consent, store: store, tenant: config.tenant ?? "")),
-                    ("cache_budget_bytes", config.cacheMaxBytes.map { number($0) } ?? .null),
-                    ("cache_bytes_estimate", number(evictor.estimatedBytes)),
-                    (
-                        "evictions",
-                        .object(
-                            JSONObject(
-                                ((try? await store.evictionCounts()) ?? [:]).sorted { $0.key.rawValue < $1.key.rawValue }.map {
-                                    .init(key: $0.key.rawValue, value: number($0.value))
-                                } + [.init(key: "consent_purge", value: number(Int64(consent.snapshot.purged)))]))
-                    ),
-                    tlsMember(reloads),
-                ] + policyMembers(policies))
+            var status = EdgeStatus()
+            status.nodeID = config.nodeID
+            status.tenant = config.tenant ?? ""
+            status.link = link.isLive ? "live" : link.notLiveReason
+            status.connected = state.connected
+            status.originHeadLSN = state.originHead
+            status.originEpoch = store.originEpoch?.hex
+            status.originEpochChanges = counters.epochChanges
+            status.quarantinedEntries = Int64(store.quarantinedEntries)
+            status.appliedLSN = counters.checkpoint
+            status.stalenessMilliseconds = link.stalenessMilliseconds
+            status.eventsApplied = counters.eventsApplied
+            status.eventsSkipped = counters.eventsSkipped
+            status.bootstraps = counters.bootstraps
+            status.bootstrap = bootstrapStatus(link)
+            status.cachedEntries = (try? await store.entryCount()).map { Int64($0) }
+            status.outboxQueued = Int64(outbox[.queued] ?? 0)
+            status.outboxReview = Int64(outbox[.review] ?? 0)
+            status.outboxDone = Int64(outbox[.done] ?? 0)
+            status.outboxOldestQueuedMilliseconds = ((try? await store.oldestQueuedAt()) ?? nil).map {
+                max(0, store.clock.nowMillis() - $0)
+            }
+            status.consent = await consentStatus(consent, store: store, tenant: config.tenant ?? "")
+            status.cacheBudgetBytes = config.cacheMaxBytes
+            status.cacheBytesEstimate = evictor.estimatedBytes
+            var evictions = [String: Int64]()
+            for (reason, count) in (try? await store.evictionCounts()) ?? [:] { evictions[reason.rawValue] = count }
+            evictions["consent_purge"] = Int64(consent.snapshot.purged)
+            status.evictions = evictions
+            status.tls = tlsStatus(reloads)
+            status.policyVersion = policies.version
+            status.policySource = policies.source.rawValue
+            return json(status)
         default: return nil
         }
     }

@@ -17,29 +17,44 @@ package final class AuditStore: Sendable {
 
     package static let genesis = [UInt8](repeating: 0, count: 32)
 
-    package init(path: String, kek: KeyEncryptionKey, clock: any WallClock = SystemWallClock()) throws {
+    package init(path: String, kek: KeyEncryptionKey, clock: any WallClock) throws {
         let pool = try SQLiteFile.openPool(path: path, readers: 2)
         self.pool = pool
         self.kek = kek
         self.clock = clock
         let now = clock.nowMillis()
+        try Self.migrator.migrate(pool)
         let (ring, last) = try pool.write { db -> (KeyRing, (Int64, [UInt8])) in
+            let ring = try KeyRing(db, pool: pool, tenant: "_audit", kek: kek, now: now)
+            return (ring, try Self.storedHead(db))
+        }
+        self.ring = ring
+        head = Mutex(last)
+    }
+
+    /// The audit file's schema as named migrations (see ``EdgeStore/migrator``: files from before
+    /// the migrator run every migration, each a no-op where its change is already there).
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-tables") { db in
             try db.execute(sql: DataKeys.schema)
             try db.execute(
                 sql: """
                     CREATE TABLE IF NOT EXISTS audit(seq INTEGER PRIMARY KEY, hash BLOB NOT NULL, blob BLOB NOT NULL);
                     CREATE TABLE IF NOT EXISTS audit_meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
                     INSERT OR IGNORE INTO audit_meta(key, value) VALUES ('head_seq', 0);
+                    """)
+        }
+        migrator.registerMigration("v2-anchors") { db in
+            try db.execute(
+                sql: """
                     CREATE TABLE IF NOT EXISTS audit_anchor(seq INTEGER PRIMARY KEY, hash BLOB NOT NULL, acknowledged_at INTEGER NOT NULL);
                     CREATE TABLE IF NOT EXISTS anchors_received(
                         tenant TEXT NOT NULL, node TEXT NOT NULL, count INTEGER NOT NULL, hash BLOB NOT NULL,
                         received_at INTEGER NOT NULL, PRIMARY KEY(tenant, node, count)) WITHOUT ROWID;
                     """)
-            let ring = try KeyRing(db, pool: pool, tenant: "_audit", kek: kek, now: now)
-            return (ring, try Self.storedHead(db))
         }
-        self.ring = ring
-        head = Mutex(last)
+        return migrator
     }
 
     /// The chain head as stored. Continues after the recorded head even if records past the

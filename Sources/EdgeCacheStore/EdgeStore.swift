@@ -67,7 +67,7 @@ package final class EdgeStore: Sendable {
     /// Opens (creating if needed) the edge database at `path` for `tenant`.
     /// - Parameter hotBytes: the in-memory hot tier's budget (0: none).
     package init(
-        path: String, tenant: String, kek: KeyEncryptionKey, clock: any WallClock = SystemWallClock(), hotBytes: Int = 0
+        path: String, tenant: String, kek: KeyEncryptionKey, clock: any WallClock, hotBytes: Int = 0
     ) throws {
         self.pool = try SQLiteFile.openPool(path: path)
         self.hot = HotTier(budget: hotBytes)

@@ -21,7 +21,7 @@ package final class SQLiteOriginStore: OriginStore {
     package let logEpoch: LogEpoch
 
     /// Opens (creating if needed) the origin database at `path`.
-    package init(path: String, kek: KeyEncryptionKey, clock: any WallClock = SystemWallClock()) throws {
+    package init(path: String, kek: KeyEncryptionKey, clock: any WallClock) throws {
         self.pool = try SQLiteFile.openPool(path: path)
         self.kek = kek
         self.clock = clock

@@ -18,7 +18,7 @@ func openAuditStore(_ configPath: String) throws -> (AuditStore, NodeConfig) {
     guard FileManager.default.fileExists(atPath: path) else {
         throw ValidationError("no audit trail at \(path); is data_dir in \(configPath) right?")
     }
-    return (try AuditStore(path: path, kek: try KeyEncryptionKey.load(path: config.kekFile)), config)
+    return (try AuditStore(path: path, kek: try KeyEncryptionKey.load(path: config.kekFile), clock: SystemWallClock()), config)
 }
 
 struct Audit: AsyncParsableCommand {

@@ -96,7 +96,7 @@ struct Keys: AsyncParsableCommand {
                 let count = try KeyMaintenance.rewrapKeys(path: path, from: node.kek, to: new)
                 print("\(path): \(count) data key row(s) re-wrapped under \(newKekFile)")
             }
-            let audit = try AuditStore(path: node.config.dataDir + "/audit.sqlite", kek: new)
+            let audit = try AuditStore(path: node.config.dataDir + "/audit.sqlite", kek: new, clock: SystemWallClock())
             try await audit.append([
                 .keyOperation(
                     .rotateKEK, tenant: node.config.tenant ?? "*", actor: KeyCommandContext.actor, node: node.config.nodeID,
@@ -173,10 +173,12 @@ struct KeyCommandContext {
             return
         }
         switch config.role {
-        case .origin: store = try SQLiteOriginStore(path: roleFile, kek: kek).keyMaintenance
-        case .edge: store = try EdgeStore(path: roleFile, tenant: config.tenant!, kek: kek).keyMaintenance
+        case .origin: store = try SQLiteOriginStore(path: roleFile, kek: kek, clock: SystemWallClock()).keyMaintenance
+        case .edge:
+            guard let tenant = config.tenant else { throw ValidationError("\(configPath) names no tenant for this edge") }
+            store = try EdgeStore(path: roleFile, tenant: tenant, kek: kek, clock: SystemWallClock()).keyMaintenance
         }
-        auditStore = try AuditStore(path: config.dataDir + "/audit.sqlite", kek: kek)
+        auditStore = try AuditStore(path: config.dataDir + "/audit.sqlite", kek: kek, clock: SystemWallClock())
     }
 
     var roleFile: String { config.dataDir + (config.role == .origin ? "/origin.sqlite" : "/edge.sqlite") }

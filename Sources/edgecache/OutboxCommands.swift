@@ -22,14 +22,14 @@ func openEdgeStore(_ configPath: String) throws -> EdgeStore {
         throw ValidationError("no edge database at \(path); is data_dir in \(configPath) right?")
     }
     let kek = try KeyEncryptionKey.load(path: config.kekFile)
-    return try EdgeStore(path: path, tenant: tenant, kek: kek)
+    return try EdgeStore(path: path, tenant: tenant, kek: kek, clock: SystemWallClock())
 }
 
 /// Appends an operator's action to the node's audit trail (the chain continues across
 /// processes: the writer reads the head inside its transaction).
 func auditOperator(_ configPath: String, action: String, resource: String?, detail: String) {
     guard let config = try? NodeConfig.load(path: configPath), let kek = try? KeyEncryptionKey.load(path: config.kekFile),
-        let store = try? AuditStore(path: config.dataDir + "/audit.sqlite", kek: kek)
+        let store = try? AuditStore(path: config.dataDir + "/audit.sqlite", kek: kek, clock: SystemWallClock())
     else {
         FileHandle.standardError.write(Data("warning: the action could not be written to the audit trail\n".utf8))
         return

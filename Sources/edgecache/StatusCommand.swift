@@ -44,13 +44,12 @@ struct Status: AsyncParsableCommand {
         let terminal = isatty(STDOUT_FILENO) == 1 && !once
         var board = Dashboard(nodeConfig: nodeConfig, color: terminal)
         while true {
-            let reading: JSONObject?
-            if let reply = try? await client.get("/status"), reply.status == 200,
-                case .object(let object)? = try? JSONParser.parse(reply.body)
-            {
-                reading = object
-            } else {
-                reading = nil
+            var reading: Dashboard.Reading?
+            if let reply = try? await client.get("/status"), reply.status == 200 {
+                reading =
+                    nodeConfig.role == .edge
+                    ? Contract.decode(EdgeStatus.self, from: reply.body).map { .edge($0) }
+                    : Contract.decode(OriginStatus.self, from: reply.body).map { .origin($0) }
             }
             let lines = board.render(reading, at: Date())
             if terminal {
@@ -70,12 +69,9 @@ struct Status: AsyncParsableCommand {
 
     /// `https://HOST:PORT` of the node's API listener from `<data_dir>/listening.json`.
     static func localURL(_ config: NodeConfig) -> String? {
-        guard let data = FileManager.default.contents(atPath: config.dataDir + "/listening.json"),
-            case .object(let ports)? = try? JSONParser.parse(Array(data)),
-            let port = ports["api"]?.stringValue ?? ports["api"].map({ "\($0)" })
-        else { return nil }
+        guard let port = ListeningFile.read(dataDir: config.dataDir)?.ports["api"] else { return nil }
         let host = ["0.0.0.0", "::", "[::]", ""].contains(config.apiAddress.host) ? "127.0.0.1" : config.apiAddress.host
-        return "https://\(host.contains(":") ? "[\(host)]" : host):\(port.filter(\.isNumber))"
+        return "https://\(host.contains(":") ? "[\(host)]" : host):\(port)"
     }
 }
 
@@ -90,6 +86,19 @@ struct Dashboard {
     var previous: (at: Date, queued: Int64, applied: Int64, bootstrapping: Bool)?
     var drainStart: Int64?
 
+    /// A `/status` reading, in the role's own contract.
+    enum Reading {
+        case edge(EdgeStatus)
+        case origin(OriginStatus)
+
+        var tls: TLSStatus {
+            switch self {
+            case .edge(let status): status.tls
+            case .origin(let status): status.tls
+            }
+        }
+    }
+
     init(nodeConfig: NodeConfig, color: Bool) {
         self.nodeConfig = nodeConfig
         self.color = color
@@ -99,11 +108,6 @@ struct Dashboard {
     func red(_ t: String) -> String { paint(t, "1;31") }
     func green(_ t: String) -> String { paint(t, "1;32") }
     func yellow(_ t: String) -> String { paint(t, "1;33") }
-
-    static func int(_ v: JSONValue?) -> Int64? {
-        guard case .number(let text)? = v else { return nil }
-        return Int64(text) ?? Double(text).map { Int64($0) }
-    }
 
     static func grouped(_ n: Int64) -> String {
         let digits = String(abs(n))
@@ -128,26 +132,26 @@ struct Dashboard {
     }
 
     /// The certificate in use (from `/status`), or the files' when the node does not answer.
-    func certificateLines(_ reading: JSONObject?, _ now: Date) -> [String] {
+    func certificateLines(_ tls: TLSStatus?, _ now: Date) -> [String] {
         func days(_ seconds: Double?) -> String {
             guard let seconds else { return "unreadable" }
             let d = Int((seconds / 86_400).rounded(.down))
             let text = seconds < 0 ? "EXPIRED" : "\(d) days"
             return seconds < 21 * 86_400 ? red(text) : text
         }
-        guard case .object(let tls)? = reading?["tls"], let notAfter = Self.int(tls["certificate_not_after"]) else {
+        guard let tls, tls.certificateNotAfter > 0 else {
             return [
                 "certificate  node expires in \(days(NodeMetrics.secondsToExpiry(nodeConfig.certFile, now: now))), "
                     + "CA in \(days(NodeMetrics.secondsToExpiry(nodeConfig.caFile, now: now))) (files)"
             ]
         }
-        let left = Double(notAfter) - now.timeIntervalSince1970
-        let caLeft = Self.int(tls["ca_not_after"]).map { Double($0) - now.timeIntervalSince1970 }
-        let serial = tls["certificate_serial"]?.stringValue ?? "?"
+        let left = Double(tls.certificateNotAfter) - now.timeIntervalSince1970
+        let caLeft = Double(tls.caNotAfter) - now.timeIntervalSince1970
+        let serial = tls.certificateSerial
         var lines = ["certificate  node expires in \(days(left)), CA in \(days(caLeft)) (serial \(serial.prefix(16)))"]
         let onDisk = NodeMetrics.serialNumber(ofFile: nodeConfig.certFile)
-        var reload = "reloads      \(Self.int(tls["reloads"]) ?? 0) ok, \(Self.int(tls["reloads_failed"]) ?? 0) refused"
-        if let result = tls["last_reload_result"]?.stringValue, let at = Self.int(tls["last_reload_at"]) {
+        var reload = "reloads      \(tls.reloads) ok, \(tls.reloadsFailed) refused"
+        if let result = tls.lastReloadResult, let at = tls.lastReloadAt {
             let when = Date(timeIntervalSince1970: Double(at) / 1000).formatted(.iso8601.time(includingFractionalSeconds: false))
             reload += ", last at \(when): " + (result == "ok" ? "ok" : red(String(result.prefix(160))))
         }
@@ -159,41 +163,46 @@ struct Dashboard {
     }
 
     /// A snapshot bootstrap under way, with a bar when the origin announced its size.
-    func bootstrapLine(_ reading: JSONObject) -> String? {
-        guard case .object(let b)? = reading["bootstrap"], b["running"] == .bool(true) else { return nil }
-        let received = Self.int(b["received"]) ?? 0
+    func bootstrapLine(_ bootstrap: BootstrapStatus) -> String? {
+        guard let running = bootstrap.running else { return nil }
+        let received = running.received
         var line = "bootstrap    "
-        if let total = Self.int(b["total"]) {
+        if let total = running.total {
             line +=
                 "\(Self.bar(total == 0 ? 1 : Double(received) / Double(total))) \(Self.grouped(received))/\(Self.grouped(total)) resources"
         } else {
             line += "\(Self.grouped(received)) resources"
         }
-        if let rate = Self.int(b["rate_per_s"]) { line += ", \(Self.grouped(rate))/s" }
-        if let left = Self.int(b["seconds_left"]) { line += ", about \(left) s left" }
+        if let rate = running.ratePerSecond { line += ", \(Self.grouped(rate))/s" }
+        if let left = running.secondsLeft { line += ", about \(left) s left" }
         return yellow(line)
     }
 
-    mutating func render(_ reading: JSONObject?, at now: Date) -> [String] {
+    mutating func render(_ reading: Reading?, at now: Date) -> [String] {
         let stamp = now.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: false))
         let role = nodeConfig.role.rawValue
         var lines = ["EdgeCache \(role)  \(nodeConfig.nodeID)" + (nodeConfig.tenant.map { "  tenant \($0)" } ?? "") + "   \(stamp)"]
-        guard let r = reading else {
+        switch reading {
+        case nil:
             lines.append("node         " + red("NOT ANSWERING") + " (is it running? see its log)")
             lines += certificateLines(nil, now)
             return lines
-        }
-        let policy = "policy       \(r["policy_version"]?.stringValue ?? "?") (\(r["policy_source"]?.stringValue ?? "?"))"
-        guard role == "edge" else {
-            lines.append("head LSN     \(Self.grouped(Self.int(r["head_lsn"]) ?? 0))")
-            lines.append(policy)
-            lines += certificateLines(r, now)
+        case .origin(let r):
+            lines.append("head LSN     \(Self.grouped(r.headLSN))")
+            lines.append("policy       \(r.policyVersion) (\(r.policySource))")
+            lines += certificateLines(r.tls, now)
             return lines
+        case .edge(let r):
+            return lines + render(edge: r, at: now)
         }
-        let link = r["link"]?.stringValue ?? "?"
+    }
+
+    private mutating func render(edge r: EdgeStatus, at now: Date) -> [String] {
+        var lines: [String] = []
+        let link = r.link
         lines.append("link         " + (link == "live" ? green("LIVE") : red("DOWN") + " (\(link))"))
-        let applied = Self.int(r["applied_lsn"]) ?? 0
-        let head = Self.int(r["origin_head_lsn"]) ?? 0
+        let applied = r.appliedLSN
+        let head = r.originHeadLSN
         let lag = max(0, head - applied)
         var lagLine =
             "stream       applied LSN \(Self.grouped(applied)), origin head \(Self.grouped(head)), lag \(Self.grouped(lag)) changes"
@@ -202,25 +211,24 @@ struct Dashboard {
             if rate > 0 { lagLine += String(format: ", applying %.0f/s", rate) }
         }
         lines.append(lagLine)
-        if let bootstrap = bootstrapLine(r) { lines.append(bootstrap) }
-        if let staleness = Self.int(r["staleness_ms"]) {
+        if let bootstrap = bootstrapLine(r.bootstrap) { lines.append(bootstrap) }
+        if let staleness = r.stalenessMilliseconds {
             lines.append(
                 "staleness    " + (staleness == 0 ? green("0 (caught up)") : yellow(Self.duration(ms: staleness)) + " since last caught up")
             )
         } else {
             lines.append("staleness    unknown (never caught up)")
         }
-        let queued = Self.int(r["outbox_queued"]) ?? 0
-        let review = Self.int(r["outbox_review"]) ?? 0
-        let done = Self.int(r["outbox_done"]) ?? 0
+        let queued = r.outboxQueued
+        let review = r.outboxReview
         var outbox = "outbox       queued \(Self.grouped(queued))"
-        if let oldest = Self.int(r["outbox_oldest_queued_ms"]) { outbox += " (oldest \(Self.duration(ms: oldest)))" }
-        outbox += ", done \(Self.grouped(done))"
+        if let oldest = r.outboxOldestQueuedMilliseconds { outbox += " (oldest \(Self.duration(ms: oldest)))" }
+        outbox += ", done \(Self.grouped(r.outboxDone))"
         lines.append(queued > 0 ? yellow(outbox) : outbox)
         // Drain progress: from the largest queue seen since it last was empty, down to 0.
         if queued == 0 {
             drainStart = nil
-        } else if drainStart == nil || queued > drainStart! {
+        } else if queued > (drainStart ?? 0) {
             drainStart = queued
         }
         // While the origin answers (live, or catching up with the stream that echoes the writes back).
@@ -232,14 +240,13 @@ struct Dashboard {
                     + String(format: ", %.0f writes/s, about %.0f s left", rate, left))
         }
         lines.append("conflicts    " + (review > 0 ? red("\(review) in review") + " (edgecache conflicts list)" : "0 in review"))
-        if case .object(let consent)? = r["consent"] {
-            lines.append(
-                "consent      blocks \(Self.int(consent["blocks"]) ?? 0), purged \(Self.int(consent["purged_entries"]) ?? 0), "
-                    + "propagation p99 \(Self.int(consent["propagation_p99_ms"]).map { "\($0) ms" } ?? "-")")
-        }
-        lines.append("cache        \(Self.grouped(Self.int(r["cached_entries"]) ?? 0)) entries")
-        lines.append(policy)
-        lines += certificateLines(r, now)
+        let consent = r.consent
+        lines.append(
+            "consent      blocks \(consent.blocks), purged \(consent.purgedEntries), "
+                + "propagation p99 \(consent.propagationP99Milliseconds.map { "\($0) ms" } ?? "-")")
+        lines.append("cache        \(Self.grouped(r.cachedEntries ?? 0)) entries")
+        lines.append("policy       \(r.policyVersion) (\(r.policySource))")
+        lines += certificateLines(r.tls, now)
         let converged = link == "live" && lag == 0 && queued == 0
         lines.append("state        " + (converged ? green("CONVERGED: live, nothing to apply, nothing queued") : yellow("not converged")))
         previous = (now, queued, applied, link == "bootstrapping")

@@ -1,4 +1,5 @@
 import EdgeCacheNode
+import EdgeCacheTestSupport
 import Foundation
 import NIOHTTP1
 import Testing
@@ -50,14 +51,7 @@ import Testing
 
         // Tampering is reported with the record's number and a non-zero exit.
         let path = dir.path + "/edge-data/audit.sqlite"
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [
-            "python3", "-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('delete from audit where seq=2'); c.commit()",
-            path,
-        ]
-        try process.run()
-        process.waitUntilExit()
+        try sqliteExecute(path, "delete from audit where seq=2")
         let broken = try runCLI(["audit", "verify", "--config", edgeConfig])
         #expect(broken.status != 0 && broken.output.contains("record 2: missing"), "\(broken.output)")
 

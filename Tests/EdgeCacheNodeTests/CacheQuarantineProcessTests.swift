@@ -1,4 +1,5 @@
 import EdgeCacheNode
+import EdgeCacheTestSupport
 import Foundation
 import Testing
 
@@ -14,12 +15,7 @@ func flipBitOfOneCacheEntry(_ database: String) throws {
         c.execute('UPDATE entries SET blob = ? WHERE rkey = ?', (bytes(blob), rkey))
         c.commit()
         """
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", "-c", script, database]
-    try process.run()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else { throw TestFailure("could not corrupt \(database)") }
+    guard try runPython(script, database).status == 0 else { throw TestFailure("could not corrupt \(database)") }
 }
 
 extension IntegrationSuites {

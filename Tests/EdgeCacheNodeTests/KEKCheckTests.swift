@@ -1,3 +1,4 @@
+import EdgeCacheCore
 import EdgeCacheCrypto
 import EdgeCacheStore
 import Foundation
@@ -13,7 +14,8 @@ import Testing
         let config = try PairConfig(dir: dir.path, pki: pki).writeOrigin()
         let kek = dir.path + "/origin.kek"
         try FileManager.default.createDirectory(atPath: dir.path + "/origin-data", withIntermediateDirectories: true)
-        _ = try AuditStore(path: dir.path + "/origin-data/audit.sqlite", kek: try KeyEncryptionKey.load(path: kek))
+        _ = try AuditStore(
+            path: dir.path + "/origin-data/audit.sqlite", kek: try KeyEncryptionKey.load(path: kek), clock: SystemWallClock())
         return (config, kek)
     }
 

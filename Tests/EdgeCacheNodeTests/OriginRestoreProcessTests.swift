@@ -1,18 +1,12 @@
 import EdgeCacheNode
+import EdgeCacheTestSupport
 import Foundation
 import Testing
 
 /// A consistent copy of a live SQLite database (python3's sqlite3 backup API), as a backup tool makes one.
 func backupSQLite(_ source: String, to copy: String) throws {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = [
-        "python3", "-c",
-        "import sqlite3,sys; s=sqlite3.connect(sys.argv[1]); d=sqlite3.connect(sys.argv[2]); s.backup(d); d.close()", source, copy,
-    ]
-    try process.run()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else { throw TestFailure("backup of \(source) failed") }
+    let script = "import sqlite3,sys; s=sqlite3.connect(sys.argv[1]); d=sqlite3.connect(sys.argv[2]); s.backup(d); d.close()"
+    guard try runPython(script, source, copy).status == 0 else { throw TestFailure("backup of \(source) failed") }
 }
 
 extension IntegrationSuites {

@@ -21,7 +21,7 @@ import Testing
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: "\(dir)/edge.kek")
         let kek = try KeyEncryptionKey.load(path: "\(dir)/edge.kek")
 
-        var store: EdgeStore? = try EdgeStore(path: "\(dir)/edge.sqlite", tenant: "st-mary", kek: kek)
+        var store: EdgeStore? = try EdgeStore(path: "\(dir)/edge.sqlite", tenant: "st-mary", kek: kek, clock: SystemWallClock())
         let patient = try #require(try await store!.get(type: "Patient", id: "pat-1"))
         #expect(patient.resource.json.count > 0 && patient.resource.version == 1)
         #expect(try await store!.entryCount() == 12)
@@ -42,7 +42,7 @@ import Testing
         try await db.close()
 
         // Opening again changes nothing.
-        store = try EdgeStore(path: "\(dir)/edge.sqlite", tenant: "st-mary", kek: kek)
+        store = try EdgeStore(path: "\(dir)/edge.sqlite", tenant: "st-mary", kek: kek, clock: SystemWallClock())
         #expect(try await store!.entryCount() == 12)
     }
 }

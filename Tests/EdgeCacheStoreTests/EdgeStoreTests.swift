@@ -18,7 +18,7 @@ func version(_ type: String, _ id: String, _ v: Int64, deleted: Bool = false, ex
 
     init() throws {
         kek = try KeyEncryptionKey.generate()
-        store = try EdgeStore(path: dir.path + "/edge.sqlite", tenant: "a", kek: kek)
+        store = try EdgeStore(path: dir.path + "/edge.sqlite", tenant: "a", kek: kek, clock: SystemWallClock())
     }
 
     @Test func appliesBatchWithCheckpointAndSkipsRedelivery() async throws {
@@ -36,7 +36,7 @@ func version(_ type: String, _ id: String, _ v: Int64, deleted: Bool = false, ex
 
     @Test func hotTierNeverOutlivesTheSealedRow() async throws {
         let path = dir.path + "/hot.sqlite"
-        let node = try EdgeStore(path: path, tenant: "a", kek: kek, hotBytes: 1 << 20)
+        let node = try EdgeStore(path: path, tenant: "a", kek: kek, clock: SystemWallClock(), hotBytes: 1 << 20)
         let p1 = version("Patient", "p1", 1, extra: #","name":[{"family":"One"}]"#)
         let o1 = version("Observation", "o1", 1, extra: #","subject":{"reference":"Patient/p1"}"#)
         try await node.apply([Change(lsn: 1, resource: p1), Change(lsn: 2, resource: o1)], checkpoint: 2, isResident: Self.full)
@@ -48,7 +48,7 @@ func version(_ type: String, _ id: String, _ v: Int64, deleted: Bool = false, ex
         try await node.apply([Change(lsn: 3, resource: o2)], checkpoint: 3, isResident: Self.full)
         #expect(try await node.get(type: "Observation", id: "o1")?.resource == o2)
         // Re-sealed under a new key version by another process (the CLI): still the right content.
-        let cli = try EdgeStore(path: path, tenant: "a", kek: kek).keyMaintenance
+        let cli = try EdgeStore(path: path, tenant: "a", kek: kek, clock: SystemWallClock()).keyMaintenance
         _ = try await cli.rotate(tenant: "a")
         _ = try await cli.reseal(tenant: "a")
         let hitsBefore = node.hot.stats.hits
@@ -57,7 +57,7 @@ func version(_ type: String, _ id: String, _ v: Int64, deleted: Bool = false, ex
         #expect(try await node.get(type: "Observation", id: "o1")?.resource == o2)
         #expect(node.hot.stats.hits == hitsBefore + 1)
         // Deleted behind the tier's back (another connection): the read finds nothing.
-        let other = try EdgeStore(path: path, tenant: "a", kek: kek)
+        let other = try EdgeStore(path: path, tenant: "a", kek: kek, clock: SystemWallClock())
         #expect(try await other.purgeCompartment(patient: "p1") == 2)
         #expect(try await node.get(type: "Observation", id: "o1") == nil)
         #expect(try await node.get(type: "Patient", id: "p1") == nil)
@@ -70,14 +70,14 @@ func version(_ type: String, _ id: String, _ v: Int64, deleted: Bool = false, ex
 
     @Test func keysAreUnusableAfterAShred() async throws {
         let path = dir.path + "/shred.sqlite"
-        let node = try EdgeStore(path: path, tenant: "a", kek: kek)
+        let node = try EdgeStore(path: path, tenant: "a", kek: kek, clock: SystemWallClock())
         #expect(await node.keysUsable())
-        _ = try await EdgeStore(path: path, tenant: "a", kek: kek).keyMaintenance.shred(tenant: "a")
+        _ = try await EdgeStore(path: path, tenant: "a", kek: kek, clock: SystemWallClock()).keyMaintenance.shred(tenant: "a")
         #expect(await node.keysUsable() == false)  // what an edge's /readyz reports as keys: failed
     }
 
     @Test func hotTierStaysWithinItsBudget() async throws {
-        let node = try EdgeStore(path: dir.path + "/budget.sqlite", tenant: "a", kek: kek, hotBytes: 64 * 1024)
+        let node = try EdgeStore(path: dir.path + "/budget.sqlite", tenant: "a", kek: kek, clock: SystemWallClock(), hotBytes: 64 * 1024)
         let padding = String(repeating: "x", count: 900)
         let changes = (1...200).map { Change(lsn: Int64($0), resource: version("Basic", "b\($0)", 1, extra: #","text":"\#(padding)""#)) }
         try await node.apply(changes, checkpoint: 200, isResident: Self.full)
@@ -91,7 +91,7 @@ func version(_ type: String, _ id: String, _ v: Int64, deleted: Bool = false, ex
 
     @Test func countersSurviveReopen() async throws {
         try await store.apply([Change(lsn: 4, resource: version("Patient", "p1", 1))], checkpoint: 9, isResident: Self.full)
-        let reopened = try EdgeStore(path: dir.path + "/edge.sqlite", tenant: "a", kek: kek)
+        let reopened = try EdgeStore(path: dir.path + "/edge.sqlite", tenant: "a", kek: kek, clock: SystemWallClock())
         #expect(reopened.counters == EdgeStoreCounters(checkpoint: 9, eventsApplied: 1, eventsSkipped: 0, bootstraps: 0))
         #expect(try await reopened.get(type: "Patient", id: "p1")?.resource.json == version("Patient", "p1", 1).json)
     }
@@ -137,8 +137,10 @@ func version(_ type: String, _ id: String, _ v: Int64, deleted: Bool = false, ex
         let secrets = ["pat-zq7x91", "Quixoticfamily", "Zebedeegiven", "MRN-55501234", "urn:oid:9.9.9.9.77"]
         let json =
             #"{"resourceType":"Patient","identifier":[{"system":"urn:oid:9.9.9.9.77","value":"MRN-55501234"}],"name":[{"family":"Quixoticfamily","given":["Zebedeegiven"]}]}"#
-        let origin = try SQLiteOriginStore(path: dir.path + "/origin.sqlite", kek: try KeyEncryptionKey.generate())
-        let edge = try EdgeStore(path: dir.path + "/edge.sqlite", tenant: "a", kek: try KeyEncryptionKey.generate())
+        let origin = try SQLiteOriginStore(
+            path: dir.path + "/origin.sqlite", kek: try KeyEncryptionKey.generate(), clock: SystemWallClock())
+        let edge = try EdgeStore(
+            path: dir.path + "/edge.sqlite", tenant: "a", kek: try KeyEncryptionKey.generate(), clock: SystemWallClock())
         for v in 0..<3 {
             let result = try await origin.write(
                 tenant: "a", .update(type: "Patient", id: "pat-zq7x91", resource: try resource(json, id: "pat-zq7x91"), ifMatch: nil))
@@ -174,10 +176,10 @@ func version(_ type: String, _ id: String, _ v: Int64, deleted: Bool = false, ex
     @Test func refusesAnotherTenantsDataDirAndRestoresCaughtUpTime() async throws {
         let dir = TempDir()
         let kek = try KeyEncryptionKey.generate()
-        let store = try EdgeStore(path: dir.path + "/edge.sqlite", tenant: "a", kek: kek)
+        let store = try EdgeStore(path: dir.path + "/edge.sqlite", tenant: "a", kek: kek, clock: SystemWallClock())
         try await store.apply([], checkpoint: 3, isResident: { _ in false }, caughtUpAt: 1_234_567)
-        #expect(throws: StoreError.self) { try EdgeStore(path: dir.path + "/edge.sqlite", tenant: "b", kek: kek) }
-        let reopened = try EdgeStore(path: dir.path + "/edge.sqlite", tenant: "a", kek: kek)
+        #expect(throws: StoreError.self) { try EdgeStore(path: dir.path + "/edge.sqlite", tenant: "b", kek: kek, clock: SystemWallClock()) }
+        let reopened = try EdgeStore(path: dir.path + "/edge.sqlite", tenant: "a", kek: kek, clock: SystemWallClock())
         #expect(reopened.counters.caughtUpAt == 1_234_567 && reopened.counters.checkpoint == 3)
     }
 }

@@ -30,7 +30,7 @@ final class Flag: Sendable {
     @Test func rotationUnderConcurrentReadersResealsEverythingWithoutAFailedRead() async throws {
         let kek = try KeyEncryptionKey.generate()
         let path = dir.path + "/origin.sqlite"
-        let node = try SQLiteOriginStore(path: path, kek: kek)
+        let node = try SQLiteOriginStore(path: path, kek: kek, clock: SystemWallClock())
         let count = 400
         for i in 0..<count {
             _ = try await node.write(tenant: "a", .update(type: "Patient", id: "p\(i)", resource: try patient(i), ifMatch: nil))
@@ -38,7 +38,7 @@ final class Flag: Sendable {
         for i in 0..<50 {  // some history too
             _ = try await node.write(tenant: "a", .update(type: "Patient", id: "p\(i)", resource: try patient(i), ifMatch: nil))
         }
-        let cli = try SQLiteOriginStore(path: path, kek: kek).keyMaintenance
+        let cli = try SQLiteOriginStore(path: path, kek: kek, clock: SystemWallClock()).keyMaintenance
         #expect(try await cli.versionsInUse(tenant: "a") == [1: count + 50])
 
         let stop = Flag()
@@ -79,7 +79,7 @@ final class Flag: Sendable {
         // Version 1 is retired; lookups still work (the index key did not change).
         #expect(try await cli.retireUnused(tenant: "a") == [1])
         #expect(try sqliteQuery(path, "SELECT version FROM data_keys WHERE tenant = 'a' ORDER BY version") == "0\n2")
-        let reopened = try SQLiteOriginStore(path: path, kek: kek)
+        let reopened = try SQLiteOriginStore(path: path, kek: kek, clock: SystemWallClock())
         #expect(try await reopened.read(tenant: "a", type: "Patient", id: "p7")?.version == 2)
         let page = try await reopened.search(tenant: "a", type: "Patient", query: try SearchQuery.parse([("identifier", "MRN-3")]))
         #expect(page.resources.map(\.id) == ["p3"])
@@ -88,7 +88,7 @@ final class Flag: Sendable {
     @Test func edgeEntriesOutboxConflictsAndAuditAreResealed() async throws {
         let kek = try KeyEncryptionKey.generate()
         let path = dir.path + "/edge.sqlite"
-        let node = try EdgeStore(path: path, tenant: "a", kek: kek)
+        let node = try EdgeStore(path: path, tenant: "a", kek: kek, clock: SystemWallClock())
         let changes = (1...100).map { i in
             Change(
                 lsn: Int64(i),
@@ -104,7 +104,7 @@ final class Flag: Sendable {
         guard case .queued(let entry, false) = outcomes[0] else { Issue.record("not queued"); return }
         try await node.complete([(entry, .conflict(origin: changes[0].resource))], maxAttempts: 3)
 
-        let cli = try EdgeStore(path: path, tenant: "a", kek: kek).keyMaintenance
+        let cli = try EdgeStore(path: path, tenant: "a", kek: kek, clock: SystemWallClock()).keyMaintenance
         #expect(try await cli.versionsInUse(tenant: "a") == [1: 103])
         #expect(try await cli.rotate(tenant: "a") == 2)
         #expect(try await cli.reseal(tenant: "a").resealed == 103)
@@ -130,14 +130,14 @@ final class Flag: Sendable {
     @Test func auditChainStillVerifiesAfterResealAndAppendsFromTwoProcessesChain() async throws {
         let kek = try KeyEncryptionKey.generate()
         let path = dir.path + "/audit.sqlite"
-        let node = try AuditStore(path: path, kek: kek)
+        let node = try AuditStore(path: path, kek: kek, clock: SystemWallClock())
         func record(_ n: Int) -> AuditRecord {
             AuditRecord(
                 time: Int64(n), action: "read", outcome: 200, actor: "client:a", tenant: "a", resource: "Patient/p\(n)",
                 policyVersion: "v", node: "edge-1", requestID: "r\(n)")
         }
         try await node.append((1...30).map(record))
-        let cliStore = try AuditStore(path: path, kek: kek)
+        let cliStore = try AuditStore(path: path, kek: kek, clock: SystemWallClock())
         let cli = cliStore.keyMaintenance
         // (The CLI records a key operation through this connection just before rotating.)
         try await cliStore.append([.keyOperation(.rotate, tenant: "a", keyVersion: 2, node: "edge-1", time: 98)])
@@ -156,12 +156,12 @@ final class Flag: Sendable {
     @Test func shreddingATenantDestroysItsKeysAndEntriesAndLeavesOthersAlone() async throws {
         let kek = try KeyEncryptionKey.generate()
         let path = dir.path + "/origin.sqlite"
-        let node = try SQLiteOriginStore(path: path, kek: kek)
+        let node = try SQLiteOriginStore(path: path, kek: kek, clock: SystemWallClock())
         for i in 0..<20 {
             _ = try await node.write(tenant: "a", .update(type: "Patient", id: "p\(i)", resource: try patient(i), ifMatch: nil))
             _ = try await node.write(tenant: "b", .update(type: "Patient", id: "p\(i)", resource: try patient(i), ifMatch: nil))
         }
-        let cli = try SQLiteOriginStore(path: path, kek: kek).keyMaintenance
+        let cli = try SQLiteOriginStore(path: path, kek: kek, clock: SystemWallClock()).keyMaintenance
         _ = try await cli.rotate(tenant: "a")  // so there are several key rows, and the index key row
         let wrappedKeys = try sqliteQuery(path, "SELECT wrapped FROM data_keys WHERE tenant = 'a'").split(separator: "\n")
         let blobs = try sqliteQuery(path, "SELECT blob FROM history WHERE tenant = 'a'").split(separator: "\n")
@@ -199,7 +199,7 @@ final class Flag: Sendable {
     @Test func shreddingOnAnEdgeIsForItsOwnTenantOnly() async throws {
         let kek = try KeyEncryptionKey.generate()
         let path = dir.path + "/edge.sqlite"
-        let node = try EdgeStore(path: path, tenant: "a", kek: kek)
+        let node = try EdgeStore(path: path, tenant: "a", kek: kek, clock: SystemWallClock())
         try await node.put(ResourceVersion(type: "Patient", id: "p1", version: 1, lastUpdated: 1, deleted: false, json: [0x7B, 0x7D]))
         await #expect(throws: StoreError.self) { _ = try await node.keyMaintenance.shred(tenant: "b") }
         #expect(try await node.keyMaintenance.shred(tenant: "a") == 1)
@@ -207,7 +207,7 @@ final class Flag: Sendable {
         await #expect(throws: TenantShreddedError.self) {
             try await node.put(ResourceVersion(type: "Patient", id: "p2", version: 1, lastUpdated: 1, deleted: false, json: [0x7B, 0x7D]))
         }
-        #expect(throws: TenantShreddedError.self) { _ = try EdgeStore(path: path, tenant: "a", kek: kek) }
+        #expect(throws: TenantShreddedError.self) { _ = try EdgeStore(path: path, tenant: "a", kek: kek, clock: SystemWallClock()) }
     }
 
     @Test func rotatingTheKEKRewrapsEveryKeySoOnlyTheNewOneOpensTheStore() async throws {
@@ -215,7 +215,7 @@ final class Flag: Sendable {
         let new = try KeyEncryptionKey.generate()
         let path = dir.path + "/origin.sqlite"
         do {
-            let store = try SQLiteOriginStore(path: path, kek: old)
+            let store = try SQLiteOriginStore(path: path, kek: old, clock: SystemWallClock())
             for tenant in ["a", "b"] {
                 _ = try await store.write(tenant: tenant, .update(type: "Patient", id: "p1", resource: try patient(1), ifMatch: nil))
             }
@@ -223,15 +223,15 @@ final class Flag: Sendable {
         }
         #expect(try KeyMaintenance.rewrapKeys(path: path, from: old, to: new) == 4)
         #expect(try KeyMaintenance.rewrapKeys(path: path, from: old, to: new) == 0)  // a repeat changes nothing
-        #expect(throws: CryptoError.self) { _ = try SQLiteOriginStore(path: path, kek: old) }
-        let store = try SQLiteOriginStore(path: path, kek: new)
+        #expect(throws: CryptoError.self) { _ = try SQLiteOriginStore(path: path, kek: old, clock: SystemWallClock()) }
+        let store = try SQLiteOriginStore(path: path, kek: new, clock: SystemWallClock())
         #expect(try await store.read(tenant: "a", type: "Patient", id: "p1")?.json.isEmpty == false)
         #expect(try await store.read(tenant: "b", type: "Patient", id: "p1")?.version == 1)
         // An edge and an audit file refuse the old KEK too.
         let edgePath = dir.path + "/edge.sqlite"
-        _ = try EdgeStore(path: edgePath, tenant: "a", kek: old)
+        _ = try EdgeStore(path: edgePath, tenant: "a", kek: old, clock: SystemWallClock())
         #expect(try KeyMaintenance.rewrapKeys(path: edgePath, from: old, to: new) == 1)
-        #expect(throws: CryptoError.self) { _ = try EdgeStore(path: edgePath, tenant: "a", kek: old) }
-        _ = try EdgeStore(path: edgePath, tenant: "a", kek: new)
+        #expect(throws: CryptoError.self) { _ = try EdgeStore(path: edgePath, tenant: "a", kek: old, clock: SystemWallClock()) }
+        _ = try EdgeStore(path: edgePath, tenant: "a", kek: new, clock: SystemWallClock())
     }
 }

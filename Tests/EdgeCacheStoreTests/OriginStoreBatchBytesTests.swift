@@ -10,7 +10,7 @@ import Testing
     let store: SQLiteOriginStore
 
     init() throws {
-        store = try SQLiteOriginStore(path: dir.path + "/origin.sqlite", kek: try KeyEncryptionKey.generate())
+        store = try SQLiteOriginStore(path: dir.path + "/origin.sqlite", kek: try KeyEncryptionKey.generate(), clock: SystemWallClock())
     }
 
     /// Writes `count` Patients of ~`size` bytes each.

@@ -23,7 +23,7 @@ func resource(_ json: String, type: String = "Patient", id: String? = nil) throw
     let store: SQLiteOriginStore
 
     init() throws {
-        store = try SQLiteOriginStore(path: dir.path + "/origin.sqlite", kek: try KeyEncryptionKey.generate())
+        store = try SQLiteOriginStore(path: dir.path + "/origin.sqlite", kek: try KeyEncryptionKey.generate(), clock: SystemWallClock())
     }
 
     @Test func writesVersionsHistoryAndChangesInOrder() async throws {
@@ -123,7 +123,7 @@ func resource(_ json: String, type: String = "Patient", id: String? = nil) throw
     @Test func eachTenantHasItsOwnHeadAndLogFloor() async throws {
         let kek = try KeyEncryptionKey.generate()
         let path = dir.path + "/heads.sqlite"
-        let store = try SQLiteOriginStore(path: path, kek: kek)
+        let store = try SQLiteOriginStore(path: path, kek: kek, clock: SystemWallClock())
         func put(_ tenant: String, _ id: String) async throws -> Int64 {
             try await store.write(
                 tenant: tenant, .update(type: "Patient", id: id, resource: try resource(#"{"resourceType":"Patient"}"#), ifMatch: nil)
@@ -144,7 +144,7 @@ func resource(_ json: String, type: String = "Patient", id: String? = nil) throw
         await #expect(throws: LogGoneError.self) { try await store.changes(tenant: "a", after: 5, limit: 10) }
         #expect(try await store.snapshot(tenant: "a").lsn == quiet)
         // The heads survive a restart, the compacted tenant's included.
-        let reopened = try SQLiteOriginStore(path: path, kek: kek)
+        let reopened = try SQLiteOriginStore(path: path, kek: kek, clock: SystemWallClock())
         #expect(reopened.tenantHeadLSN("a") == quiet && reopened.tenantHeadLSN("b") == 21 && reopened.headLSN == 21)
     }
 
@@ -152,6 +152,8 @@ func resource(_ json: String, type: String = "Patient", id: String? = nil) throw
         _ = try await store.write(
             tenant: "a", .update(type: "Patient", id: "p", resource: try resource(#"{"resourceType":"Patient"}"#), ifMatch: nil))
         // Another KEK is refused when the store opens, not on a tenant's first request.
-        #expect(throws: (any Error).self) { try SQLiteOriginStore(path: dir.path + "/origin.sqlite", kek: try KeyEncryptionKey.generate()) }
+        #expect(throws: (any Error).self) {
+            try SQLiteOriginStore(path: dir.path + "/origin.sqlite", kek: try KeyEncryptionKey.generate(), clock: SystemWallClock())
+        }
     }
 }
