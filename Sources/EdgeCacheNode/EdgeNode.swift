@@ -29,9 +29,12 @@ package final class EdgeNode: RunnableNode {
         let metrics = parts.metrics
         let reloads = parts.reloads
         let logger = parts.logger
+        self.parts = parts
+        self.tenant = tenant
         // The store opens first: a wrong KEK fails there, before any new file is created.
         let store = try EdgeStore(
             path: config.dataDir + "/edge.sqlite", tenant: tenant, kek: parts.kek, clock: clock, hotBytes: config.hotBytes)
+        self.store = store
         if let stored = try store.storedPolicy() {
             policies.replace(stored, source: .stored)
         }
@@ -40,9 +43,12 @@ package final class EdgeNode: RunnableNode {
             anchoring: .init(
                 origin: origin, node: ClientIdentity(certificate: parts.material.leaf).node,
                 intervalMilliseconds: Int64(config.auditAnchorIntervalMilliseconds)))
+        self.origin = origin
+        self.auditLog = audit
         let link = EdgeLink(
             applied: store.counters.checkpoint, heartbeatTimeoutMilliseconds: Int64(config.heartbeatTimeoutMilliseconds),
             caughtUpWallClock: store.counters.caughtUpAt, wallNow: clock.nowMillis(), clock: monotonic)
+        self.link = link
         let queue = OutboxQueue(store: store, maxEntries: config.outboxMaxEntries)
         let replayer = Replayer(
             store: store, origin: origin, link: link, batchSize: config.outboxBatchSize, maxAttempts: config.outboxMaxAttempts,
@@ -51,6 +57,8 @@ package final class EdgeNode: RunnableNode {
         let evictor = Evictor(
             store: store, policies: policies, audit: audit, tenant: tenant, maxBytes: config.cacheMaxBytes,
             intervalMilliseconds: config.evictionIntervalMilliseconds, clock: clock, logger: logger)
+        self.consent = consent
+        self.evictor = evictor
         let backend = EdgeBackend(
             store: store, origin: origin, link: link, clock: clock, outbox: queue, replayer: replayer,
             maxAttempts: config.outboxMaxAttempts, policies: policies, consent: consent, evictor: evictor, logger: logger)
@@ -90,14 +98,6 @@ package final class EdgeNode: RunnableNode {
         services.append(replayer)
         let reloader = parts.reloader(listeners: listeners, origin: origin, audit: audit)
         services.append(reloader)
-        self.parts = parts
-        self.tenant = tenant
-        self.store = store
-        self.link = link
-        self.origin = origin
-        self.consent = consent
-        self.evictor = evictor
-        self.auditLog = audit
         self.reloader = reloader
         self.services = services
     }
