@@ -1,5 +1,8 @@
 /// A parsed FHIR search: `_id`, `identifier`, `patient`, `subject`, `_lastUpdated`, `_count`,
-/// `_offset`. Unknown parameters are ignored (FHIR's lenient default) and left out of links.
+/// `_offset`. Strict by default: any other parameter is a 400 naming it, because a search that
+/// drops a filter answers with more than was asked (a stopped medication in an "active" list).
+/// Under `Prefer: handling=lenient` an unsupported parameter is left out, kept in
+/// ``ignoredParameters`` and reported in the Bundle, and left out of its links.
 package struct SearchQuery: Sendable, Equatable {
     package static let defaultCount = 50
     package static let maxCount = 1000
@@ -16,6 +19,8 @@ package struct SearchQuery: Sendable, Equatable {
     package var offset: Int = 0
     /// The parameters that took effect, in order, for `self`/`next` links.
     package var effectiveParameters: [(String, String)] = []
+    /// Parameters left out under lenient handling (never applied, never in links).
+    package var ignoredParameters: [String] = []
 
     package init() {}
 
@@ -27,17 +32,36 @@ package struct SearchQuery: Sendable, Equatable {
     /// Whether the query restricts anything beyond type and paging.
     package var isPlainListing: Bool { ids == nil && termGroups.isEmpty && updatedFrom == nil && updatedBefore == nil }
 
-    /// The search parameters this node understands (others are ignored, as FHIR's lenient handling allows).
+    /// The search parameters this node understands.
     package static let supported: Set<String> = ["_id", "identifier", "patient", "subject", "_lastUpdated", "_count", "_offset"]
 
+    /// Parameters that change how an answer is written, never which resources it holds:
+    /// accepted with any search (`_format` is checked by the responder). The total is always
+    /// counted exactly when it is given, so `_total` (checked below) and `_totalMethod` (fhirpy's
+    /// `count()` sends it) ask for nothing this node does not do.
+    package static let presentation: Set<String> = ["_format", "_pretty", "_total", "_totalMethod"]
+
     /// Parses decoded query parameters.
-    /// - Throws: 400 for a malformed value of a supported parameter.
-    package static func parse(_ parameters: [(String, String)]) throws(FHIRError) -> SearchQuery {
+    /// - Parameter lenient: `Prefer: handling=lenient`: unsupported parameters are ignored and
+    ///   reported instead of refused.
+    /// - Throws: 400 for a malformed value of a supported parameter, and (unless `lenient`) for
+    ///   a parameter, modifier or chain this node does not support.
+    package static func parse(_ parameters: [(String, String)], lenient: Bool = false) throws(FHIRError) -> SearchQuery {
         var query = SearchQuery()
         var kept: [(String, String)] = []
         for (rawName, value) in parameters {
             let parts = rawName.split(separator: ":", maxSplits: 1)
             let name = parts.first.map(String.init) ?? rawName
+            guard Self.supported.contains(name) || Self.presentation.contains(name) else {
+                if lenient {
+                    query.ignoredParameters.append(String(rawName.prefix(80)))
+                    continue
+                }
+                throw FHIRError(
+                    status: 400, code: "not-supported",
+                    "The search parameter '\(rawName.prefix(80))' is not supported by this node; supported: _id, identifier, patient, subject, _lastUpdated, _count, _offset. Send 'Prefer: handling=lenient' to have unsupported parameters ignored and reported instead"
+                )
+            }
             if parts.count == 2, Self.supported.contains(name) {
                 // Only the type modifier of a patient reference is understood; anything else
                 // (`:not`, `:missing`, chains, `:of-type`, …) is refused rather than dropped.
@@ -80,6 +104,10 @@ package struct SearchQuery: Sendable, Equatable {
             case "_lastUpdated":
                 try query.applyLastUpdated(value)
                 kept.append((name, value))
+            case "_total":
+                guard ["none", "estimate", "accurate"].contains(value) else {
+                    throw .invalid("_total must be none, estimate or accurate")
+                }
             case "_count":
                 guard let n = Int(value), n >= 0 else { throw .invalid("_count must be a non-negative integer") }
                 query.count = min(n, maxCount)

@@ -43,6 +43,17 @@ package enum FHIRBundle {
             out.append(contentsOf: r.json)
             append(",\"search\":{\"mode\":\"match\"}}", &out)
         }
+        if !query.ignoredParameters.isEmpty {
+            // Lenient handling: what was not applied is said in the answer, not only left out of its links.
+            if !page.resources.isEmpty { append(",", &out) }
+            append("{\"resource\":", &out)
+            out.append(
+                contentsOf: OperationOutcome.json(
+                    severity: "warning", code: "not-supported",
+                    diagnostics: "Not supported, so ignored (Prefer: handling=lenient): " + query.ignoredParameters.joined(separator: ", "))
+            )
+            append(",\"search\":{\"mode\":\"outcome\"}}", &out)
+        }
         append("]}", &out)
         return out
     }

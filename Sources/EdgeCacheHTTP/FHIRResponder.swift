@@ -74,11 +74,12 @@ package struct FHIRResponder: Sendable {
         }
         switch facts.interaction {
         case .search where segments.count == 1:
-            return try await search(type: type, parameters: parameters, caller: caller, facts: &facts)
+            return try await search(type: type, parameters: parameters, lenient: Self.lenient(request), caller: caller, facts: &facts)
         case .search:
             let body = try await request.collectBody(limits: limits)
             let formParameters = QueryString.parse(String(decoding: body, as: UTF8.self))
-            return try await search(type: type, parameters: parameters + formParameters, caller: caller, facts: &facts)
+            return try await search(
+                type: type, parameters: parameters + formParameters, lenient: Self.lenient(request), caller: caller, facts: &facts)
         case .create:
             return try await write(request, type: type, id: nil, caller: caller, facts: &facts)
         case .read:
@@ -190,10 +191,17 @@ package struct FHIRResponder: Sendable {
 
     // MARK: Search
 
+    /// `Prefer: handling=lenient` (R4 3.1.1.5.4): unsupported search parameters are ignored and
+    /// reported instead of refused.
+    static func lenient(_ request: Request) -> Bool {
+        guard let prefer = request.header("Prefer")?.lowercased() else { return false }
+        return prefer.split(separator: ",").contains { $0.filter { !$0.isWhitespace } == "handling=lenient" }
+    }
+
     private func search(
-        type: String, parameters: [(String, String)], caller: FHIRCaller, facts: inout FHIRFacts
+        type: String, parameters: [(String, String)], lenient: Bool, caller: FHIRCaller, facts: inout FHIRFacts
     ) async throws -> Response {
-        let query = try SearchQuery.parse(parameters)
+        let query = try SearchQuery.parse(parameters, lenient: lenient)
         let answer = try await backend.search(caller, type: type, query: query)
         let page = try await consentFilter(answer.page, caller: caller, facts: &facts)
         facts.cache = answer.cache

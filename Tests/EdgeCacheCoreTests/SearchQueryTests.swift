@@ -4,7 +4,8 @@ import Testing
 @Suite struct SearchQueryTests {
     @Test func parsesSupportedParameters() throws {
         let q = try SearchQuery.parse([
-            ("_id", "a,b"), ("identifier", "urn:s|v"), ("patient", "p1"), ("_count", "5"), ("_offset", "10"), ("unknown", "x"),
+            ("_id", "a,b"), ("identifier", "urn:s|v"), ("patient", "p1"), ("_count", "5"), ("_offset", "10"), ("_format", "json"),
+            ("_total", "accurate"),
         ])
         #expect(q.ids == ["a", "b"])
         #expect(q.termGroups == [["identifier|urn:s|v"], ["patient|Patient/p1"]])
@@ -17,8 +18,28 @@ import Testing
         for name in ["patient:not", "subject:missing", "subject:Patient.name", "identifier:of-type", "_id:above"] {
             #expect(throws: FHIRError.self, "\(name)") { _ = try SearchQuery.parse([(name, "x")]) }
         }
-        let typed = try SearchQuery.parse([("subject:Patient", "p1"), ("unknown:exact", "ignored")])
+        let typed = try SearchQuery.parse([("subject:Patient", "p1"), ("unknown:exact", "ignored")], lenient: true)
         #expect(typed.termGroups == [["subject|Patient/p1"]])
+    }
+
+    /// A filter the node cannot apply is a 400 naming it, never a silently wider answer.
+    @Test func unsupportedParametersAreRefusedUnlessLenient() throws {
+        for name in [
+            "status", "category", "name", "birthdate", "code:text", "_sort", "_include", "_summary", "_has:Observation:patient:code",
+        ] {
+            do {
+                _ = try SearchQuery.parse([("patient", "p1"), (name, "x")])
+                Issue.record("\(name) was accepted")
+            } catch {
+                #expect(error.status == 400 && error.code == "not-supported" && error.diagnostics.contains("'\(name)'"), "\(error)")
+            }
+        }
+        let lenient = try SearchQuery.parse([("patient", "p1"), ("status", "active"), ("_sort", "-date")], lenient: true)
+        #expect(lenient.termGroups == [["patient|Patient/p1"]])
+        #expect(lenient.ignoredParameters == ["status", "_sort"])
+        #expect(lenient.effectiveParameters.map(\.0) == ["patient"])
+        // Bad values of supported parameters stay errors under lenient handling.
+        #expect(throws: FHIRError.self) { try SearchQuery.parse([("_lastUpdated", "yesterday")], lenient: true) }
     }
 
     @Test func lastUpdatedPrefixesBecomeBounds() throws {
@@ -33,7 +54,9 @@ import Testing
         #expect(q.updatedFrom == day.start && q.updatedBefore == day.end)
     }
 
-    @Test(arguments: [("_count", "-1"), ("_count", "x"), ("_id", "a b"), ("_lastUpdated", "yesterday"), ("patient", "Patient/a b")])
+    @Test(arguments: [
+        ("_count", "-1"), ("_count", "x"), ("_id", "a b"), ("_lastUpdated", "yesterday"), ("patient", "Patient/a b"), ("_total", "all"),
+    ])
     func rejectsMalformedValues(_ name: String, _ value: String) {
         #expect(throws: FHIRError.self) { try SearchQuery.parse([(name, value)]) }
     }

@@ -10,6 +10,39 @@ extension IntegrationSuites {
     @Suite struct EdgeCacheBehaviourTests {
         let dir = TempDir()
 
+        /// A search filter the node cannot apply is refused (400 naming it) at both roles, and
+        /// under `Prefer: handling=lenient` ignored and reported in the Bundle, never applied as
+        /// a silently wider answer (issue 15 item 4).
+        @Test func unsupportedSearchParametersAreRefusedOrReportedAtBothRoles() async throws {
+            let pair = PairConfig(dir: dir.path, pki: SharedPKI.main)
+            let origin = try await InProcessNode(configPath: try pair.writeOrigin(extra: "replication: { heartbeat_ms: 200 }"))
+            let client = try TestClient(pki: SharedPKI.main, identity: "client-a")
+            let originAPI = "https://127.0.0.1:\(origin.port("api"))/fhir"
+            let edge = try await InProcessNode(
+                configPath: try pair.writeEdge(tenant: "a", originPort: origin.port("peer"), extra: "replication: { heartbeat_ms: 200 }"))
+            let edgeAPI = "https://127.0.0.1:\(edge.port("api"))/fhir"
+            #expect(try await eventually(10) { edge.runtime.edgeLink?.isLive == true })
+            let request =
+                #"{"resourceType":"MedicationRequest","status":"stopped","intent":"order","medicationCodeableConcept":{"text":"x"},"subject":{"reference":"Patient/p1"}}"#
+            #expect(try await client.put("\(originAPI)/MedicationRequest/m1", request).status == 201)
+            for base in [originAPI, edgeAPI] {
+                let strict = try await client.get("\(base)/MedicationRequest?patient=p1&status=active")
+                #expect(strict.status == 400, "\(base)")
+                #expect(strict.text.contains("'status'") && strict.json["resourceType"] as? String == "OperationOutcome", "\(strict.text)")
+                let lenient = try await client.get(
+                    "\(base)/MedicationRequest?patient=p1&status=active", headers: [("Prefer", "handling=lenient")])
+                #expect(lenient.status == 200, "\(base)")
+                let entries = lenient.json["entry"] as? [[String: Any]] ?? []
+                let modes = entries.compactMap { ($0["search"] as? [String: Any])?["mode"] as? String }
+                #expect(modes.contains("outcome"), "\(lenient.text)")
+                let links = lenient.json["link"] as? [[String: Any]] ?? []
+                #expect(links.allSatisfy { !(($0["url"] as? String) ?? "").contains("status=") }, "\(lenient.text)")
+            }
+            await client.shutdown()
+            await edge.stop()
+            await origin.stop()
+        }
+
         @Test func missThenHitReadYourWritesAndStreamPush() async throws {
             let pair = PairConfig(dir: dir.path, pki: SharedPKI.main)
             let origin = try await InProcessNode(configPath: try pair.writeOrigin(extra: "replication: { heartbeat_ms: 200 }"))

@@ -92,6 +92,19 @@ def test_search_by_last_updated(fhir, dataset):
     assert search.search(_lastUpdated__gt=last).fetch_all() == []
 
 
+@pytest.mark.parametrize("parameter", ["status", "category", "code", "date"])
+def test_a_filter_the_edge_cannot_apply_is_refused_or_applied(fhir, dataset, parameter):
+    """Never a 200 with the unfiltered set: either the filter is applied or the search is refused."""
+    patient_id = dataset.read_patients[0]
+    own = dataset.ids_about("Observation", patient_id)
+    value = {"status": "cancelled", "category": "no-such-category", "code": "no-such-code", "date": "1900-01-01"}[parameter]
+    try:
+        found = {r.id for r in fhir.resources("Observation").search(patient=patient_id, **{parameter: value}).limit(100).fetch_all()}
+    except OperationOutcome:
+        return  # refused (400), naming the parameter
+    assert not found, f"{parameter}={value} matched {len(found)} of the patient's {len(own)} observations"
+
+
 @pytest.mark.parametrize("modified", ["not", "chain"])
 def test_search_with_a_modifier_is_refused_or_applied(fhir, dataset, modified):
     patient_id = dataset.read_patients[0]
