@@ -26,6 +26,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "4.1.0"..<"5.0.0"),
     ],
     targets: [
         // System libraries, through small module maps.
@@ -35,10 +37,16 @@ let package = Package(
         // Pure core: FHIR rules, replication frames, state machines. No NIO, no GRDB.
         .target(name: "EdgeCacheCore", swiftSettings: swiftSettings),
 
-        // Sealing (zlib + AES-256-GCM), keyed hashes, key wrapping.
+        // Sealing (zlib + AES-256-GCM), keyed hashes, key wrapping; bearer tokens (jwt-kit).
         .target(
             name: "EdgeCacheCrypto",
-            dependencies: ["CZlib", "COpenSSLCrypto", "EdgeCacheCore"],
+            dependencies: [
+                "CZlib", "COpenSSLCrypto", "EdgeCacheCore",
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ],
             swiftSettings: swiftSettings
         ),
 
@@ -88,6 +96,9 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -128,7 +139,11 @@ let package = Package(
         .testTarget(name: "EdgeCacheCoreTests", dependencies: ["EdgeCacheCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "EdgeCacheCryptoTests",
-            dependencies: ["EdgeCacheCrypto", "EdgeCacheCore", "EdgeCacheTestSupport"],
+            dependencies: [
+                "EdgeCacheCrypto", "EdgeCacheCore", "EdgeCacheTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -159,6 +174,8 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -1,4 +1,6 @@
 import EdgeCacheCore
+import Foundation
+import JWTKit
 
 /// An identity provider whose tokens a node accepts, and the tenant its users belong to.
 package struct TokenIssuer: Sendable {
@@ -31,13 +33,16 @@ package struct VerifiedToken: Sendable {
     package var patient: String?
     /// `purpose_of_use`: an HL7 v3 PurposeOfUse code such as `TREAT`.
     package var purposeOfUse: String?
-    /// `exp` and `nbf` (epoch seconds): a remembered token is checked against them again.
+    /// `exp` and `nbf` (epoch seconds; `exp` rounded down, `nbf` up): a remembered token is
+    /// checked against them again.
     package var expiresAt: Int64 = .max
     package var notBefore: Int64? = nil
 
     /// Whether the token is within its validity window at `now` (epoch seconds), with `leeway`.
+    /// The same rule as the first verification (jwt-kit's, after RFC 7519): `exp` is the first
+    /// instant the token is refused, `nbf` the last instant before it is accepted.
     package func isCurrent(now: Int64, leeway: Int64) -> Bool {
-        now <= expiresAt &+ leeway && (notBefore.map { now &+ leeway >= $0 } ?? true)
+        now < expiresAt &+ leeway && (notBefore.map { $0 < now &+ leeway } ?? true)
     }
 }
 
@@ -50,6 +55,13 @@ package struct TokenRejection: Error, Sendable, Equatable, CustomStringConvertib
 
 /// Verifies compact JWS bearer tokens (JWTs): signature by a configured issuer's key with RS256,
 /// ES256 or ES384, then `exp` (required), `nbf`, `aud` and `iss`, with a leeway for clock skew.
+///
+/// jwt-kit splits and decodes the token (base64url, the header, the claims) and checks the
+/// time and audience claims; the signature is checked by the issuer's ``JWSPublicKey`` with
+/// swift-crypto, as jwt-kit's own signers do. jwt-kit's ready-made path, `JWTKeyCollection`,
+/// is an actor and only verifies asynchronously, while this runs inside the synchronous
+/// authentication step of every request; it would also pick a key by `kid` alone and never
+/// refuse an `alg` outside the three this node accepts.
 package struct BearerTokenVerifier: Sendable {
     package static let maxTokenBytes = 16 * 1024
 
@@ -58,7 +70,7 @@ package struct BearerTokenVerifier: Sendable {
     package var leewaySeconds: Int64
     package var clock: any WallClock
 
-    package init(issuers: [TokenIssuer], leewaySeconds: Int64 = 60, clock: any WallClock = SystemWallClock()) {
+    package init(issuers: [TokenIssuer], leewaySeconds: Int64 = 60, clock: any WallClock) {
         self.issuers = issuers
         self.leewaySeconds = leewaySeconds
         self.clock = clock
@@ -68,55 +80,72 @@ package struct BearerTokenVerifier: Sendable {
     /// - Throws: ``TokenRejection`` naming the failed check.
     package func verify(_ token: String) throws(TokenRejection) -> VerifiedToken {
         guard token.utf8.count <= Self.maxTokenBytes else { throw TokenRejection("the token is too large") }
-        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3, let headerBytes = Base64URL.decode(parts[0]), let payloadBytes = Base64URL.decode(parts[1]),
-            let signature = Base64URL.decode(parts[2]),
-            case .object(let header)? = try? JSONParser.parse(headerBytes, maxDepth: 8),
-            case .object(let claims)? = try? JSONParser.parse(payloadBytes, maxDepth: 16)
-        else { throw TokenRejection("the token is not a well-formed JWT (compact JWS)") }
-        guard let algName = header["alg"]?.stringValue, let algorithm = JWSAlgorithm(rawValue: algName) else {
+        guard let parsed = ParsedToken(Array(token.utf8)) else {
+            throw TokenRejection("the token is not a well-formed JWT (compact JWS)")
+        }
+        let (header, claims) = (parsed.header, parsed.claims)
+        guard let algName = header.alg, let algorithm = JWSAlgorithm(rawValue: algName) else {
             throw TokenRejection("the token's signing algorithm is not accepted (only RS256, ES256 and ES384 are)")
         }
-        guard header["crit"] == nil else { throw TokenRejection("the token has critical header parameters this node does not understand") }
-        guard let iss = claims["iss"]?.stringValue, let issuer = issuers.first(where: { $0.issuer == iss }) else {
+        guard header.fields["crit"] == nil else {
+            throw TokenRejection("the token has critical header parameters this node does not understand")
+        }
+        guard let iss = claims.issuer?.value, let issuer = issuers.first(where: { $0.issuer == iss }) else {
             throw TokenRejection("the token's issuer is not trusted by this node")
         }
-        let kid = header["kid"]?.stringValue
+        let kid = header.kid
         let candidates = issuer.keys.filter { $0.algorithm == algorithm && (kid == nil || $0.kid == nil || $0.kid == kid) }
-        let signingInput = Array(token.utf8.prefix(parts[0].utf8.count + 1 + parts[1].utf8.count))
-        guard candidates.contains(where: { $0.verify(algorithm, signingInput: signingInput, signature: signature) }) else {
+        guard candidates.contains(where: { $0.verify(algorithm, signingInput: parsed.signingInput, signature: parsed.signature) }) else {
             throw TokenRejection("the token's signature does not verify with the issuer's keys")
         }
-        let now = clock.nowMillis() / 1000
-        guard let exp = Self.seconds(claims["exp"]) else { throw TokenRejection("the token has no valid 'exp' (expiry) claim") }
-        guard now <= exp + leewaySeconds else { throw TokenRejection("the token has expired") }
-        var notBefore: Int64?
-        if let nbfValue = claims["nbf"] {
-            guard let nbf = Self.seconds(nbfValue) else { throw TokenRejection("the token's 'nbf' claim is not a number") }
-            guard now + leewaySeconds >= nbf else { throw TokenRejection("the token is not valid yet") }
-            notBefore = nbf
+        let now = Date(timeIntervalSince1970: Double(clock.nowMillis()) / 1000)
+        let leeway = TimeInterval(leewaySeconds)
+        guard let exp = claims.expiration else { throw TokenRejection("the token has no valid 'exp' (expiry) claim") }
+        do { try exp.verifyNotExpired(currentDate: now - leeway) } catch { throw TokenRejection("the token has expired") }
+        if claims.notBeforeIsInvalid { throw TokenRejection("the token's 'nbf' claim is not a number") }
+        if let nbf = claims.notBefore {
+            do { try nbf.verifyNotBefore(currentDate: now + leeway) } catch { throw TokenRejection("the token is not valid yet") }
         }
-        let audiences: [String]
-        switch claims["aud"] {
-        case .string(let one)?: audiences = [one]
-        case .array(let many)?: audiences = many.compactMap(\.stringValue)
-        default: audiences = []
+        guard let audience = claims.audience, (try? audience.verifyIntendedAudience(includes: issuer.audience)) != nil else {
+            throw TokenRejection("the token is not meant for this server (audience)")
         }
-        guard audiences.contains(issuer.audience) else { throw TokenRejection("the token is not meant for this server (audience)") }
-        let purpose = claims["purpose_of_use"]?.stringValue
+        let purpose = claims.purposeOfUse
         if let purpose, !(1...32).contains(purpose.utf8.count) || !purpose.utf8.allSatisfy({ $0.isCodeCharacter }) {
             throw TokenRejection("the token's 'purpose_of_use' is not a PurposeOfUse code such as TREAT")
         }
-        let scope = claims["scope"]?.stringValue ?? ""
         return VerifiedToken(
-            tenant: issuer.tenant, issuer: issuer.issuer, subject: claims["sub"]?.stringValue, scope: scope,
-            patient: claims["patient"]?.stringValue, purposeOfUse: purpose, expiresAt: exp, notBefore: notBefore)
+            tenant: issuer.tenant, issuer: issuer.issuer, subject: claims.subject?.value, scope: claims.scope ?? "",
+            patient: claims.patient, purposeOfUse: purpose,
+            expiresAt: Int64(exp.value.timeIntervalSince1970.rounded(.down)),
+            notBefore: claims.notBefore.map { Int64($0.value.timeIntervalSince1970.rounded(.up)) })
     }
+}
 
-    /// A NumericDate (seconds since the epoch; fractions are dropped).
-    static func seconds(_ value: JSONValue?) -> Int64? {
-        guard case .number(let text)? = value, let number = Double(text), number.isFinite, abs(number) < 1e15 else { return nil }
-        return Int64(number)
+/// A compact JWS split and decoded by jwt-kit's parser.
+struct ParsedToken {
+    private static let parser = DefaultJWTParser()
+
+    let header: JWTHeader
+    let claims: BearerClaims
+    let signature: [UInt8]
+    /// `header.payload`, as sent: what the signature covers.
+    let signingInput: ArraySlice<UInt8>
+
+    /// Nil unless the token has three parts, each valid base64url, and its header and claims
+    /// are JSON objects.
+    init?(_ token: [UInt8]) {
+        guard let segments = try? Self.parser.getTokenParts(token),
+            let parsed = try? Self.parser.parse(token, as: BearerClaims.self)
+        else { return nil }
+        // jwt-kit's base64url decoder ignores the spare bits of the last character, so one
+        // signature has several spellings. Only the canonical one is taken: a changed
+        // character never passes, and each token has one string in the remembered tokens.
+        let bytes = Array(parsed.signature)
+        guard Base64URL.encode(bytes).utf8.elementsEqual(segments.signature) else { return nil }
+        self.header = parsed.header
+        self.claims = parsed.payload
+        self.signature = bytes
+        self.signingInput = token.prefix(segments.header.count + 1 + segments.payload.count)
     }
 }
 

@@ -16,18 +16,6 @@ import UnixSignals
 package enum Demo {
     package static let tenant = "st-mary"
 
-    /// Finds `tools/gen-certs.sh` next to the working directory or the executable.
-    static func genCertsScript() -> String? {
-        var candidates = [FileManager.default.currentDirectoryPath + "/tools/gen-certs.sh"]
-        if let env = ProcessInfo.processInfo.environment["EDGECACHE_TOOLS"] { candidates.insert(env + "/gen-certs.sh", at: 0) }
-        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        for _ in 0..<5 {
-            candidates.append(dir.appendingPathComponent("tools/gen-certs.sh").path)
-            dir.deleteLastPathComponent()
-        }
-        return candidates.first { FileManager.default.fileExists(atPath: $0) }
-    }
-
     /// Whether a TCP port on 127.0.0.1 can be bound now.
     static func portIsFree(_ port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -66,15 +54,8 @@ package enum Demo {
     package static func prepare(workDir: String) throws -> (origin: String, edge: String, ports: [String: Int]) {
         try? FileManager.default.removeItem(atPath: workDir)
         try FileManager.default.createDirectory(atPath: workDir, withIntermediateDirectories: true)
-        guard let script = genCertsScript() else {
-            throw DemoError(description: "cannot find tools/gen-certs.sh; run the demo from the repository folder")
-        }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [script, workDir + "/certs", tenant]
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw DemoError(description: "gen-certs.sh failed") }
+        // Made in-process, so the demo runs from any folder, with no repository checkout or openssl CLI.
+        try DemoPKI(tenants: [tenant]).write(to: workDir + "/certs")
         try KeyEncryptionKey.generate().write(toNewFile: workDir + "/origin.kek")
         try KeyEncryptionKey.generate().write(toNewFile: workDir + "/edge.kek")
         var ports = [
