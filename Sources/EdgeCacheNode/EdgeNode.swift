@@ -32,7 +32,7 @@ package final class EdgeNode: RunnableNode {
         // The store opens first: a wrong KEK fails there, before any new file is created.
         let store = try EdgeStore(
             path: config.dataDir + "/edge.sqlite", tenant: tenant, kek: parts.kek, clock: clock, hotBytes: config.hotBytes)
-        if let stored = try store.storedPolicy() {
+        if let stored = try store.policy.stored() {
             policies.replace(stored, source: .stored)
         }
         let origin = try OriginClient(config: config, material: parts.material, peer: .origin(config), logger: logger)
@@ -41,8 +41,8 @@ package final class EdgeNode: RunnableNode {
                 origin: origin, node: ClientIdentity(certificate: parts.material.leaf).node,
                 intervalMilliseconds: Int64(config.auditAnchorIntervalMilliseconds)))
         let link = EdgeLink(
-            applied: store.counters.checkpoint, heartbeatTimeoutMilliseconds: Int64(config.heartbeatTimeoutMilliseconds),
-            caughtUpWallClock: store.counters.caughtUpAt, wallNow: clock.nowMillis(), clock: monotonic)
+            applied: store.stream.counters.checkpoint, heartbeatTimeoutMilliseconds: Int64(config.heartbeatTimeoutMilliseconds),
+            caughtUpWallClock: store.stream.counters.caughtUpAt, wallNow: clock.nowMillis(), clock: monotonic)
         let queue = OutboxQueue(store: store, maxEntries: config.outboxMaxEntries)
         let replayer = Replayer(
             store: store, origin: origin, link: link, batchSize: config.outboxBatchSize, maxAttempts: config.outboxMaxAttempts,
