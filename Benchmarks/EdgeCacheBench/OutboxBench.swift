@@ -117,7 +117,7 @@ func benchDrain(backlog: Int, repositoryRoot: String) async throws -> [String] {
     var n = 0
     while n < backlog {
         let batch = (n..<min(backlog, n + 2000)).map { EnqueueRequest(item: item($0, key: "d\($0)"), fingerprint: Array("d\($0)".utf8)) }
-        _ = try await store.enqueue(batch, maxQueued: 100_000_000)
+        _ = try await store.outbox.enqueue(batch, maxQueued: 100_000_000)
         n += batch.count
     }
     let fill = milliseconds(ContinuousClock.now - fillStart) / 1000
@@ -128,10 +128,10 @@ func benchDrain(backlog: Int, repositoryRoot: String) async throws -> [String] {
     let task = Task { try await group.run() }
     var lastReport = ContinuousClock.now
     while true {
-        try await store.refreshQueuedCount()
-        if store.queuedCount == 0 { break }
+        try await store.outbox.refreshQueuedCount()
+        if store.outbox.queuedCount == 0 { break }
         if ContinuousClock.now - lastReport > .seconds(10) {
-            print("  drain: \(store.queuedCount) left")
+            print("  drain: \(store.outbox.queuedCount) left")
             lastReport = ContinuousClock.now
         }
         try await Task.sleep(for: .milliseconds(100))

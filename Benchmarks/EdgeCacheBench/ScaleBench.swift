@@ -37,7 +37,7 @@ func benchScale(size benchSize: BenchSize, repositoryRoot: String, sizes chosen:
                 lsn += 1
                 return Change(lsn: lsn, resource: resourceVersion(n, lsn: lsn))
             }
-            try await store!.apply(batch, checkpoint: lsn, isResident: { _ in false })
+            try await store!.stream.apply(batch, checkpoint: lsn, isResident: { _ in false })
             filled += batch.count
         }
         let fill = milliseconds(ContinuousClock.now - fillStart) / 1000
@@ -45,7 +45,7 @@ func benchScale(size benchSize: BenchSize, repositoryRoot: String, sizes chosen:
         for _ in 0..<benchSize.pick(full: 5000, quick: 5000, smoke: 500) {
             let id = "obs-\(Int.random(in: 0..<size))"
             let t = ContinuousClock.now
-            guard try await store!.get(type: "Observation", id: id) != nil else { throw BenchError("\(id) missing") }
+            guard try await store!.entries.get(type: "Observation", id: id) != nil else { throw BenchError("\(id) missing") }
             samples.append(milliseconds(ContinuousClock.now - t))
         }
         let p = Percentiles(samples)

@@ -95,7 +95,7 @@ func benchApply(size: BenchSize) async throws -> [String] {
     let applyStart = ContinuousClock.now
     for start in stride(from: 0, to: changes.count, by: 500) {
         let slice = Array(changes[start..<min(changes.count, start + 500)])
-        try await store.apply(slice, checkpoint: slice.last!.lsn, isResident: { _ in false })
+        try await store.stream.apply(slice, checkpoint: slice.last!.lsn, isResident: { _ in false })
     }
     let applySeconds = milliseconds(ContinuousClock.now - applyStart) / 1000
     let applyRate = Double(count) / applySeconds
@@ -204,7 +204,7 @@ func benchPropagation(size: BenchSize, repositoryRoot: String) async throws -> [
     let watcher = Task {
         var last: Int64 = 0
         while !Task.isCancelled {
-            let checkpoint = edgeStore.counters.checkpoint
+            let checkpoint = edgeStore.stream.counters.checkpoint
             if checkpoint > last {
                 let now = ContinuousClock.now
                 seen.withLock { $0.append((checkpoint, now)) }

@@ -29,7 +29,7 @@ package final class ConsentFollower: Service {
             var delay = 100
             while !Task.isCancelled {
                 // The main stream may be ahead (e.g. after a bootstrap): it already carried those consents.
-                let since = max((try? await self.store.consentCheckpoint()) ?? 0, self.store.counters.checkpoint)
+                let since = max((try? await self.store.consent.checkpoint()) ?? 0, self.store.stream.counters.checkpoint)
                 do {
                     try await self.follow(since: since)
                     delay = 100
@@ -37,11 +37,11 @@ package final class ConsentFollower: Service {
                     // The log does not reach the lane's checkpoint (compacted, or above the head of a
                     // restored origin, or a damaged value): go back to the main stream's checkpoint,
                     // even if lower. If that is gone too, the main stream bootstraps and resets the lane.
-                    let main = self.store.counters.checkpoint
+                    let main = self.store.stream.counters.checkpoint
                     self.logger.notice(
                         "consent lane: change log does not reach its checkpoint; following from the main stream's",
                         metadata: ["lsn": "\(main)"])
-                    try? await self.store.resetConsentLane(to: main)
+                    try? await self.store.consent.reset(to: main)
                 } catch is StreamFollower.EpochChanged {
                     // The main stream sees the same epoch and bootstraps both lanes; wait for it.
                     self.logger.debug("consent lane: origin log epoch changed; waiting for the main stream's bootstrap")
@@ -65,7 +65,7 @@ package final class ConsentFollower: Service {
         if response.status.code == 410 { throw StreamFollower.Gone() }
         guard response.status.code == 200 else { throw StreamFollower.BadStatus(status: Int(response.status.code)) }
         // Consents of another epoch's log never reach this cache (an unknown epoch is left to the main stream).
-        if let epoch = try StreamFollower.epoch(of: response), let known = store.originEpoch, known != epoch {
+        if let epoch = try StreamFollower.epoch(of: response), let known = store.stream.originEpoch, known != epoch {
             throw StreamFollower.EpochChanged(known: known, seen: epoch)
         }
         let inflater = try ZlibInflater()
@@ -81,7 +81,7 @@ package final class ConsentFollower: Service {
                     pending.append(Change(lsn: lsn, resource: resource))
                 case .heartbeat(_, let sent, _, _):
                     if sent > checkpoint, pending.isEmpty {
-                        try await store.applyConsentLane([], checkpoint: sent)
+                        try await store.consent.apply([], checkpoint: sent)
                         checkpoint = sent
                     }
                 case .snapshotStart, .snapshotEnd:
@@ -92,7 +92,7 @@ package final class ConsentFollower: Service {
                 // The rule is in force before anything is written: a revocation never waits
                 // behind the main stream's transactions.
                 await consent.consentsApplied(pending, lane: true)
-                try await store.applyConsentLane(pending, checkpoint: last.lsn)
+                try await store.consent.apply(pending, checkpoint: last.lsn)
                 checkpoint = last.lsn
                 pending.removeAll(keepingCapacity: true)
             }

@@ -16,7 +16,7 @@ package final class ConsentGuard: Sendable {
     private let stats = Mutex(ConsentStats())
 
     package init(tenant: String, store: EdgeStore, audit: AuditLog, clock: any WallClock, logger: Logger) {
-        self.registry = ConsentRegistry(loader: { _ in try await store.cachedConsents() })
+        self.registry = ConsentRegistry(loader: { _ in try await store.consent.cachedConsents() })
         self.tenant = tenant
         self.store = store
         self.audit = audit
@@ -26,7 +26,7 @@ package final class ConsentGuard: Sendable {
 
     /// After a bootstrap replaced the cache: takes in the snapshot's consents.
     func reloaded() async {
-        guard let consents = try? await store.cachedConsents() else { return }
+        guard let consents = try? await store.consent.cachedConsents() else { return }
         await consentsApplied(consents.map { Change(lsn: 0, resource: $0) }, lane: false)
     }
 
@@ -50,7 +50,7 @@ package final class ConsentGuard: Sendable {
             guard update.changed else { continue }
             let consent = "Consent/\(change.resource.id)"
             if let rule = update.rule {
-                let mainLSN = store.counters.checkpoint
+                let mainLSN = store.stream.counters.checkpoint
                 stats.withLock {
                     $0.blocks += 1
                     $0.lastBlock = (lsn: change.lsn, mainLSN: mainLSN)
@@ -85,7 +85,7 @@ package final class ConsentGuard: Sendable {
 
     private func purge(patient: String, because consent: String) async {
         do {
-            let removed = try await store.purgeCompartment(patient: patient)
+            let removed = try await store.consent.purgeCompartment(patient: patient)
             stats.withLock { $0.purged += removed }
             if removed > 0 {
                 audit.event("purge", tenant: tenant, resource: "Patient/\(patient)", detail: "\(consent); entries=\(removed)")

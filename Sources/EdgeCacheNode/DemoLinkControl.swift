@@ -48,12 +48,12 @@ package final class DemoLinkControl: Service, Sendable {
     /// line saying what happened.
     func set(up: Bool) async -> String {
         let start = ContinuousClock.now
-        let queuedBefore = edge.store.queuedCount
+        let queuedBefore = edge.store.outbox.queuedCount
         if up { proxy.unblock() } else { proxy.block() }
         let deadline = start + .seconds(30)
         while ContinuousClock.now < deadline {
             let live = edge.link.isLive
-            let queued = edge.store.queuedCount
+            let queued = edge.store.outbox.queuedCount
             if up ? (live && queued == 0) : !live { break }
             try? await Task.sleep(for: .milliseconds(50))
         }
@@ -61,9 +61,9 @@ package final class DemoLinkControl: Service, Sendable {
         let seconds = String(format: "%.1f", Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18)
         let reason = edge.link.notLiveReason
         if up {
-            guard edge.link.isLive, edge.store.queuedCount == 0 else {
+            guard edge.link.isLive, edge.store.outbox.queuedCount == 0 else {
                 return
-                    "failed: after 30 s the edge is \(edge.link.isLive ? "live" : reason) with \(edge.store.queuedCount) write(s) still queued"
+                    "failed: after 30 s the edge is \(edge.link.isLive ? "live" : reason) with \(edge.store.outbox.queuedCount) write(s) still queued"
             }
             return "ok: the edge is live again after \(seconds) s and replayed \(queuedBefore) queued write(s)"
         }

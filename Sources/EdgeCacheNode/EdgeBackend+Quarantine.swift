@@ -10,7 +10,7 @@ extension EdgeBackend {
     /// - Returns: also whether it was quarantined (for a clearer 503 while the origin is away).
     func cachedEntry(type: String, id: String) async throws -> (entry: CachedEntry?, quarantined: Bool) {
         do {
-            return (try await store.get(type: type, id: id), false)
+            return (try await store.entries.get(type: type, id: id), false)
         } catch let error as CorruptEntryError {
             reportQuarantine(error, type: type)
             return (nil, true)

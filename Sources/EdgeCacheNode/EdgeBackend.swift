@@ -64,7 +64,7 @@ package struct EdgeBackend: FHIRBackend {
 
     package func read(_ caller: FHIRCaller, type: String, id: String) async throws -> ResourceAnswer {
         // Fast path: with nothing queued (the usual case) reads skip the outbox lookup.
-        if store.queuedCount > 0, let pending = try await store.pendingWrite(type: type, id: id) {
+        if store.outbox.queuedCount > 0, let pending = try await store.outbox.pendingWrite(type: type, id: id) {
             return ResourceAnswer(
                 resource: Outbox.pendingView(pending),
                 cache: CacheFacts(.pendingWrite, age: 0), outbox: OutboxFacts(.queued, seq: pending.seq))
@@ -89,7 +89,7 @@ package struct EdgeBackend: FHIRBackend {
         guard consent?.mayStore(resource) ?? true else {
             return ResourceAnswer(resource: resource, cache: CacheFacts(.miss(stored: false), age: 0))
         }
-        try await store.put(resource)
+        try await store.entries.put(resource)
         return ResourceAnswer(resource: resource, cache: CacheFacts(.miss(stored: true), age: 0))
     }
 
@@ -102,12 +102,12 @@ package struct EdgeBackend: FHIRBackend {
         guard let reply else { return ResourceAnswer(resource: r, cache: try staleFacts(policy, ageMs: ageMs, type: r.type)) }
         switch reply.status {
         case 304:
-            try await store.confirm(type: r.type, id: r.id, version: r.version, at: clock.nowMillis())
+            try await store.entries.confirm(type: r.type, id: r.id, version: r.version, at: clock.nowMillis())
             return ResourceAnswer(
                 resource: r, cache: CacheFacts(.revalidated(originStatus: 304, stored: false), ttl: policy.ttlSeconds, age: 0))
         case 200:
             let resource = try OriginReplies.resource(reply, type: r.type)
-            if consent?.mayStore(resource) ?? true { try await store.put(resource) }
+            if consent?.mayStore(resource) ?? true { try await store.entries.put(resource) }
             return ResourceAnswer(
                 resource: resource, cache: CacheFacts(.revalidated(originStatus: 200, stored: true), age: 0))
         case 404, 410:
@@ -155,12 +155,12 @@ package struct EdgeBackend: FHIRBackend {
         var local = policy.replication == .full && link.everCaughtUp
         // With an entry of the type quarantined, the local copy is incomplete: the origin answers.
         var incomplete = false
-        if local { incomplete = try await store.hasQuarantined(type: type) }
+        if local { incomplete = try await store.entries.hasQuarantined(type: type) }
         if incomplete { local = false }
         let streamAge = link.stalenessMilliseconds ?? Int64.max
         if local, let facts = freshFacts(policy, ageMs: streamAge) {
             do {
-                return ListAnswer(page: try await store.search(type: type, query: query), cache: facts)
+                return ListAnswer(page: try await store.entries.search(type: type, query: query), cache: facts)
             } catch let error as CorruptEntryError {
                 reportQuarantine(error, type: type)
                 (local, incomplete) = (false, true)
@@ -177,7 +177,7 @@ package struct EdgeBackend: FHIRBackend {
                 // Past the TTL and the origin cannot answer: the stale-if-error rule decides.
                 let facts = try staleFacts(policy, ageMs: streamAge, type: type)
                 do {
-                    return ListAnswer(page: try await store.search(type: type, query: query), cache: facts)
+                    return ListAnswer(page: try await store.entries.search(type: type, query: query), cache: facts)
                 } catch let error as CorruptEntryError {
                     reportQuarantine(error, type: type)
                     throw quarantinedUnavailable("a complete answer to this \(type) search")
@@ -188,7 +188,7 @@ package struct EdgeBackend: FHIRBackend {
         }
         guard reply.status == 200 else { throw OriginReplies.error(reply) }
         let page = try OriginReplies.searchset(reply, type: type)
-        for resource in page.resources where consent?.mayStore(resource) ?? true { try await store.put(resource) }
+        for resource in page.resources where consent?.mayStore(resource) ?? true { try await store.entries.put(resource) }
         return ListAnswer(page: page, cache: CacheFacts(.uriMiss, age: 0))
     }
 

@@ -35,7 +35,7 @@ package final class EdgeNode: RunnableNode {
         let store = try EdgeStore(
             path: config.dataDir + "/edge.sqlite", tenant: tenant, kek: parts.kek, clock: clock, hotBytes: config.hotBytes)
         self.store = store
-        if let stored = try store.storedPolicy() {
+        if let stored = try store.policy.stored() {
             policies.replace(stored, source: .stored)
         }
         let origin = try OriginClient(config: config, material: parts.material, peer: .origin(config), logger: logger)
@@ -46,8 +46,8 @@ package final class EdgeNode: RunnableNode {
         self.origin = origin
         self.auditLog = audit
         let link = EdgeLink(
-            applied: store.counters.checkpoint, heartbeatTimeoutMilliseconds: Int64(config.heartbeatTimeoutMilliseconds),
-            caughtUpWallClock: store.counters.caughtUpAt, wallNow: clock.nowMillis(), clock: monotonic)
+            applied: store.stream.counters.checkpoint, heartbeatTimeoutMilliseconds: Int64(config.heartbeatTimeoutMilliseconds),
+            caughtUpWallClock: store.stream.counters.caughtUpAt, wallNow: clock.nowMillis(), clock: monotonic)
         self.link = link
         let queue = OutboxQueue(store: store, maxEntries: config.outboxMaxEntries)
         let replayer = Replayer(

@@ -64,7 +64,7 @@ package final class Evictor: Service {
             defer { all.removeAll(keepingCapacity: true) }
             return Array(all.values)
         }
-        try await store.recordAccess(batch)
+        try await store.eviction.recordAccess(batch)
     }
 
     /// Resident types grouped by eviction priority, lowest first.
@@ -87,14 +87,14 @@ package final class Evictor: Service {
         var evicted: [EvictedEntry] = []
         for group in groups {
             guard let days = group.policy.retentionDays else { continue }
-            evicted += try await store.evictUnreadSince(now - Int64(days) * 86_400_000, types: group.types)
+            evicted += try await store.eviction.evictUnreadSince(now - Int64(days) * 86_400_000, types: group.types)
         }
         let residentTypes = groups.flatMap(\.types)
-        var resident = try await store.entryBytes(types: residentTypes)
+        var resident = try await store.eviction.entryBytes(types: residentTypes)
         let measured = state.withLock { $0.measuredAt }
         if maxBytes != nil, measured == nil || now - measured! > 300_000 {
             // Full classes are measured rarely: it reads the whole cache.
-            let all = try await store.entryBytes(types: Array(ResourceTypes.all))
+            let all = try await store.eviction.entryBytes(types: Array(ResourceTypes.all))
             state.withLock {
                 $0.fullBytes = max(0, all - resident)
                 $0.measuredAt = now
@@ -105,10 +105,10 @@ package final class Evictor: Service {
             var excess = full + resident - maxBytes
             for group in groups where excess > 0 {
                 while excess > 0 {
-                    let gone = try await store.evictLeastRecentlyRead(types: group.types, bytes: excess)
+                    let gone = try await store.eviction.evictLeastRecentlyRead(types: group.types, bytes: excess)
                     if gone.isEmpty { break }
                     evicted += gone
-                    let after = try await store.entryBytes(types: residentTypes)
+                    let after = try await store.eviction.entryBytes(types: residentTypes)
                     excess -= resident - after
                     resident = after
                 }

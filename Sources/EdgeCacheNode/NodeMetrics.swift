@@ -185,7 +185,7 @@ extension OperatorEndpoints {
         consent: ConsentGuard, reloads: ReloadStatus
     ) async -> Response {
         var m = MetricsText()
-        let counters = store.counters
+        let counters = store.stream.counters
         let state = link.snapshot
         m.family("edgecache_up", "gauge", "1 while the node answers (role as a label)", [([("role", "edge")], 1)])
         m.family("edgecache_link_live", "gauge", "1 while the change stream from the origin is live", link.isLive ? 1 : 0)
@@ -210,7 +210,7 @@ extension OperatorEndpoints {
             "edgecache_origin_epoch_changes_total", "counter",
             "Times the origin's log epoch changed (restored or failed over), each followed by a bootstrap of both lanes (kept across restarts)",
             Double(counters.epochChanges))
-        if let epoch = store.originEpoch {
+        if let epoch = store.stream.originEpoch {
             m.family(
                 "edgecache_origin_epoch_info", "gauge", "The origin log epoch the cache holds data of (value always 1)",
                 [([("epoch", epoch.hex)], 1)])
@@ -222,20 +222,20 @@ extension OperatorEndpoints {
         m.family(
             "edgecache_cache_quarantined_entries", "gauge",
             "Quarantined entries not yet stored again; searches of their types are answered by the origin meanwhile",
-            Double(store.quarantinedEntries))
-        if let entries = try? await store.entryCount() {
+            Double(store.entries.quarantinedEntries))
+        if let entries = try? await store.entries.count() {
             m.family("edgecache_cached_entries", "gauge", "Entries in the sealed cache (tombstones included)", Double(entries))
         }
-        let outbox = (try? await store.outboxCounts()) ?? [:]
+        let outbox = (try? await store.outbox.counts()) ?? [:]
         m.family(
             "edgecache_outbox_entries", "gauge", "Writes in the outbox by state (done and discarded are kept for outbox.retention_days)",
             OutboxState.allCases.map { ([("state", $0.rawValue)], Double(outbox[$0] ?? 0)) })
-        let oldest = ((try? await store.oldestQueuedAt()) ?? nil).map { max(0, Double(store.clock.nowMillis() - $0) / 1000) } ?? 0
+        let oldest = ((try? await store.outbox.oldestQueuedAt()) ?? nil).map { max(0, Double(store.clock.nowMillis() - $0) / 1000) } ?? 0
         m.family("edgecache_outbox_oldest_queued_seconds", "gauge", "Age of the oldest write waiting to be replayed (0: none)", oldest)
         m.family(
             "edgecache_conflicts_in_review", "gauge", "Queued writes set aside for a person (conflicts, rejections, too many attempts)",
             Double(outbox[.review] ?? 0))
-        let evictions = (try? await store.evictionCounts()) ?? [:]
+        let evictions = (try? await store.eviction.counts()) ?? [:]
         m.family(
             "edgecache_evictions_total", "counter", "Entries evicted, by reason (kept across restarts)",
             EvictionReason.allCases.map { ([("reason", $0.rawValue)], Double(evictions[$0] ?? 0)) })
@@ -251,7 +251,7 @@ extension OperatorEndpoints {
             "edgecache_consent_propagation_seconds",
             "Origin commit of a consent change to the rule in force at this edge, since the process started",
             bounds: ConsentStats.bucketBounds.map { Double($0) / 1000 }, counts: stats.buckets, sum: Double(stats.sumMilliseconds) / 1000)
-        let hot = store.hot.stats
+        let hot = store.entries.hot.stats
         m.family("edgecache_hot_tier_bytes", "gauge", "Bytes held by the in-memory hot tier", Double(hot.bytes))
         m.family(
             "edgecache_hot_tier_lookups_total", "counter", "Hot tier lookups by result since the process started",

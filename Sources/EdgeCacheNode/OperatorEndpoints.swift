@@ -33,7 +33,7 @@ enum OperatorEndpoints {
     static func consentStatus(_ consent: ConsentGuard, store: EdgeStore, tenant: String) async -> ConsentStatus {
         let stats = consent.snapshot
         var status = ConsentStatus()
-        status.laneLSN = (try? await store.consentCheckpoint()) ?? 0
+        status.laneLSN = (try? await store.consent.checkpoint()) ?? 0
         status.patientsWithRules = Int64(consent.registry.patientCount(tenant: tenant))
         status.blocks = Int64(stats.blocks)
         status.purgedEntries = Int64(stats.purged)
@@ -143,49 +143,49 @@ enum OperatorEndpoints {
                         var query = SearchQuery()
                         query.count = 1000
                         query.offset = offset
-                        return try await store.search(type: type, query: query)
+                        return try await store.entries.search(type: type, query: query)
                     }
                 }, tenant: tenant)
         case "/healthz": return json(200, [("status", .string("alive"))])
         case "/readyz":
             // The store answers, the tenant's data key opens, a policy registry is loaded: the
             // edge can serve what it holds, whether or not the link to the origin is live.
-            let storeOK = (try? await store.entryCount()) != nil
+            let storeOK = (try? await store.entries.count()) != nil
             let keysOK = await store.keysUsable()
             return readiness(
                 [("store", storeOK), ("keys", keysOK), ("policy", !policies.version.isEmpty)], serving: "serving",
                 extra: [("live", .bool(link.isLive)), ("link", .string(link.isLive ? "live" : link.notLiveReason))])
         case "/status":
-            let counters = store.counters
+            let counters = store.stream.counters
             let state = link.snapshot
-            let outbox = (try? await store.outboxCounts()) ?? [:]
+            let outbox = (try? await store.outbox.counts()) ?? [:]
             var status = EdgeStatus()
             status.nodeID = config.nodeID
             status.tenant = config.tenant ?? ""
             status.link = link.isLive ? "live" : link.notLiveReason
             status.connected = state.connected
             status.originHeadLSN = state.originHead
-            status.originEpoch = store.originEpoch?.hex
+            status.originEpoch = store.stream.originEpoch?.hex
             status.originEpochChanges = counters.epochChanges
-            status.quarantinedEntries = Int64(store.quarantinedEntries)
+            status.quarantinedEntries = Int64(store.entries.quarantinedEntries)
             status.appliedLSN = counters.checkpoint
             status.stalenessMilliseconds = link.stalenessMilliseconds
             status.eventsApplied = counters.eventsApplied
             status.eventsSkipped = counters.eventsSkipped
             status.bootstraps = counters.bootstraps
             status.bootstrap = bootstrapStatus(link)
-            status.cachedEntries = (try? await store.entryCount()).map { Int64($0) }
+            status.cachedEntries = (try? await store.entries.count()).map { Int64($0) }
             status.outboxQueued = Int64(outbox[.queued] ?? 0)
             status.outboxReview = Int64(outbox[.review] ?? 0)
             status.outboxDone = Int64(outbox[.done] ?? 0)
-            status.outboxOldestQueuedMilliseconds = ((try? await store.oldestQueuedAt()) ?? nil).map {
+            status.outboxOldestQueuedMilliseconds = ((try? await store.outbox.oldestQueuedAt()) ?? nil).map {
                 max(0, store.clock.nowMillis() - $0)
             }
             status.consent = await consentStatus(consent, store: store, tenant: config.tenant ?? "")
             status.cacheBudgetBytes = config.cacheMaxBytes
             status.cacheBytesEstimate = evictor.estimatedBytes
             var evictions = [String: Int64]()
-            for (reason, count) in (try? await store.evictionCounts()) ?? [:] { evictions[reason.rawValue] = count }
+            for (reason, count) in (try? await store.eviction.counts()) ?? [:] { evictions[reason.rawValue] = count }
             evictions["consent_purge"] = Int64(consent.snapshot.purged)
             status.evictions = evictions
             status.tls = tlsStatus(reloads)

@@ -49,11 +49,11 @@ package struct Outbox: Sendable {
         var request = EnqueueRequest(item: item, fingerprint: operation.fingerprintBytes)
         var isCreate = false
         if case .create = operation { isCreate = true }
-        let unfinished = try await store.hasUnfinishedWrites(type: item.type, id: item.id)
+        let unfinished = try await store.outbox.hasUnfinishedWrites(type: item.type, id: item.id)
         if item.ifMatch == nil, !isCreate, !link.isLive || unfinished {
             // A write that will be replayed later is based on the version this edge shows now;
             // if the origin's version has moved on by then, the class's conflict rule decides.
-            if let pending = try await store.pendingWrite(type: item.type, id: item.id) {
+            if let pending = try await store.outbox.pendingWrite(type: item.type, id: item.id) {
                 request.item.ifMatch = pending.item.method == .delete ? nil : pending.projectedVersion
             } else if let cached = try await cached(item.type, item.id), !cached.resource.deleted {
                 request.item.ifMatch = cached.resource.version
@@ -78,7 +78,7 @@ package struct Outbox: Sendable {
         case .done, .queued:
             break
         }
-        let isHead = !(try await store.hasEarlierUnfinishedWrites(entry))
+        let isHead = !(try await store.outbox.hasEarlierUnfinishedWrites(entry))
         guard isHead, entry.state == .done || link.isLive else { return queuedAnswer(entry, key: key, status: .queued) }
         let outcomes: [(OutboxEntry, ReplayOutcome, ReplayResult?)]
         do {
@@ -97,17 +97,17 @@ package struct Outbox: Sendable {
         let (_, outcome, result) = outcomes[0]
         switch outcome {
         case .committed(let version):
-            try await store.complete([(entry, outcome)], maxAttempts: maxAttempts)
+            try await store.outbox.complete([(entry, outcome)], maxAttempts: maxAttempts)
             if entry.item.method == .delete { return WriteAnswer(status: 204, resource: version, idempotencyKey: key) }
             return WriteAnswer(status: result?.status == 201 ? 201 : 200, resource: version, idempotencyKey: key)
         case .retry:
             return queuedAnswer(entry, key: key, status: .queued)
         case .conflict, .overwrite:
             // Refused while the client is still waiting: tell it now rather than queue for review.
-            try await store.discardOutbox(seq: entry.seq)
+            try await store.outbox.discard(seq: entry.seq)
             throw FHIRError.preconditionFailed(result?.diagnostics ?? "The resource changed at the origin")
         case .review(let reason):
-            try await store.discardOutbox(seq: entry.seq)
+            try await store.outbox.discard(seq: entry.seq)
             throw FHIRError(status: result?.status ?? 422, code: result?.code ?? "processing", result?.diagnostics ?? reason)
         }
     }

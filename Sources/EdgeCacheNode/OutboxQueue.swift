@@ -9,12 +9,12 @@ package final class OutboxQueue: Sendable {
 
     package init(store: EdgeStore, maxEntries: Int) {
         self.store = store
-        committer = GroupCommitter { prepared in try await store.enqueue(prepared: prepared, maxQueued: maxEntries) }
+        committer = GroupCommitter { prepared in try await store.outbox.enqueue(prepared: prepared, maxQueued: maxEntries) }
     }
 
     /// Returns once the write is durable (WAL, synchronous=FULL) or refused. Hashing and sealing
     /// happen on the caller's task; only the SQL runs in the shared commit.
     package func enqueue(_ request: EnqueueRequest) async throws -> EnqueueOutcome {
-        try await committer.submit(try store.prepare(request))
+        try await committer.submit(try store.outbox.prepare(request))
     }
 }

@@ -45,7 +45,7 @@ package final class PolicySync: Service {
         }
         guard registry != holder.registry || holder.source != .origin && holder.source != .stored else { return true }
         do {
-            try await store.savePolicy(registry)
+            try await store.policy.save(registry)
         } catch {
             logger.error("cannot store the policy registry; keeping the previous one", metadata: ["error": "\(error)"])
             return true

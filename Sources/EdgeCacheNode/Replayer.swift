@@ -101,8 +101,8 @@ package final class Replayer: Service {
                 return (housekeeping, now >= state.nextProbe, state.singles)
             }
             if housekeeping {
-                try? await store.refreshQueuedCount()
-                _ = try? await store.expireOutbox(before: store.clock.nowMillis() - retentionMilliseconds)
+                try? await store.outbox.refreshQueuedCount()
+                _ = try? await store.outbox.expire(before: store.clock.nowMillis() - retentionMilliseconds)
             }
             // After a batch-level refusal, entries go one at a time (one lane) until one succeeds,
             // so a single bad write is set aside on its own instead of holding up the rest.
@@ -110,7 +110,7 @@ package final class Replayer: Service {
             if probeDue && (!singles || lane == 0) {
                 do {
                     let limit = singles ? 1 : batchSize
-                    entries = claim(try await store.nextReplayBatch(limit: limit * lanes), limit: limit)
+                    entries = claim(try await store.outbox.nextReplayBatch(limit: limit * lanes), limit: limit)
                 } catch {
                     logger.error("cannot read the outbox", metadata: ["error": "\(error)"])
                 }
@@ -122,7 +122,7 @@ package final class Replayer: Service {
             defer { release(entries) }
             do {
                 let outcomes = try await replay(entries)
-                try await store.complete(outcomes, maxAttempts: maxAttempts)
+                try await store.outbox.complete(outcomes, maxAttempts: maxAttempts)
                 auditOutcomes(outcomes)
                 let setAside = outcomes.filter { entry, outcome in
                     switch outcome {
@@ -192,7 +192,7 @@ package final class Replayer: Service {
         let reply: OriginClient.Reply
         // The origin refuses writes based on another log epoch (a restore): they wait for the
         // bootstrap, which queues the writes the restored origin may have lost before them.
-        let known = store.originEpoch
+        let known = store.stream.originEpoch
         do {
             reply = try await origin.send(
                 method: .POST, path: "/replication/v1/writes",

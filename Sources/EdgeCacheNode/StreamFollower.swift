@@ -60,7 +60,7 @@ package final class StreamFollower: Service {
     }
 
     private func loop() async throws {
-        var cursor = StreamCursor(checkpoint: store.counters.checkpoint)
+        var cursor = StreamCursor(checkpoint: store.stream.counters.checkpoint)
         var action = cursor.start()
         do {
             while !Task.isCancelled {
@@ -139,7 +139,7 @@ package final class StreamFollower: Service {
     /// the cache knows none yet.
     func check(_ epoch: LogEpoch?) async throws {
         guard let epoch else { return }
-        guard let known = store.originEpoch else { return try await store.adoptOriginEpoch(epoch) }
+        guard let known = store.stream.originEpoch else { return try await store.stream.adoptOriginEpoch(epoch) }
         if known != epoch { throw EpochChanged(known: known, seen: epoch) }
     }
 
@@ -154,11 +154,11 @@ package final class StreamFollower: Service {
         var decoder = FrameDecoder()
         var pending: [Change] = []
         var pendingBytes = 0
-        var checkpoint = store.counters.checkpoint
+        var checkpoint = store.stream.counters.checkpoint
         var lastPersist = link.clock.nowMillis()
         let wallClock = store.clock
         func flush(upTo lsn: Int64, caughtUp: Bool = false) async throws {
-            let counters = try await store.apply(
+            let counters = try await store.stream.apply(
                 pending, checkpoint: lsn, isResident: isResident, caughtUpAt: caughtUp ? wallClock.nowMillis() : nil)
             if let consent, !pending.isEmpty { await consent.mainApplied(pending) }
             pending.removeAll(keepingCapacity: true)
@@ -202,17 +202,17 @@ package final class StreamFollower: Service {
     private func readSnapshot(_ response: HTTPClientResponse) async throws -> Int64 {
         guard response.status.code == 200 else { throw BadStatus(status: Int(response.status.code)) }
         var epoch = try Self.epoch(of: response)
-        if let epoch, let known = store.originEpoch, known != epoch {
+        if let epoch, let known = store.stream.originEpoch, known != epoch {
             // A 410 after a restore, or a new epoch seen on the stream: before the new epoch is
             // recorded with the snapshot, count the change and queue the retained writes again
             // (one transaction; a crash before the swap repeats this, never skips it).
             link.epochChanged()
-            let requeued = try await store.recordEpochChange()
+            let requeued = try await store.stream.recordEpochChange()
             logger.notice(
                 "origin log epoch changed (origin restored or failed over); bootstrapping both lanes from a snapshot",
                 metadata: ["previous": "\(known)", "epoch": "\(epoch)", "writes_requeued": "\(requeued)"])
         }
-        try await store.beginSnapshot()
+        try await store.stream.beginSnapshot()
         let inflater = try ZlibInflater()
         var splitter = LineSplitter(maxLineLength: 64 << 20)
         var decoder = FrameDecoder()
@@ -240,7 +240,7 @@ package final class StreamFollower: Service {
                         stagedBytes += resource.json.count
                     }
                     if staged.count >= maxBatch || stagedBytes >= maxBatchBytes {
-                        try await store.stageSnapshot(staged)
+                        try await store.stream.stageSnapshot(staged)
                         staged.removeAll(keepingCapacity: true)
                         stagedBytes = 0
                     }
@@ -257,8 +257,8 @@ package final class StreamFollower: Service {
                     guard let lsn = snapshotLSN, total == count else {
                         throw FrameDecodingError(message: "snapshot ended with \(total) resources, received \(count)")
                     }
-                    try await store.stageSnapshot(staged)
-                    try await store.finishSnapshot(lsn: lsn, epoch: epoch)
+                    try await store.stream.stageSnapshot(staged)
+                    try await store.stream.finishSnapshot(lsn: lsn, epoch: epoch)
                     if let consent { await consent.reloaded() }
                     link.applied(upTo: lsn)
                     return lsn

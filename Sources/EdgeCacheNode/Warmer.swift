@@ -39,7 +39,7 @@ package struct Warmer: Sendable {
 
     /// Warms `patients`; `progress(done, total, resources)` is called after each patient.
     package func warm(patients: [String], progress: @Sendable (Int, Int, Int) -> Void = { _, _, _ in }) async -> Result {
-        let consent = ConsentRegistry(loader: { _ in try await store.cachedConsents() })
+        let consent = ConsentRegistry(loader: { _ in try await store.consent.cachedConsents() })
         try? await consent.ensureLoaded(tenant)
         let registry = policies.registry
         let types = Array(Set(Self.compartmentTypes + registry.typeClasses.keys.filter { registry.isResident($0) })).sorted()
@@ -68,7 +68,7 @@ package struct Warmer: Sendable {
         var stored = 0
         let reply = try await origin.send(method: .GET, path: "/fhir/Patient/\(patient)")
         if reply.status == 200 {
-            if try await store.put(try OriginReplies.resource(reply, type: "Patient")) { stored += 1 }
+            if try await store.entries.put(try OriginReplies.resource(reply, type: "Patient")) { stored += 1 }
         } else if reply.status != 404 && reply.status != 410 {
             throw OriginReplies.error(reply)
         }
@@ -78,7 +78,7 @@ package struct Warmer: Sendable {
                 let page = try await origin.send(method: .GET, path: "/fhir/\(type)?patient=\(patient)&_count=500&_offset=\(offset)")
                 guard page.status == 200 else { throw OriginReplies.error(page) }
                 let results = try OriginReplies.searchset(page, type: type)
-                for resource in results.resources where try await store.put(resource) { stored += 1 }
+                for resource in results.resources where try await store.entries.put(resource) { stored += 1 }
                 guard results.hasMore, !results.resources.isEmpty else { break }
                 offset += results.resources.count
             }

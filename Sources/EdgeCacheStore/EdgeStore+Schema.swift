@@ -11,7 +11,7 @@ extension EdgeStore {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1-tables") { db in
             try db.execute(sql: DataKeys.schema)
-            try db.execute(sql: outboxSchema)
+            try db.execute(sql: OutboxTable.schema)
             for prefix in ["", "staged_"] {
                 try db.execute(
                     sql: """
@@ -33,7 +33,7 @@ extension EdgeStore {
                     """)
         }
         migrator.registerMigration("v2-quarantine") { db in
-            try db.execute(sql: quarantineSchema)
+            try db.execute(sql: CacheEntries.quarantineSchema)
         }
         migrator.registerMigration("v3-eviction") { db in
             // The staging table of a snapshot bootstrap keeps the same columns (it is swapped in whole).
@@ -47,7 +47,7 @@ extension EdgeStore {
                     """)
         }
         migrator.registerMigration("v4-policy") { db in
-            try db.execute(sql: policySchema)
+            try db.execute(sql: PolicyTable.schema)
         }
         return migrator
     }

@@ -13,3 +13,10 @@ package struct LogGoneError: Error, Sendable {
     package let floor: Int64
     package let head: Int64
 }
+
+extension Optional {
+    func orThrow(_ error: @autoclosure () -> any Error) throws -> Wrapped {
+        guard let self else { throw error() }
+        return self
+    }
+}

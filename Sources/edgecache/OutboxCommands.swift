@@ -65,8 +65,8 @@ struct Outbox: AsyncParsableCommand {
         func run() async throws {
             let store = try openEdgeStore(config)
             let states: Set<OutboxState> = all ? Set(OutboxState.allCases) : [.queued, .review]
-            let entries = try await store.listOutbox(states: states, limit: 100_000)
-            let counts = try await store.outboxCounts()
+            let entries = try await store.outbox.list(states: states, limit: 100_000)
+            let counts = try await store.outbox.counts()
             print(
                 "queued=\(counts[.queued] ?? 0) review=\(counts[.review] ?? 0) done=\(counts[.done] ?? 0) discarded=\(counts[.discarded] ?? 0)"
             )
@@ -80,7 +80,7 @@ struct Outbox: AsyncParsableCommand {
         @Argument(help: "The entry's sequence number.") var seq: Int64
 
         func run() async throws {
-            guard try await openEdgeStore(config).retryOutbox(seq: seq) else {
+            guard try await openEdgeStore(config).outbox.retry(seq: seq) else {
                 throw ValidationError("entry \(seq) is not in review")
             }
             auditOperator(config, action: "outbox-retry", resource: nil, detail: "entry \(seq)")
@@ -94,7 +94,7 @@ struct Outbox: AsyncParsableCommand {
         @Argument(help: "The entry's sequence number.") var seq: Int64
 
         func run() async throws {
-            guard try await openEdgeStore(config).discardOutbox(seq: seq) else {
+            guard try await openEdgeStore(config).outbox.discard(seq: seq) else {
                 throw ValidationError("entry \(seq) is not queued or in review")
             }
             auditOperator(config, action: "outbox-discard", resource: nil, detail: "entry \(seq)")
@@ -114,7 +114,7 @@ struct Conflicts: AsyncParsableCommand {
         @Flag(name: .long, help: "Include resolved conflicts.") var all = false
 
         func run() async throws {
-            let conflicts = try await openEdgeStore(config).conflicts(includeResolved: all)
+            let conflicts = try await openEdgeStore(config).outbox.conflicts(includeResolved: all)
             print("\(conflicts.count) conflict(s)")
             for c in conflicts {
                 print(
@@ -130,7 +130,7 @@ struct Conflicts: AsyncParsableCommand {
         @Argument(help: "The conflict's sequence number.") var seq: Int64
 
         func run() async throws {
-            guard let c = try await openEdgeStore(config).conflicts(includeResolved: true).first(where: { $0.seq == seq }) else {
+            guard let c = try await openEdgeStore(config).outbox.conflicts(includeResolved: true).first(where: { $0.seq == seq }) else {
                 throw ValidationError("no conflict \(seq)")
             }
             print("conflict \(c.seq): \(c.entry.item.type)/\(c.entry.item.id) (\(c.resolution ?? "unresolved"))")
@@ -150,8 +150,8 @@ struct Conflicts: AsyncParsableCommand {
 
         func run() async throws {
             let store = try openEdgeStore(config)
-            let conflict = try await store.conflicts(includeResolved: false).first { $0.seq == seq }
-            guard try await store.resolveConflict(seq: seq, keepEdge: keep == .edge) else {
+            let conflict = try await store.outbox.conflicts(includeResolved: false).first { $0.seq == seq }
+            guard try await store.outbox.resolve(seq: seq, keepEdge: keep == .edge) else {
                 throw ValidationError("no unresolved conflict \(seq)")
             }
             auditOperator(

@@ -33,7 +33,7 @@ struct Warm: AsyncParsableCommand {
         guard !ids.isEmpty else { throw ValidationError("no patient ids in '\(patients)'") }
         let store = try openEdgeStore(config)
         let policies = PolicyHolder()
-        if let stored = try store.storedPolicy() {
+        if let stored = try store.policy.stored() {
             policies.replace(stored, source: .stored)
         } else if let file = nodeConfig.policyFile {
             policies.replace(try PolicyFile.load(path: file), source: .file)

@@ -50,9 +50,9 @@ extension IntegrationSuites {
             #expect(search.json["total"] as? Int == 1 && search.header("EdgeCache-Consent") == "filtered; entries=1", "\(search.text)")
             // The sealed entries are purged.
             let store = try #require(edge.runtime.edgeStore)
-            #expect(try await eventually(2) { try await store.get(type: "Observation", id: "o1") == nil })
-            #expect(try await store.get(type: "Patient", id: "p1") == nil)
-            #expect(try await store.get(type: "Observation", id: "o2") != nil)
+            #expect(try await eventually(2) { try await store.entries.get(type: "Observation", id: "o1") == nil })
+            #expect(try await store.entries.get(type: "Patient", id: "p1") == nil)
+            #expect(try await store.entries.get(type: "Observation", id: "o2") != nil)
             // The origin enforces the same rule for its own clients.
             #expect(try await client.get("\(originAPI)/Observation/o1").status == 403)
 

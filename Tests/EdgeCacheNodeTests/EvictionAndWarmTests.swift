@@ -61,7 +61,7 @@ extension IntegrationSuites {
             let edgeStore = try #require(edge.runtime.edgeStore)
             #expect(try await eventually(10) { edge.runtime.edgeLink?.isLive == true })
             // Resident classes are not pushed: only the 50 Observations are cached.
-            #expect(try await edgeStore.entryCount() == 50)
+            #expect(try await edgeStore.entries.count() == 50)
 
             // Warm the census list (w0, w1, w2) with the real command, while the edge runs.
             let census = dir.path + "/census.txt"
@@ -69,7 +69,7 @@ extension IntegrationSuites {
             let warmed = try runCLI(["warm", "--config", edgeConfig, "--patients", census])
             #expect(warmed.status == 0 && warmed.output.contains("warmed 3 of 3 patients: 400 resources stored"), "\(warmed.output)")
             #expect(warmed.output.contains("warm: [##############################] 3/3 patients, 400 resources stored"), "\(warmed.output)")
-            #expect(try await edgeStore.entryCount() == 450)
+            #expect(try await edgeStore.entries.count() == 450)
 
             // The most recently read entries survive an eviction pass.
             let client = try TestClient(pki: SharedPKI.main, identity: "client-a")
@@ -77,17 +77,17 @@ extension IntegrationSuites {
             for i in 0..<5 { #expect(try await client.get("\(edgeAPI)/Basic/b-\(i)").header("Cache-Status")?.contains("hit") == true) }
             let evictor = try #require(edge.runtime.evictor)
             try await evictor.pass()
-            let basics = try await edgeStore.search(
+            let basics = try await edgeStore.entries.search(
                 type: "Basic",
                 query: {
                     var q = SearchQuery(); q.count = 1000; return q
                 }())
-            let risks = try await edgeStore.search(
+            let risks = try await edgeStore.entries.search(
                 type: "RiskAssessment",
                 query: {
                     var q = SearchQuery(); q.count = 1000; return q
                 }())
-            let observations = try await edgeStore.search(
+            let observations = try await edgeStore.entries.search(
                 type: "Observation",
                 query: {
                     var q = SearchQuery(); q.count = 1000; return q
@@ -102,7 +102,7 @@ extension IntegrationSuites {
             #expect(evictor.estimatedBytes <= 250_000)
             let kept = Set(basics.resources.map(\.id))
             #expect((0..<5).allSatisfy { kept.contains("b-\($0)") }, "recently read entries were evicted")
-            let counts = try await edgeStore.evictionCounts()
+            let counts = try await edgeStore.eviction.counts()
             #expect(counts[.budget] == Int64(300 - basics.resources.count))
             let status = try await client.get("https://127.0.0.1:\(edge.port("api"))/status").json
             #expect((status["evictions"] as? [String: Any])?["budget"] as? Int == 300 - basics.resources.count)

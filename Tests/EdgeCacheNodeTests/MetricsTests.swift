@@ -56,7 +56,7 @@ import Testing
         for _ in 0..<3 { #expect(try await client.get("\(edgeBase)/fhir/Patient/m1").status == 200) }
         #expect(
             try await client.put("\(originBase)/fhir/Observation/m2", #"{"resourceType":"Observation","status":"final"}"#).status == 201)
-        #expect(try await eventually(10) { edge.runtime.edgeStore!.counters.checkpoint >= 2 })
+        #expect(try await eventually(10) { edge.runtime.edgeStore!.stream.counters.checkpoint >= 2 })
         // Written at the origin, delivered by the stream: a hit too.
         #expect(try await client.get("\(edgeBase)/fhir/Observation/m2").status == 200)
 

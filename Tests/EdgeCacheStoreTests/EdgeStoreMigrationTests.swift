@@ -22,16 +22,16 @@ import Testing
         let kek = try KeyEncryptionKey.load(path: "\(dir)/edge.kek")
 
         var store: EdgeStore? = try EdgeStore(path: "\(dir)/edge.sqlite", tenant: "st-mary", kek: kek, clock: SystemWallClock())
-        let patient = try #require(try await store!.get(type: "Patient", id: "pat-1"))
+        let patient = try #require(try await store!.entries.get(type: "Patient", id: "pat-1"))
         #expect(patient.resource.json.count > 0 && patient.resource.version == 1)
-        #expect(try await store!.entryCount() == 12)
+        #expect(try await store!.entries.count() == 12)
         var query = SearchQuery()
         query.count = 50
-        #expect(try await store!.search(type: "Observation", query: query).resources.count == 9)
-        #expect(try await store!.outboxCounts()[.queued] == 1)
-        let queued = try #require(try await store!.pendingWrite(type: "Observation", id: "fx-1"))
+        #expect(try await store!.entries.search(type: "Observation", query: query).resources.count == 9)
+        #expect(try await store!.outbox.counts()[.queued] == 1)
+        let queued = try #require(try await store!.outbox.pendingWrite(type: "Observation", id: "fx-1"))
         #expect(queued.item.key == "fixture-1")
-        #expect(store!.quarantinedEntries == 0)
+        #expect(store!.entries.quarantinedEntries == 0)
         store = nil
 
         // Every migration is recorded, and the tables the old layout lacked are there.
@@ -43,6 +43,6 @@ import Testing
 
         // Opening again changes nothing.
         store = try EdgeStore(path: "\(dir)/edge.sqlite", tenant: "st-mary", kek: kek, clock: SystemWallClock())
-        #expect(try await store!.entryCount() == 12)
+        #expect(try await store!.entries.count() == 12)
     }
 }

@@ -96,13 +96,13 @@ final class Flag: Sendable {
                     type: "Observation", id: "o\(i)", version: 1, lastUpdated: 1000, deleted: false,
                     json: Array(#"{"resourceType":"Observation","id":"o\#(i)","status":"final"}"#.utf8)))
         }
-        try await node.apply(changes, checkpoint: 100, isResident: { _ in false })
+        try await node.stream.apply(changes, checkpoint: 100, isResident: { _ in false })
         let item = ReplayItem(key: "k1", method: .put, type: "Observation", id: "o1", ifMatch: 1, resource: changes[0].resource.json)
         let item2 = ReplayItem(key: "k2", method: .put, type: "Observation", id: "o2", ifMatch: nil, resource: changes[1].resource.json)
-        let outcomes = try await node.enqueue(
+        let outcomes = try await node.outbox.enqueue(
             [EnqueueRequest(item: item, fingerprint: [1]), EnqueueRequest(item: item2, fingerprint: [2])], maxQueued: 10)
         guard case .queued(let entry, false) = outcomes[0] else { Issue.record("not queued"); return }
-        try await node.complete([(entry, .conflict(origin: changes[0].resource))], maxAttempts: 3)
+        try await node.outbox.complete([(entry, .conflict(origin: changes[0].resource))], maxAttempts: 3)
 
         let cli = try EdgeStore(path: path, tenant: "a", kek: kek, clock: SystemWallClock()).keyMaintenance
         #expect(try await cli.versionsInUse(tenant: "a") == [1: 103])
@@ -111,13 +111,13 @@ final class Flag: Sendable {
         #expect(try await cli.versionsInUse(tenant: "a") == [2: 103])
         #expect(try await cli.retireUnused(tenant: "a") == [1])
         // The running store reads every kind of entry under the new version.
-        #expect(try await node.get(type: "Observation", id: "o42")?.resource.json == changes[41].resource.json)
-        #expect(try await node.listOutbox(states: [.queued, .review]).map(\.item.key) == ["k1", "k2"])
-        #expect(try await node.conflicts().first?.originVersion?.json == changes[0].resource.json)
+        #expect(try await node.entries.get(type: "Observation", id: "o42")?.resource.json == changes[41].resource.json)
+        #expect(try await node.outbox.list(states: [.queued, .review]).map(\.item.key) == ["k1", "k2"])
+        #expect(try await node.outbox.conflicts().first?.originVersion?.json == changes[0].resource.json)
         // ...and its own writes use it.
-        try await node.put(
+        try await node.entries.put(
             ResourceVersion(type: "Observation", id: "o1", version: 2, lastUpdated: 2000, deleted: false, json: [0x7B, 0x7D]))
-        _ = try await node.enqueue(
+        _ = try await node.outbox.enqueue(
             [
                 EnqueueRequest(
                     item: ReplayItem(key: "k3", method: .delete, type: "Observation", id: "o3", ifMatch: nil, resource: []),
@@ -200,12 +200,14 @@ final class Flag: Sendable {
         let kek = try KeyEncryptionKey.generate()
         let path = dir.path + "/edge.sqlite"
         let node = try EdgeStore(path: path, tenant: "a", kek: kek, clock: SystemWallClock())
-        try await node.put(ResourceVersion(type: "Patient", id: "p1", version: 1, lastUpdated: 1, deleted: false, json: [0x7B, 0x7D]))
+        try await node.entries.put(
+            ResourceVersion(type: "Patient", id: "p1", version: 1, lastUpdated: 1, deleted: false, json: [0x7B, 0x7D]))
         await #expect(throws: StoreError.self) { _ = try await node.keyMaintenance.shred(tenant: "b") }
         #expect(try await node.keyMaintenance.shred(tenant: "a") == 1)
-        #expect(try await node.get(type: "Patient", id: "p1") == nil)
+        #expect(try await node.entries.get(type: "Patient", id: "p1") == nil)
         await #expect(throws: TenantShreddedError.self) {
-            try await node.put(ResourceVersion(type: "Patient", id: "p2", version: 1, lastUpdated: 1, deleted: false, json: [0x7B, 0x7D]))
+            try await node.entries.put(
+                ResourceVersion(type: "Patient", id: "p2", version: 1, lastUpdated: 1, deleted: false, json: [0x7B, 0x7D]))
         }
         #expect(throws: TenantShreddedError.self) { _ = try EdgeStore(path: path, tenant: "a", kek: kek, clock: SystemWallClock()) }
     }

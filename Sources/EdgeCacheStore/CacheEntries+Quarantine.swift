@@ -19,7 +19,7 @@ package struct CorruptEntryError: Error, Sendable, CustomStringConvertible {
     }
 }
 
-extension EdgeStore {
+extension CacheEntries {
     static let quarantineSchema = """
         CREATE TABLE IF NOT EXISTS quarantine(rkey BLOB PRIMARY KEY, tkey BLOB NOT NULL, quarantined_at INTEGER NOT NULL)
             WITHOUT ROWID;
@@ -33,7 +33,7 @@ extension EdgeStore {
     /// newer version stored meanwhile is left alone), remembers them in `quarantine`, and counts
     /// them (`meta.quarantined`, kept across restarts). Returns how many were quarantined.
     func quarantine(_ rows: [(rkey: Data, tkey: Data, blob: Data)]) async throws -> Int {
-        let now = clock.nowMillis()
+        let now = core.clock.nowMillis()
         let (count, counters, pending) = try await pool.write { db -> (Int, EdgeStoreCounters, Int) in
             var count = 0
             for row in rows {
@@ -46,11 +46,11 @@ extension EdgeStore {
                 count += 1
             }
             try db.execute(sql: "UPDATE meta SET value = value + ? WHERE key = 'quarantined'", arguments: [count])
-            return (count, try Self.readCounters(db), try Self.quarantineCount(db))
+            return (count, try EdgeDatabase.readCounters(db), try Self.quarantineCount(db))
         }
         for row in rows { hot.forget(row.rkey) }
-        countersCache.withLock { $0 = counters }
-        quarantinePending.withLock { $0 = pending }
+        core.committed(counters)
+        core.quarantinePending.withLock { $0 = pending }
         return count
     }
 
@@ -60,7 +60,7 @@ extension EdgeStore {
 
     /// Entries quarantined and not stored again since (by a read, a forwarded search, the stream
     /// or a bootstrap).
-    package var quarantinedEntries: Int { quarantinePending.withLock { $0 } }
+    package var quarantinedEntries: Int { core.quarantinePending.withLock { $0 } }
 
     /// Whether a quarantined entry of `type` awaits repair: the cache's copy of the type is then
     /// incomplete, and searches of it need the origin.
@@ -82,6 +82,11 @@ extension EdgeStore {
     func refreshQuarantineCount() async throws {
         guard quarantinedEntries > 0 else { return }
         let pending = try await pool.read { db in try Self.quarantineCount(db) }
-        quarantinePending.withLock { $0 = pending }
+        core.quarantinePending.withLock { $0 = pending }
+    }
+
+    /// After a snapshot replaced the cache (and emptied `quarantine`): nothing awaits repair.
+    func quarantineEmptied() {
+        core.quarantinePending.withLock { $0 = 0 }
     }
 }

@@ -1,4 +1,5 @@
 import EdgeCacheCore
+import EdgeCacheCrypto
 import Foundation
 import GRDB
 
@@ -18,13 +19,26 @@ package struct EvictedEntry: Sendable {
     package var reason: EvictionReason
 }
 
-extension EdgeStore {
+/// Eviction from the edge cache: when entries were last read (`entries.accessed_at`), the
+/// least recently read or unread-too-long entries to remove, and how many left for each reason
+/// (meta `evicted_budget`, `evicted_retention`). Entries are removed through ``CacheEntries``.
+package final class CacheEviction: Sendable {
+    let core: EdgeDatabase
+    let entries: CacheEntries
+
+    init(core: EdgeDatabase, entries: CacheEntries) {
+        self.core = core
+        self.entries = entries
+    }
+
+    var keys: TenantKeys { core.keys }
+
     /// Records when entries were last read (batched by the caller), for LRU.
     package func recordAccess(_ accessed: [(type: String, id: String, at: Int64)]) async throws {
         guard !accessed.isEmpty else { return }
         let keys = self.keys
         let rows = accessed.map { (Data(ResourceBlob.key(keys, type: $0.type, id: $0.id)), $0.at) }
-        try await pool.write { db in
+        try await core.pool.write { db in
             for (rkey, at) in rows {
                 try db.cachedStatement(sql: "UPDATE entries SET accessed_at = max(accessed_at, ?) WHERE rkey = ?")
                     .execute(arguments: [at, rkey])
@@ -36,7 +50,7 @@ extension EdgeStore {
     package func entryBytes(types: [String]) async throws -> Int64 {
         guard !types.isEmpty else { return 0 }
         let tkeys = types.map { Data(ResourceBlob.typeKey(keys, type: $0)) }
-        return try await pool.read { db in
+        return try await core.pool.read { db in
             try Int64.fetchOne(
                 db,
                 sql: "SELECT COALESCE(SUM(length(blob)), 0) FROM entries WHERE tkey IN (\(tkeys.map { _ in "?" }.joined(separator: ",")))",
@@ -63,7 +77,8 @@ extension EdgeStore {
         guard !types.isEmpty else { return [] }
         let tkeys = types.map { Data(ResourceBlob.typeKey(keys, type: $0)) }
         let placeholders = tkeys.map { _ in "?" }.joined(separator: ",")
-        let rows = try await pool.writeRows { db -> [Row] in
+        let entries = self.entries
+        let rows = try await core.pool.writeRows { db -> [Row] in
             var arguments = StatementArguments(tkeys)
             var condition = ""
             if let readBefore {
@@ -83,10 +98,7 @@ extension EdgeStore {
             var gone: [Row] = []
             for row in candidates {
                 if let bytes, freed >= bytes { break }
-                let rkey: Data = row["rkey"]
-                try db.cachedStatement(sql: "DELETE FROM entries WHERE rkey = ?").execute(arguments: [rkey])
-                try db.cachedStatement(sql: "DELETE FROM terms WHERE rkey = ?").execute(arguments: [rkey])
-                self.hot.forget(rkey)
+                try entries.remove(db, rkey: row["rkey"])
                 freed += Int64((row["blob"] as Data).count)
                 gone.append(row)
             }
@@ -95,14 +107,14 @@ extension EdgeStore {
             return gone
         }
         return rows.compactMap { row in
-            guard let r = try? open(row, rkey: Array(row["rkey"] as Data)) else { return nil }
+            guard let r = try? entries.open(row, rkey: Array(row["rkey"] as Data)) else { return nil }
             return EvictedEntry(type: r.type, id: r.id, version: r.version, reason: reason)
         }
     }
 
     /// Evictions so far, by reason.
-    package func evictionCounts() async throws -> [EvictionReason: Int64] {
-        try await pool.read { db in
+    package func counts() async throws -> [EvictionReason: Int64] {
+        try await core.pool.read { db in
             var counts: [EvictionReason: Int64] = [:]
             for reason in EvictionReason.allCases {
                 counts[reason] =
