@@ -50,24 +50,30 @@ package enum Demo {
         let description: String
     }
 
+    /// The demo's ports on 127.0.0.1: the usual ones when they are free, else any free port.
+    package struct Ports: Sendable {
+        package var originAPI = freePort(preferred: 8443)
+        package var originPeer = freePort(preferred: 9443)
+        package var edgeAPI = freePort(preferred: 8444)
+        /// The demo's link to the origin's peer listener.
+        package var link = freePort(preferred: 9444)
+    }
+
     /// Prepares `workDir` (certificates, keys, configs) and returns the two config files.
-    package static func prepare(workDir: String) throws -> (origin: String, edge: String, ports: [String: Int]) {
+    package static func prepare(workDir: String) throws -> (origin: String, edge: String, ports: Ports) {
         try? FileManager.default.removeItem(atPath: workDir)
         try FileManager.default.createDirectory(atPath: workDir, withIntermediateDirectories: true)
         // Made in-process, so the demo runs from any folder, with no repository checkout or openssl CLI.
         try DemoPKI(tenants: [tenant]).write(to: workDir + "/certs")
         try KeyEncryptionKey.generate().write(toNewFile: workDir + "/origin.kek")
         try KeyEncryptionKey.generate().write(toNewFile: workDir + "/edge.kek")
-        var ports = [
-            "origin_api": freePort(preferred: 8443), "origin_peer": freePort(preferred: 9443), "edge_api": freePort(preferred: 8444),
-        ]
         // The edge reaches the origin's peer listener through the demo's link (a TCP proxy that
         // `edgecache demo link down|up` cuts and restores), as it would through a WAN.
-        ports["link"] = freePort(preferred: 9444)
+        let ports = Ports()
         let origin = """
             role: origin
             node_id: origin-1
-            listen: { api: "127.0.0.1:\(ports["origin_api"]!)", peer: "127.0.0.1:\(ports["origin_peer"]!)" }
+            listen: { api: "127.0.0.1:\(ports.originAPI)", peer: "127.0.0.1:\(ports.originPeer)" }
             tls: { cert: certs/origin.crt, key: certs/origin.key, ca: certs/ca.crt }
             data_dir: origin-data
             keys: { kek_file: origin.kek }
@@ -78,8 +84,8 @@ package enum Demo {
             role: edge
             node_id: edge-stmary-1
             tenant: \(tenant)
-            listen: { api: "127.0.0.1:\(ports["edge_api"]!)" }
-            origin: { url: "https://127.0.0.1:\(ports["link"]!)" }   # the demo's link to the origin's peer listener
+            listen: { api: "127.0.0.1:\(ports.edgeAPI)" }
+            origin: { url: "https://127.0.0.1:\(ports.link)" }   # the demo's link to the origin's peer listener
             tls: { cert: certs/edge-\(tenant).crt, key: certs/edge-\(tenant).key, ca: certs/ca.crt }
             data_dir: edge-data
             keys: { kek_file: edge.kek }
@@ -121,19 +127,19 @@ package enum Demo {
     }
 
     /// The banner with URLs and ready-to-paste curl commands.
-    static func banner(workDir: String, ports: [String: Int]) -> String {
+    static func banner(workDir: String, ports: Ports) -> String {
         let certs = "\(workDir)/certs"
         let bin = executable
         let auth = "--cacert \(certs)/ca.crt --cert \(certs)/client-\(tenant).crt --key \(certs)/client-\(tenant).key"
-        let edge = "https://127.0.0.1:\(ports["edge_api"]!)"
-        let origin = "https://127.0.0.1:\(ports["origin_api"]!)"
+        let edge = "https://127.0.0.1:\(ports.edgeAPI)"
+        let origin = "https://127.0.0.1:\(ports.originAPI)"
         return """
 
             EdgeCache demo is running (Ctrl-C stops it). Work folder: \(workDir)
-              origin FHIR API : \(origin)/fhir      (peer/replication listener: https://127.0.0.1:\(ports["origin_peer"]!))
+              origin FHIR API : \(origin)/fhir      (peer/replication listener: https://127.0.0.1:\(ports.originPeer))
               edge FHIR API   : \(edge)/fhir      (tenant \(tenant))
               configs         : \(workDir)/origin.yaml, \(workDir)/edge.yaml
-              edge -> origin  : through the demo's link, 127.0.0.1:\(ports["link"]!) (cut it with: edgecache demo link down)
+              edge -> origin  : through the demo's link, 127.0.0.1:\(ports.link) (cut it with: edgecache demo link down)
 
             Paste these in another terminal (each authenticates with the st-mary clinical app certificate):
 
@@ -203,7 +209,7 @@ package enum Demo {
             throw DemoError(description: "\(prepared.origin) does not configure an origin")
         }
         try await seed(origin.store)
-        let link = try await TCPProxy(targetPort: prepared.ports["origin_peer"]!, port: prepared.ports["link"]!)
+        let link = try await TCPProxy(targetPort: prepared.ports.originPeer, port: prepared.ports.link)
         guard case .edge(let edge) = try NodeRuntime(config: edgeConfig, logger: logger) else {
             throw DemoError(description: "\(prepared.edge) does not configure an edge")
         }

@@ -19,12 +19,12 @@ struct DemoTour: Service {
     }
 
     let workDir: String
-    let ports: [String: Int]
+    let ports: Demo.Ports
     let control: DemoLinkControl
     let edge: EdgeNode
     let result: Result
 
-    init(workDir: String, ports: [String: Int], control: DemoLinkControl, edge: EdgeNode, result: Result) {
+    init(workDir: String, ports: Demo.Ports, control: DemoLinkControl, edge: EdgeNode, result: Result) {
         self.workDir = workDir
         self.ports = ports
         self.control = control
@@ -93,8 +93,8 @@ struct DemoTour: Service {
         for _ in 0..<300 where !edge.link.isLive {
             try await Task.sleep(for: .milliseconds(100))
         }
-        let edgeURL = "https://127.0.0.1:\(ports["edge_api"]!)"
-        let originURL = "https://127.0.0.1:\(ports["origin_api"]!)"
+        let edgeURL = "https://127.0.0.1:\(ports.edgeAPI)"
+        let originURL = "https://127.0.0.1:\(ports.originAPI)"
         let app = "client-\(Demo.tenant)"
         let atEdge = try client(edgeURL, identity: app)
         let atOrigin = try client(originURL, identity: app)
