@@ -90,39 +90,19 @@ package final class CacheEntries: Sendable {
         let keys = self.keys
         let tkey = ResourceBlob.typeKey(keys, type: type)
         let result = try await pool.readRows { db -> (rows: [Row], total: Int) in
-            var candidates: Set<Data>? = query.ids.map { Set($0.map { Data(ResourceBlob.key(keys, type: type, id: $0)) }) }
-            for group in query.termGroups {
-                var matches = Set<Data>()
-                for term in group {
-                    let termKey = Data(ResourceBlob.termKey(keys, type: type, term: term))
-                    matches.formUnion(try Data.fetchAll(db, sql: "SELECT rkey FROM terms WHERE term = ?", arguments: [termKey]))
-                }
-                candidates = candidates.map { $0.intersection(matches) } ?? matches
+            let candidates = try SearchFilter.candidates(query, keys: keys, type: type) { termKey in
+                try Data.fetchAll(db, sql: "SELECT rkey FROM terms WHERE term = ?", arguments: [termKey])
             }
-            var conditions = "tkey = ? AND deleted = 0"
-            var arguments: StatementArguments = [Data(tkey)]
-            if let from = query.updatedFrom {
-                conditions += " AND last_updated >= ?"
-                _ = arguments.append(contentsOf: [from])
-            }
-            if let before = query.updatedBefore {
-                conditions += " AND last_updated < ?"
-                _ = arguments.append(contentsOf: [before])
-            }
-            if let candidates {
-                if candidates.isEmpty { return ([], 0) }
-                conditions += " AND rkey IN (\(Array(repeating: "?", count: candidates.count).joined(separator: ",")))"
-                _ = arguments.append(contentsOf: StatementArguments(Array(candidates)))
-            }
-            let total = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM entries WHERE \(conditions)", arguments: arguments) ?? 0
-            var pageArguments = arguments
-            _ = pageArguments.append(contentsOf: [query.count + 1, query.offset])
+            guard let filter = SearchFilter(base: "tkey = ? AND deleted = 0", arguments: [Data(tkey)], query: query, candidates: candidates)
+            else { return ([], 0) }
+            let conditions = filter.conditions
+            let total = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM entries WHERE \(conditions)", arguments: filter.arguments) ?? 0
             let rows = try Row.fetchAll(
                 db,
                 sql: """
                     SELECT version, last_updated, deleted, blob, rkey, tkey FROM entries WHERE \(conditions)
                     ORDER BY last_updated, rkey LIMIT ? OFFSET ?
-                    """, arguments: pageArguments)
+                    """, arguments: filter.pageArguments(query))
             return (rows, total)
         }
         var resources: [ResourceVersion] = []

@@ -171,46 +171,26 @@ package final class SQLiteOriginStore: OriginStore {
     package func search(tenant: String, type: String, query: SearchQuery) async throws -> SearchPage {
         let keys = try await keysForRead(tenant: tenant)
         let tkey = ResourceBlob.typeKey(keys, type: type)
-        let candidateKeys: [[UInt8]]? = try await pool.read { db in
-            var candidates: Set<Data>? = query.ids.map { Set($0.map { Data(ResourceBlob.key(keys, type: type, id: $0)) }) }
-            for group in query.termGroups {
-                var matches = Set<Data>()
-                for term in group {
-                    let termKey = Data(ResourceBlob.termKey(keys, type: type, term: term))
-                    let rkeys = try Data.fetchAll(
-                        db, sql: "SELECT rkey FROM terms WHERE tenant = ? AND term = ?", arguments: [tenant, termKey])
-                    matches.formUnion(rkeys)
-                }
-                candidates = candidates.map { $0.intersection(matches) } ?? matches
+        let candidates = try await pool.read { db in
+            try SearchFilter.candidates(query, keys: keys, type: type) { termKey in
+                try Data.fetchAll(db, sql: "SELECT rkey FROM terms WHERE tenant = ? AND term = ?", arguments: [tenant, termKey])
             }
-            return candidates.map { $0.map { Array($0) } }
         }
         let page = try await pool.readRows { db -> (rows: [Row], total: Int) in
-            var conditions = "r.tenant = ? AND r.tkey = ? AND r.deleted = 0"
-            var arguments: StatementArguments = [tenant, Data(tkey)]
-            if let from = query.updatedFrom {
-                conditions += " AND r.last_updated >= ?"
-                _ = arguments.append(contentsOf: [from])
-            }
-            if let before = query.updatedBefore {
-                conditions += " AND r.last_updated < ?"
-                _ = arguments.append(contentsOf: [before])
-            }
-            if let candidateKeys {
-                if candidateKeys.isEmpty { return ([], 0) }
-                conditions += " AND r.rkey IN (\(Array(repeating: "?", count: candidateKeys.count).joined(separator: ",")))"
-                _ = arguments.append(contentsOf: StatementArguments(candidateKeys.map { Data($0) }))
-            }
-            let total = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM resources r WHERE \(conditions)", arguments: arguments) ?? 0
-            var pageArguments = arguments
-            _ = pageArguments.append(contentsOf: [query.count + 1, query.offset])
+            guard
+                let filter = SearchFilter(
+                    base: "r.tenant = ? AND r.tkey = ? AND r.deleted = 0", arguments: [tenant, Data(tkey)], prefix: "r.", query: query,
+                    candidates: candidates)
+            else { return ([], 0) }
+            let conditions = filter.conditions
+            let total = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM resources r WHERE \(conditions)", arguments: filter.arguments) ?? 0
             let rows = try Row.fetchAll(
                 db,
                 sql: """
                     SELECT h.version, h.last_updated, h.deleted, h.blob, r.rkey FROM resources r
                     JOIN history h ON h.tenant = r.tenant AND h.rkey = r.rkey AND h.version = r.version
                     WHERE \(conditions) ORDER BY r.last_updated, r.rkey LIMIT ? OFFSET ?
-                    """, arguments: pageArguments)
+                    """, arguments: filter.pageArguments(query))
             return (rows, total)
         }
         let hasMore = page.rows.count > query.count
