@@ -1,16 +1,33 @@
-/// A parsed FHIR search: `_id`, `identifier`, `patient`, `subject`, `_lastUpdated`, `_count`,
-/// `_offset`. Strict by default: any other parameter is a 400 naming it, because a search that
-/// drops a filter answers with more than was asked (a stopped medication in an "active" list).
-/// Under `Prefer: handling=lenient` an unsupported parameter is left out, kept in
-/// ``ignoredParameters`` and reported in the Bundle, and left out of its links.
+/// A parsed FHIR search over one resource type: the R4 search parameters of the generated
+/// table (``SearchParameters``), `_sort`, `_count`, `_offset`. Strict by default: any other
+/// parameter, modifier, chain or prefix is a 400 naming it, because a search that drops a
+/// filter answers with more than was asked (a stopped medication in an "active" list). Under
+/// `Prefer: handling=lenient` an unsupported parameter is left out, kept in
+/// ``ignoredParameters``, reported in the Bundle and left out of its links. A malformed value
+/// is a 400 either way.
+///
+/// A store narrows the rows it reads by ``ids``, ``termGroups``, ``indexGroups`` and the
+/// `_lastUpdated` bounds, then ``select(_:)`` decides each resource exactly, sorts and pages.
 package struct SearchQuery: Sendable, Equatable {
     package static let defaultCount = 50
     package static let maxCount = 1000
 
     /// `_id` values, any of which may match (nil: no restriction).
     package var ids: [String]?
-    /// Groups of index terms: a match needs one term of every group.
+    /// Groups of index terms every term scheme has (``SearchTerms/compartmentTerms(from:)``): a
+    /// match has one term of every group. Added by callers that narrow a search (a patient's
+    /// compartment); the clauses decide the rest.
     package var termGroups: [[String]] = []
+    /// The search parameters, all of which must match.
+    package var clauses: [SearchClause] = []
+    /// `_sort` keys, in order.
+    package var sort: [SortKey] = []
+    /// Chains and reverse chains, resolved into ``clauses`` and ``ids`` by the responder
+    /// before a backend searches (see `SearchQuery+Links.swift`).
+    package var chains: [Chain] = []
+    package var reverseChains: [ReverseChain] = []
+    /// `_include` and `_revinclude`, applied by the responder to the page.
+    package var includes: [Include] = []
     /// `_lastUpdated` lower bound, inclusive (epoch ms).
     package var updatedFrom: Int64?
     /// `_lastUpdated` upper bound, exclusive (epoch ms).
@@ -27,13 +44,23 @@ package struct SearchQuery: Sendable, Equatable {
     package static func == (lhs: SearchQuery, rhs: SearchQuery) -> Bool {
         lhs.ids == rhs.ids && lhs.termGroups == rhs.termGroups && lhs.updatedFrom == rhs.updatedFrom
             && lhs.updatedBefore == rhs.updatedBefore && lhs.count == rhs.count && lhs.offset == rhs.offset
+            && lhs.effectiveParameters.map { "\($0.0)=\($0.1)" } == rhs.effectiveParameters.map { "\($0.0)=\($0.1)" }
+    }
+
+    /// One `_sort` key.
+    package struct SortKey: Sendable {
+        /// `_id`, `_lastUpdated` or a parameter of the type.
+        package var code: String
+        package var parameter: SearchParameters.Parameter?
+        package var descending: Bool
     }
 
     /// Whether the query restricts anything beyond type and paging.
-    package var isPlainListing: Bool { ids == nil && termGroups.isEmpty && updatedFrom == nil && updatedBefore == nil }
+    package var isPlainListing: Bool { ids == nil && termGroups.isEmpty && clauses.isEmpty && updatedFrom == nil && updatedBefore == nil }
 
-    /// The search parameters this node understands.
-    package static let supported: Set<String> = ["_id", "identifier", "patient", "subject", "_lastUpdated", "_count", "_offset"]
+    /// Whether a store must unseal candidates and ``select(_:)`` among them (clauses to decide
+    /// or an order other than the default), rather than page the rows it narrowed to.
+    package var needsSelection: Bool { !clauses.isEmpty || !sort.isEmpty }
 
     /// Parameters that change how an answer is written, never which resources it holds:
     /// accepted with any search (`_format` is checked by the responder). The total is always
@@ -41,88 +68,131 @@ package struct SearchQuery: Sendable, Equatable {
     /// `count()` sends it) ask for nothing this node does not do.
     package static let presentation: Set<String> = ["_format", "_pretty", "_total", "_totalMethod"]
 
-    /// Parses decoded query parameters.
+    /// Parses decoded query parameters of a search of `type`.
     /// - Parameter lenient: `Prefer: handling=lenient`: unsupported parameters are ignored and
     ///   reported instead of refused.
-    /// - Throws: 400 for a malformed value of a supported parameter, and (unless `lenient`) for
-    ///   a parameter, modifier or chain this node does not support.
-    package static func parse(_ parameters: [(String, String)], lenient: Bool = false) throws(FHIRError) -> SearchQuery {
+    /// - Throws: 400 for a malformed value, and (unless `lenient`) for a parameter, modifier,
+    ///   chain or sort key this node does not support.
+    package static func parse(_ parameters: [(String, String)], type: String, lenient: Bool = false) throws(FHIRError) -> SearchQuery {
         var query = SearchQuery()
         var kept: [(String, String)] = []
+        func unsupported(_ rawName: String, _ error: FHIRError) throws(FHIRError) {
+            guard lenient else { throw error }
+            query.ignoredParameters.append(String(rawName.prefix(80)))
+        }
         for (rawName, value) in parameters {
             let parts = rawName.split(separator: ":", maxSplits: 1)
             let name = parts.first.map(String.init) ?? rawName
-            guard Self.supported.contains(name) || Self.presentation.contains(name) else {
-                if lenient {
-                    query.ignoredParameters.append(String(rawName.prefix(80)))
-                    continue
-                }
-                throw FHIRError(
-                    status: 400, code: "not-supported",
-                    "The search parameter '\(rawName.prefix(80))' is not supported by this node; supported: _id, identifier, patient, subject, _lastUpdated, _count, _offset. Send 'Prefer: handling=lenient' to have unsupported parameters ignored and reported instead"
-                )
-            }
-            if parts.count == 2, Self.supported.contains(name) {
-                // Only the type modifier of a patient reference is understood; anything else
-                // (`:not`, `:missing`, chains, `:of-type`, …) is refused rather than dropped.
-                guard name == "patient" || name == "subject", parts[1] == "Patient" else {
-                    throw FHIRError(
-                        status: 400, code: "not-supported",
-                        "The search modifier or chain '\(rawName.prefix(80))' is not supported; supported: _id, identifier, patient, subject (optionally :Patient), _lastUpdated, _count, _offset"
-                    )
-                }
-            }
+            let modifier = parts.count == 2 ? String(parts[1]) : nil
             switch name {
-            case "_id":
+            case "_total":
+                guard ["none", "estimate", "accurate"].contains(value) else {
+                    throw .invalid("_total must be none, estimate or accurate")
+                }
+                continue
+            case _ where presentation.contains(name):
+                continue
+            case "_count":
+                guard let n = Int(value), n >= 0 else { throw .invalid("_count must be a non-negative integer") }
+                query.count = min(n, maxCount)
+                continue
+            case "_offset":
+                guard let n = Int(value), n >= 0, n <= 1_000_000 else {
+                    throw .invalid("_offset must be a non-negative integer")
+                }
+                query.offset = n
+                continue
+            case "_sort" where modifier == nil:
+                do throws(FHIRError) {
+                    query.sort += try parseSort(value, type: type)
+                    kept.append((name, value))
+                } catch  where error.code == "not-supported" {
+                    try unsupported("_sort=\(value)", error)
+                }
+                continue
+            case "_include", "_revinclude":
+                do throws(FHIRError) {
+                    query.includes.append(try parseInclude(name, modifier: modifier, value: value))
+                    kept.append((rawName, value))
+                } catch  where error.code == "not-supported" {
+                    try unsupported("\(rawName)=\(value)", error)
+                }
+                continue
+            case "_has":
+                do throws(FHIRError) {
+                    query.reverseChains.append(try parseReverseChain(rawName, value: value, type: type))
+                    kept.append((rawName, value))
+                } catch  where error.code == "not-supported" {
+                    try unsupported(rawName, error)
+                }
+                continue
+            case _ where rawName.contains("."):
+                do throws(FHIRError) {
+                    query.chains.append(try parseChain(rawName, value: value, type: type))
+                    kept.append((rawName, value))
+                } catch  where error.code == "not-supported" {
+                    try unsupported(rawName, error)
+                }
+                continue
+            case "_id" where modifier == nil:
                 let values = value.split(separator: ",").map(String.init)
                 guard !values.isEmpty, values.allSatisfy({ ResourceID.isValid($0) }) else {
                     throw .invalid("_id must be one or more valid FHIR ids")
                 }
                 query.ids = (query.ids.map { Set($0).intersection(values) }.map(Array.init) ?? values).sorted()
                 kept.append((name, value))
-            case "identifier":
-                let group = value.split(separator: ",").map { token -> String in
-                    let parts = token.split(separator: "|", maxSplits: 1, omittingEmptySubsequences: false)
-                    if parts.count == 2 { return "identifier|\(parts[0])|\(parts[1])" }
-                    return "identifier||\(token)"
-                }
-                guard !group.isEmpty else { throw .invalid("identifier needs a value") }
-                query.termGroups.append(group)
-                kept.append((name, value))
-            case "patient", "subject":
-                var group: [String] = []
-                for token in value.split(separator: ",").map(String.init) {
-                    let reference = token.contains("/") ? SearchTerms.normalizeReference(token) : "Patient/\(token)"
-                    guard let reference, ResourceID.isValid(reference.split(separator: "/").last ?? "") else {
-                        throw .invalid("\(name) must be a reference such as Patient/123")
-                    }
-                    group.append("\(name)|\(reference)")
-                }
-                guard !group.isEmpty else { throw .invalid("\(name) needs a value") }
-                query.termGroups.append(group)
-                kept.append((name, value))
-            case "_lastUpdated":
+                continue
+            case "_lastUpdated" where modifier == nil && !["ne", "sa", "eb", "ap"].contains(value.prefix(2)):
                 try query.applyLastUpdated(value)
                 kept.append((name, value))
-            case "_total":
-                guard ["none", "estimate", "accurate"].contains(value) else {
-                    throw .invalid("_total must be none, estimate or accurate")
-                }
-            case "_count":
-                guard let n = Int(value), n >= 0 else { throw .invalid("_count must be a non-negative integer") }
-                query.count = min(n, maxCount)
-            case "_offset":
-                guard let n = Int(value), n >= 0, n <= 1_000_000 else {
-                    throw .invalid("_offset must be a non-negative integer")
-                }
-                query.offset = n
-            default:
                 continue
+            default:
+                break
+            }
+            guard let parameter = SearchParameters.parameter(name, of: type) else {
+                try unsupported(
+                    rawName,
+                    FHIRError(
+                        status: 400, code: "not-supported",
+                        "The search parameter '\(rawName.prefix(80))' is not supported by this node for \(type); the CapabilityStatement lists those it supports. Send 'Prefer: handling=lenient' to have unsupported parameters ignored and reported instead"
+                    ))
+                continue
+            }
+            do throws(FHIRError) {
+                query.clauses.append(try SearchClause(name: rawName, code: name, modifier: modifier, value: value, parameter: parameter))
+                kept.append((rawName, value))
+            } catch  where error.code == "not-supported" {
+                try unsupported(rawName, error)
             }
         }
         query.effectiveParameters = kept
         return query
     }
+
+    private static func parseSort(_ value: String, type: String) throws(FHIRError) -> [SortKey] {
+        var keys: [SortKey] = []
+        for raw in value.split(separator: ",") {
+            let descending = raw.hasPrefix("-")
+            let code = String(descending ? raw.dropFirst() : raw)
+            if code == "_id" || code == "_lastUpdated" {
+                keys.append(SortKey(code: code, parameter: nil, descending: descending))
+                continue
+            }
+            guard let parameter = SearchParameters.parameter(code, of: type), parameter.kind != .reference else {
+                throw FHIRError(
+                    status: 400, code: "not-supported",
+                    "Cannot sort \(type) by '\(code.prefix(80))': sort keys are _id, _lastUpdated and the type's date, string, token, number, quantity and uri parameters"
+                )
+            }
+            keys.append(SortKey(code: code, parameter: parameter, descending: descending))
+        }
+        guard !keys.isEmpty else { throw .invalid("_sort needs at least one key") }
+        return keys
+    }
+
+    /// The term groups a store may narrow the clauses by (every resource that matches has one
+    /// term of each group); clauses that cannot be narrowed are left to ``select(_:)``.
+    package var indexGroups: [[String]] { clauses.compactMap(\.indexTerms) }
 
     private mutating func applyLastUpdated(_ value: String) throws(FHIRError) {
         let prefixes = ["ge", "gt", "le", "lt", "eq"]
@@ -156,10 +226,13 @@ package struct SearchPage: Sendable {
     package var total: Int?
     /// Whether more matches follow this page.
     package var hasMore: Bool
+    /// Resources `_include` and `_revinclude` added (`search.mode` `include`).
+    package var included: [ResourceVersion] = []
 
-    package init(resources: [ResourceVersion], total: Int?, hasMore: Bool) {
+    package init(resources: [ResourceVersion], total: Int?, hasMore: Bool, included: [ResourceVersion] = []) {
         self.resources = resources
         self.total = total
         self.hasMore = hasMore
+        self.included = included
     }
 }

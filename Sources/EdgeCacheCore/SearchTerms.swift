@@ -1,10 +1,56 @@
-/// Index terms of a resource for the supported search parameters.
-///
-/// Terms are plain strings here; stores keep only keyed hashes of them, never the text.
+/// Index terms of a resource: what a store keeps (as keyed hashes, never the text) so that a
+/// search reads only the rows that may match. A term only narrows; ``SearchClause/matches(_:)``
+/// decides on the unsealed resource. The kinds, and what each reveals to someone holding the
+/// database file, are in docs/ARCHITECTURE.md ("Sealed search indexes").
 package enum SearchTerms {
+    /// Version of the term scheme. A store whose terms were written by an older scheme reads
+    /// every row of a type (correct, slower) until it has re-indexed.
+    package static let version: Int64 = 2
+
+    /// Characters of the normalized string a string term keeps.
+    package static let stringPrefixLength = 3
+
+    /// All terms of a resource of `type`: a token, reference and uri term per value of every
+    /// search parameter of the type, a string-prefix term per string value, and the compartment
+    /// terms (``compartmentTerms(from:)``) that every scheme has had.
+    package static func extract(from object: JSONObject, type: String) -> [String] {
+        var terms = Set(compartmentTerms(from: object))
+        for parameter in SearchParameters.all(of: type) where parameter.code != "_id" && parameter.code != "_lastUpdated" {
+            for path in parameter.paths {
+                for (value, _) in path.values(in: object) {
+                    switch parameter.kind {
+                    case .token:
+                        for coding in SearchTokens.codings(of: value) {
+                            terms.insert(token(parameter.code, system: nil, code: coding.code))
+                            if let system = coding.system, !system.isEmpty {
+                                terms.insert(token(parameter.code, system: system, code: coding.code))
+                                terms.insert(token(parameter.code, system: system, code: ""))
+                            }
+                        }
+                    case .reference:
+                        guard let ref = value.objectValue?["reference"]?.stringValue, let normalized = normalizeReference(ref),
+                            path.target.map({ normalized.hasPrefix($0 + "/") }) ?? true
+                        else { continue }
+                        terms.insert(reference(parameter.code, normalized))
+                    case .string:
+                        for s in SearchText.strings(of: value) {
+                            if let term = stringPrefix(parameter.code, SearchText.normalize(s)) { terms.insert(term) }
+                        }
+                    case .uri:
+                        if let s = value.stringValue { terms.insert(uri(parameter.code, s)) }
+                    case .date, .number, .quantity:
+                        continue
+                    }
+                }
+            }
+        }
+        return terms.sorted()
+    }
+
     /// `identifier|system|value` and `identifier||value` for each identifier; `patient|Patient/x`
-    /// and `subject|Type/x` for the `subject` and `patient` references.
-    package static func extract(from object: JSONObject) -> [String] {
+    /// and `subject|Type/x` for the `subject` and `patient` elements, whatever the type: the
+    /// terms a patient-compartment search narrows by, kept by every term scheme.
+    static func compartmentTerms(from object: JSONObject) -> [String] {
         var terms: [String] = []
         if let identifiers = object["identifier"]?.arrayValue {
             for identifier in identifiers {
@@ -21,8 +67,26 @@ package enum SearchTerms {
             if normalized.hasPrefix("Patient/") { terms.append("patient|\(normalized)") }
             if field == "subject" { terms.append("subject|\(normalized)") }
         }
-        return Array(Set(terms)).sorted()
+        return terms
     }
+
+    /// `code|system|value`: `system` nil for any system; an empty value for "any code of the system".
+    package static func token(_ code: String, system: String?, code value: String) -> String {
+        "\(code)|\(system ?? "")|\(value)"
+    }
+
+    /// `code|Type/id`.
+    package static func reference(_ code: String, _ typeAndID: String) -> String { "\(code)|\(typeAndID)" }
+
+    /// `code^abc`: the first ``stringPrefixLength`` characters of a normalized string (nil when
+    /// it is shorter: such a string is found by reading the type's rows).
+    package static func stringPrefix(_ code: String, _ normalized: String) -> String? {
+        guard normalized.count >= stringPrefixLength else { return nil }
+        return "\(code)^\(normalized.prefix(stringPrefixLength))"
+    }
+
+    /// `code=uri`.
+    package static func uri(_ code: String, _ uri: String) -> String { "\(code)=\(uri)" }
 
     /// `Type/id` from a relative or absolute reference (a trailing `_history/n` is dropped).
     package static func normalizeReference(_ ref: String) -> String? {

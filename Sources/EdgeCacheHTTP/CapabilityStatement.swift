@@ -12,13 +12,12 @@ package enum CapabilityStatement {
         }
         let interactions: [JSONValue] = ["read", "vread", "update", "delete", "history-instance", "create", "search-type"]
             .map { obj([("code", .string($0))]) }
-        let searchParams: [JSONValue] = [
-            ("_id", "token", "Logical id of the resource"),
-            ("_lastUpdated", "date", "When the resource version last changed (ge, gt, le, lt)"),
-            ("identifier", "token", "A business identifier (system|value or value)"),
-            ("patient", "reference", "The patient the resource is about (subject or patient)"),
-            ("subject", "reference", "The subject of the resource"),
-        ].map { obj([("name", .string($0.0)), ("type", .string($0.1)), ("documentation", .string($0.2))]) }
+        // Exactly the parameters of the generated R4 table: each is applied, none is accepted and ignored.
+        func searchParams(_ type: String) -> [JSONValue] {
+            SearchParameters.all(of: type).map { p in
+                obj([("name", .string(p.code)), ("definition", .string(p.url)), ("type", .string(p.kind.rawValue))])
+            }
+        }
         let resources: [JSONValue] = ResourceTypes.all.subtracting(ResourceTypes.notStorable).sorted().map { type in
             obj([
                 ("type", .string(type)),
@@ -30,7 +29,7 @@ package enum CapabilityStatement {
                 ("conditionalRead", .string("not-supported")),
                 ("conditionalUpdate", .bool(false)),
                 ("conditionalDelete", .string("not-supported")),
-                ("searchParam", .array(searchParams)),
+                ("searchParam", .array(searchParams(type))),
             ])
         }
         let statement = obj([

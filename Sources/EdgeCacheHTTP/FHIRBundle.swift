@@ -43,9 +43,17 @@ package enum FHIRBundle {
             out.append(contentsOf: r.json)
             append(",\"search\":{\"mode\":\"match\"}}", &out)
         }
+        for (i, r) in page.included.enumerated() {
+            if i > 0 || !page.resources.isEmpty { append(",", &out) }
+            append("{\"fullUrl\":", &out)
+            JSONValue.writeString("\(baseURL)/\(r.type)/\(r.id)", into: &out)
+            append(",\"resource\":", &out)
+            out.append(contentsOf: r.json)
+            append(",\"search\":{\"mode\":\"include\"}}", &out)
+        }
         if !query.ignoredParameters.isEmpty {
             // Lenient handling: what was not applied is said in the answer, not only left out of its links.
-            if !page.resources.isEmpty { append(",", &out) }
+            if !page.resources.isEmpty || !page.included.isEmpty { append(",", &out) }
             append("{\"resource\":", &out)
             out.append(
                 contentsOf: OperationOutcome.json(

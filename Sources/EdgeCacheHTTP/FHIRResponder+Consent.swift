@@ -48,19 +48,25 @@ extension FHIRResponder {
         try await loadConsents(consent, caller: caller)
         guard !consent.isEmpty(tenant: caller.tenant) else { return page }
         var kept: [ResourceVersion] = []
+        var keptIncluded: [ResourceVersion] = []
         var blocked = 0
+        var blockedIncluded = 0
         for resource in page.resources {
             if blockingRule(resource, caller: caller) == nil { kept.append(resource) } else { blocked += 1 }
         }
-        guard blocked > 0 else { return page }
+        for resource in page.included {
+            if blockingRule(resource, caller: caller) == nil { keptIncluded.append(resource) } else { blockedIncluded += 1 }
+        }
+        guard blocked + blockedIncluded > 0 else { return page }
         if Self.breakGlass(caller) {
-            facts.consent = .breakGlassEntries(blocked)
+            facts.consent = .breakGlassEntries(blocked + blockedIncluded)
             return page
         }
         var filtered = page
         filtered.resources = kept
+        filtered.included = keptIncluded
         filtered.total = page.total.map { max(0, $0 - blocked) }
-        facts.consent = .filtered(entries: blocked)
+        facts.consent = .filtered(entries: blocked + blockedIncluded)
         return filtered
     }
 

@@ -201,8 +201,9 @@ package struct FHIRResponder: Sendable {
     private func search(
         type: String, parameters: [(String, String)], lenient: Bool, caller: FHIRCaller, facts: inout FHIRFacts
     ) async throws -> Response {
-        let query = try SearchQuery.parse(parameters, lenient: lenient)
-        let answer = try await backend.search(caller, type: type, query: query)
+        let query = try await resolveLinks(SearchQuery.parse(parameters, type: type, lenient: lenient), type: type, caller: caller)
+        var answer = try await backend.search(caller, type: type, query: query)
+        answer.page.included = try await included(answer.page, query: query, caller: caller)
         let page = try await consentFilter(answer.page, caller: caller, facts: &facts)
         facts.cache = answer.cache
         return bundleResponse(

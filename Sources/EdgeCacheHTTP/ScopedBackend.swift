@@ -125,7 +125,9 @@ package struct ScopedBackend: FHIRBackend {
             narrowed.effectiveParameters.append(("_id", patient))
         } else if paths.contains(["subject"]) || paths.contains(["patient"]) {
             narrowed.termGroups.append(["patient|Patient/\(patient)"])
-            narrowed.effectiveParameters.append(("patient", "Patient/\(patient)"))
+            // Forwarded to the origin as the type's own parameter (AdverseEvent has only `subject`).
+            let code = SearchParameters.parameter("patient", of: type) != nil ? "patient" : "subject"
+            narrowed.effectiveParameters.append((code, "Patient/\(patient)"))
         } else if paths.isEmpty {
             // Never in a patient's compartment.
             return ListAnswer(page: SearchPage(resources: [], total: nil, hasMore: false))

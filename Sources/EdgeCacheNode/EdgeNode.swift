@@ -96,6 +96,7 @@ package final class EdgeNode: RunnableNode {
             PolicySync(
                 store: store, origin: origin, holder: policies, intervalMilliseconds: config.policyRefreshMilliseconds, logger: logger))
         services.append(replayer)
+        services.append(SearchReindexer(logger: logger) { progress in try await store.entries.reindexSearchTerms(progress: progress) })
         let reloader = parts.reloader(listeners: listeners, origin: origin, audit: audit)
         services.append(reloader)
         self.reloader = reloader

@@ -76,6 +76,8 @@ package final class OriginNode: RunnableNode {
             LogCompactor(
                 store: store, keep: config.logRetentionChanges, idempotencyRetentionDays: config.idempotencyRetentionDays, clock: clock,
                 logger: parts.logger))
+        services.append(
+            SearchReindexer(logger: parts.logger) { progress in try await store.reindexSearchTerms(batchSize: 250, progress: progress) })
         let reloader = parts.reloader(listeners: listeners, origin: nil, audit: audit)
         services.append(reloader)
         self.parts = parts

@@ -48,7 +48,9 @@ enum OriginReplies {
         else { throw FHIRError(status: 502, code: "exception", "The origin sent an unreadable Bundle") }
         var resources: [ResourceVersion] = []
         for entry in bundle["entry"]?.arrayValue ?? [] {
-            guard let object = entry.objectValue?["resource"]?.objectValue else { continue }
+            // Only matches: included resources and outcomes are the edge's own to add.
+            let mode = entry.objectValue?["search"]?.objectValue?["mode"]?.stringValue ?? "match"
+            guard mode == "match", let object = entry.objectValue?["resource"]?.objectValue else { continue }
             resources.append(try resource(object, type: type))
         }
         let hasMore = bundle["link"]?.arrayValue?.contains { $0.objectValue?["relation"]?.stringValue == "next" } ?? false

@@ -25,6 +25,7 @@ package final class CacheEntries: Sendable {
     let ring: KeyRing
     /// Plaintext of recently read entries (see ``HotTier``).
     package let hot: HotTier
+    let searchIndex = SearchIndexState()
 
     init(core: EdgeDatabase) {
         self.core = core
@@ -85,29 +86,34 @@ package final class CacheEntries: Sendable {
         }
     }
 
-    /// Searches the cached, non-deleted resources of a type.
+    /// Searches the cached, non-deleted resources of a type: narrowed by index terms, then
+    /// (when the query has clauses or a sort) decided, sorted and paged by
+    /// ``SearchQuery/select(_:)`` on the unsealed candidates.
     package func search(type: String, query: SearchQuery) async throws -> SearchPage {
         let keys = self.keys
         let tkey = ResourceBlob.typeKey(keys, type: type)
-        let result = try await pool.readRows { db -> (rows: [Row], total: Int) in
-            let candidates = try SearchFilter.candidates(query, keys: keys, type: type) { termKey in
+        let indexCurrent = try await searchIndexCurrent()
+        let result = try await pool.readRows { db -> (rows: [Row], total: Int, skip: Int) in
+            let candidates = try SearchFilter.candidates(query, keys: keys, type: type, indexCurrent: indexCurrent) { termKey in
                 try Data.fetchAll(db, sql: "SELECT rkey FROM terms WHERE term = ?", arguments: [termKey])
             }
             guard let filter = SearchFilter(base: "tkey = ? AND deleted = 0", arguments: [Data(tkey)], query: query, candidates: candidates)
-            else { return ([], 0) }
+            else { return ([], 0, 0) }
             let conditions = filter.conditions
+            let columns = "version, last_updated, deleted, blob, rkey, tkey"
+            if query.needsSelection {
+                let rows = try Row.fetchAll(
+                    db, sql: "SELECT \(columns) FROM entries WHERE \(conditions) LIMIT ? OFFSET ?", arguments: filter.selectionArguments())
+                return (rows, rows.count, 0)
+            }
             let total = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM entries WHERE \(conditions)", arguments: filter.arguments) ?? 0
-            let rows = try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT version, last_updated, deleted, blob, rkey, tkey FROM entries WHERE \(conditions)
-                    ORDER BY last_updated, rkey LIMIT ? OFFSET ?
-                    """, arguments: filter.pageArguments(query))
-            return (rows, total)
+            let page = try filter.tieSafePage(db, table: "entries", select: columns, query: query)
+            return (page.rows, total, page.skip)
         }
+        if query.needsSelection, result.rows.count > SearchQuery.maxCandidates { throw SearchFilter.tooCostly(type) }
         var resources: [ResourceVersion] = []
         var rejected: [(rkey: Data, tkey: Data, blob: Data)] = []
-        for row in result.rows.prefix(query.count) {
+        for row in result.rows {
             do {
                 resources.append(try open(row, rkey: Array(row["rkey"] as Data)))
             } catch is SealedBytesRejected {
@@ -119,7 +125,8 @@ package final class CacheEntries: Sendable {
             let count = try await quarantine(rejected)
             throw CorruptEntryError(count: max(count, rejected.count))
         }
-        return SearchPage(resources: resources, total: result.total, hasMore: result.rows.count > query.count)
+        if query.needsSelection { return query.select(resources) }
+        return SearchFilter.page(resources, skip: result.skip, query: query, total: result.total)
     }
 
     /// Number of cached entries (including tombstones).
@@ -167,7 +174,7 @@ package final class CacheEntries: Sendable {
         let blob = try Sealer(keys: keys).seal(ResourceBlob.encode(r), aad: Sealer.aad(lookupKey: rkey, version: r.version))
         var terms: [[UInt8]] = []
         if !r.deleted, case .object(let object)? = try? JSONParser.parse(r.json) {
-            terms = SearchTerms.extract(from: object).map { ResourceBlob.termKey(keys, type: r.type, term: $0) }
+            terms = SearchTerms.extract(from: object, type: r.type).map { ResourceBlob.termKey(keys, type: r.type, term: $0) }
         }
         return (rkey, blob, terms)
     }

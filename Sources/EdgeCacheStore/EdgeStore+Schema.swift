@@ -49,6 +49,10 @@ extension EdgeStore {
         migrator.registerMigration("v4-policy") { db in
             try db.execute(sql: PolicyTable.schema)
         }
+        // The scheme of the search terms (``SearchTerms/version``); older terms are re-indexed online.
+        migrator.registerMigration("v5-search-index") { db in
+            try db.execute(sql: SearchIndexState.migration(table: "entries"))
+        }
         return migrator
     }
 }

@@ -85,6 +85,10 @@ package protocol OriginStore: Sendable {
     func history(tenant: String, type: String, id: String) async throws -> [ResourceVersion]
     /// Current, non-deleted resources of a type matching `query`.
     func search(tenant: String, type: String, query: SearchQuery) async throws -> SearchPage
+    /// Rewrites every resource's search terms when they are of an older scheme
+    /// (``SearchTerms/version``), online; nil when they were current. `progress` gets
+    /// (done, total) after each batch.
+    func reindexSearchTerms(batchSize: Int, progress: @Sendable (Int, Int) -> Void) async throws -> Int?
     /// Commits a write, its history row, its index terms, its change-log row and (with a claim)
     /// its idempotency record in one transaction. A claim already recorded with the same
     /// fingerprint returns the stored response and changes nothing.

@@ -55,6 +55,10 @@ extension SQLiteOriginStore {
                     SELECT DISTINCT d.tenant, m.value FROM data_keys d, meta m WHERE m.key = 'log_floor' AND m.value > 0
                     """)
         }
+        // The scheme of the search terms (``SearchTerms/version``); older terms are re-indexed online.
+        migrator.registerMigration("v4-search-index") { db in
+            try db.execute(sql: SearchIndexState.migration(table: "resources"))
+        }
         return migrator
     }
 }

@@ -10,10 +10,11 @@ import Synchronization
 /// Every write commits the history row, the current-version row, the index terms and the
 /// change-log row (its LSN) in one transaction.
 package final class SQLiteOriginStore: OriginStore {
-    private let pool: DatabasePool
+    let pool: DatabasePool
     private let kek: KeyEncryptionKey
     private let clock: any WallClock
     private let rings = Mutex<[String: KeyRing]>([:])
+    let searchIndex = SearchIndexState()
     private let head = Mutex<Int64>(0)
     /// Each tenant's head (the LSN of its newest change); see ``tenantHeadLSN(_:)``.
     private let tenantHeads = Mutex<[String: Int64]>([:])
@@ -159,6 +160,14 @@ package final class SQLiteOriginStore: OriginStore {
         return try rows.map { try open($0, keys: keys, rkey: rkey) }
     }
 
+    /// The tenant's keys, for the search re-index.
+    func keysForSearchIndex(tenant: String) async throws -> TenantKeys { try await keysForRead(tenant: tenant) }
+
+    /// Opens a `(version, last_updated, deleted, blob)` row, for the search re-index.
+    func openForSearchIndex(_ row: Row, keys: TenantKeys, rkey: [UInt8], db: Database) throws -> ResourceVersion {
+        try open(row, keys: keys, rkey: rkey, db: db)
+    }
+
     /// Opens a `(version, last_updated, deleted, blob)` row.
     private func open(_ row: Row, keys: TenantKeys, rkey: [UInt8], db: Database? = nil) throws -> ResourceVersion {
         let version: Int64 = row["version"]
@@ -168,36 +177,39 @@ package final class SQLiteOriginStore: OriginStore {
         return try ResourceBlob.decode(plain, version: version, lastUpdated: row["last_updated"], deleted: row["deleted"])
     }
 
+    /// Searches a tenant's current resources of a type: narrowed by index terms, then (when the
+    /// query has clauses or a sort) decided, sorted and paged by ``SearchQuery/select(_:)``.
     package func search(tenant: String, type: String, query: SearchQuery) async throws -> SearchPage {
         let keys = try await keysForRead(tenant: tenant)
         let tkey = ResourceBlob.typeKey(keys, type: type)
+        let indexCurrent = try await searchIndexCurrent()
         let candidates = try await pool.read { db in
-            try SearchFilter.candidates(query, keys: keys, type: type) { termKey in
+            try SearchFilter.candidates(query, keys: keys, type: type, indexCurrent: indexCurrent) { termKey in
                 try Data.fetchAll(db, sql: "SELECT rkey FROM terms WHERE tenant = ? AND term = ?", arguments: [tenant, termKey])
             }
         }
-        let page = try await pool.readRows { db -> (rows: [Row], total: Int) in
+        let page = try await pool.readRows { db -> (rows: [Row], total: Int, skip: Int) in
             guard
                 let filter = SearchFilter(
                     base: "r.tenant = ? AND r.tkey = ? AND r.deleted = 0", arguments: [tenant, Data(tkey)], prefix: "r.", query: query,
                     candidates: candidates)
-            else { return ([], 0) }
+            else { return ([], 0, 0) }
             let conditions = filter.conditions
+            let table = "resources r JOIN history h ON h.tenant = r.tenant AND h.rkey = r.rkey AND h.version = r.version"
+            let columns = "h.version, h.last_updated, h.deleted, h.blob, r.rkey"
+            if query.needsSelection {
+                let rows = try Row.fetchAll(
+                    db, sql: "SELECT \(columns) FROM \(table) WHERE \(conditions) LIMIT ? OFFSET ?", arguments: filter.selectionArguments())
+                return (rows, rows.count, 0)
+            }
             let total = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM resources r WHERE \(conditions)", arguments: filter.arguments) ?? 0
-            let rows = try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT h.version, h.last_updated, h.deleted, h.blob, r.rkey FROM resources r
-                    JOIN history h ON h.tenant = r.tenant AND h.rkey = r.rkey AND h.version = r.version
-                    WHERE \(conditions) ORDER BY r.last_updated, r.rkey LIMIT ? OFFSET ?
-                    """, arguments: filter.pageArguments(query))
-            return (rows, total)
+            let window = try filter.tieSafePage(db, table: table, select: columns, prefix: "r.", query: query)
+            return (window.rows, total, window.skip)
         }
-        let hasMore = page.rows.count > query.count
-        let resources = try page.rows.prefix(query.count).map { row in
-            try open(row, keys: keys, rkey: Array(row["rkey"] as Data))
-        }
-        return SearchPage(resources: resources, total: page.total, hasMore: hasMore)
+        if query.needsSelection, page.rows.count > SearchQuery.maxCandidates { throw SearchFilter.tooCostly(type) }
+        let resources = try page.rows.map { row in try open(row, keys: keys, rkey: Array(row["rkey"] as Data)) }
+        if query.needsSelection { return query.select(resources) }
+        return SearchFilter.page(resources, skip: page.skip, query: query, total: page.total)
     }
 
     // MARK: Writes
@@ -319,7 +331,7 @@ package final class SQLiteOriginStore: OriginStore {
             ).execute(arguments: [tenant, Data(rkey), Data(ResourceBlob.typeKey(keys, type: type)), version, now, stored.deleted])
             try db.cachedStatement(sql: "DELETE FROM terms WHERE tenant = ? AND rkey = ?").execute(arguments: [tenant, Data(rkey)])
             if let resource {
-                for term in SearchTerms.extract(from: resource) {
+                for term in SearchTerms.extract(from: resource, type: type) {
                     try db.cachedStatement(sql: "INSERT OR IGNORE INTO terms(tenant, term, rkey) VALUES (?, ?, ?)")
                         .execute(arguments: [tenant, Data(ResourceBlob.termKey(keys, type: type, term: term)), Data(rkey)])
                 }

@@ -2,6 +2,7 @@ import EdgeCacheCore
 import EdgeCacheCrypto
 import Foundation
 import GRDB
+import Synchronization
 
 /// The part of a search that both stores answer the same way: which rows the query's `_id` and
 /// index terms allow, and the WHERE clause for those rows and the `_lastUpdated` bounds. Each
@@ -12,12 +13,14 @@ struct SearchFilter {
     private(set) var arguments: StatementArguments
 
     /// The row keys the query's `_id` values and term groups allow (a match needs one term of
-    /// every group), or nil when they restrict nothing. `rows` looks one term key up.
+    /// every group), or nil when they restrict nothing. `rows` looks one term key up. The
+    /// clauses' groups are used only when the store's terms are of the current scheme
+    /// (`indexCurrent`); otherwise those clauses are decided on every row of the type.
     static func candidates(
-        _ query: SearchQuery, keys: TenantKeys, type: String, rows: (Data) throws -> [Data]
+        _ query: SearchQuery, keys: TenantKeys, type: String, indexCurrent: Bool, rows: (Data) throws -> [Data]
     ) rethrows -> Set<Data>? {
         var candidates: Set<Data>? = query.ids.map { Set($0.map { Data(ResourceBlob.key(keys, type: type, id: $0)) }) }
-        for group in query.termGroups {
+        for group in query.termGroups + (indexCurrent ? query.indexGroups : []) {
             var matches = Set<Data>()
             for term in group {
                 matches.formUnion(try rows(Data(ResourceBlob.termKey(keys, type: type, term: term))))
@@ -48,11 +51,93 @@ struct SearchFilter {
         }
     }
 
+    /// The arguments followed by a LIMIT of one more than the most candidates a search may
+    /// unseal (``SearchQuery/maxCandidates``) and no offset: the rows ``SearchQuery/select(_:)``
+    /// chooses among.
+    func selectionArguments() -> StatementArguments {
+        var all = arguments
+        _ = all.append(contentsOf: [SearchQuery.maxCandidates + 1, 0])
+        return all
+    }
+
+    /// The refusal of a search whose candidates are more than a store unseals for one answer.
+    static func tooCostly(_ type: String) -> FHIRError {
+        FHIRError(
+            status: 400, code: "too-costly",
+            "This \(type) search would read more than \(SearchQuery.maxCandidates) resources; narrow it (a patient, a code, an identifier or a name of 3 or more characters)"
+        )
+    }
+
+    /// The rows of a page in the order both roles share, `_lastUpdated` then id: row keys are
+    /// keyed hashes that differ between the edge and the origin, so rows of the same
+    /// millisecond cannot be ordered by them. Reads the page's `last_updated` span (cheap: no
+    /// bodies), then every row in it, including all ties at its ends; the caller opens them,
+    /// sorts by (lastUpdated, id) and drops the first `skip`. `table` is the FROM clause, and
+    /// `select` the columns to read.
+    func tieSafePage(
+        _ db: Database, table: String, select: String, prefix: String = "", query: SearchQuery
+    ) throws -> (rows: [Row], skip: Int) {
+        let stamps = try Int64.fetchAll(
+            db, sql: "SELECT \(prefix)last_updated FROM \(table) WHERE \(conditions) ORDER BY \(prefix)last_updated LIMIT ? OFFSET ?",
+            arguments: pageArguments(query))
+        guard let low = stamps.first, let high = stamps.last else { return ([], 0) }
+        var before = arguments
+        _ = before.append(contentsOf: [low])
+        let skip =
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(table) WHERE \(conditions) AND \(prefix)last_updated < ?", arguments: before)
+            ?? 0
+        var window = arguments
+        _ = window.append(contentsOf: [low, high])
+        let rows = try Row.fetchAll(
+            db, sql: "SELECT \(select) FROM \(table) WHERE \(conditions) AND \(prefix)last_updated BETWEEN ? AND ?", arguments: window)
+        return (rows, query.offset - skip)
+    }
+
+    /// The page of `window` (opened rows of ``tieSafePage``) after `skip` rows, in
+    /// (lastUpdated, id) order.
+    static func page(_ window: [ResourceVersion], skip: Int, query: SearchQuery, total: Int) -> SearchPage {
+        let sorted = window.sorted { ($0.lastUpdated, $0.id) < ($1.lastUpdated, $1.id) }
+        let start = min(max(skip, 0), sorted.count)
+        let resources = Array(sorted[start..<min(sorted.count, start + query.count)])
+        return SearchPage(resources: resources, total: total, hasMore: query.offset + resources.count < total)
+    }
+
     /// The arguments followed by the page's LIMIT (one row more than the page, which tells
     /// whether another page follows) and OFFSET.
     func pageArguments(_ query: SearchQuery) -> StatementArguments {
         var page = arguments
         _ = page.append(contentsOf: [query.count + 1, query.offset])
         return page
+    }
+}
+
+/// Whether a store's index terms are of the current scheme (``SearchTerms/version``): read
+/// from its `meta` row `search_index` until it is, then remembered. Until then a search decides
+/// its clauses on every row of the type instead of narrowing by terms the rows may lack.
+final class SearchIndexState: Sendable {
+    private let current = Mutex(false)
+
+    func isCurrent(_ pool: DatabasePool) async throws -> Bool {
+        if current.withLock({ $0 }) { return true }
+        let stored = try await pool.read { db in try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'search_index'") } ?? 0
+        guard stored >= SearchTerms.version else { return false }
+        current.withLock { $0 = true }
+        return true
+    }
+
+    /// Records in `db` (the last batch's transaction) that every row's terms are current.
+    func markCurrent(_ db: Database) throws {
+        try db.execute(sql: "INSERT OR REPLACE INTO meta(key, value) VALUES ('search_index', ?)", arguments: [SearchTerms.version])
+    }
+
+    func remember() { current.withLock { $0 = true } }
+
+    /// The migration that records the scheme of a file's terms: current for a file with no
+    /// rows in `table` yet, the first scheme (1) otherwise, to be re-indexed online.
+    static func migration(table: String) -> String {
+        """
+        INSERT OR IGNORE INTO meta(key, value)
+        SELECT 'search_index', CASE WHEN EXISTS (SELECT 1 FROM \(table)) THEN 1 ELSE \(SearchTerms.version) END
+        """
     }
 }

@@ -54,8 +54,8 @@ import Testing
         let object = try parse(
             #"{"resourceType":"Observation","identifier":[{"system":"urn:s","value":"v1"}],"subject":{"reference":"https://x.org/fhir/Patient/p9"}}"#,
             type: "Observation")
-        #expect(
-            SearchTerms.extract(from: object)
-                == ["identifier|urn:s|v1", "identifier||v1", "patient|Patient/p9", "subject|Patient/p9"].sorted())
+        let terms = Set(SearchTerms.extract(from: object, type: "Observation"))
+        #expect(terms.isSuperset(of: ["identifier|urn:s|v1", "identifier||v1", "patient|Patient/p9", "subject|Patient/p9"]))
+        #expect(terms.contains("identifier|urn:s|"))
     }
 }

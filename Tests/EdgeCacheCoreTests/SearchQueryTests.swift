@@ -3,66 +3,74 @@ import Testing
 
 @Suite struct SearchQueryTests {
     @Test func parsesSupportedParameters() throws {
-        let q = try SearchQuery.parse([
-            ("_id", "a,b"), ("identifier", "urn:s|v"), ("patient", "p1"), ("_count", "5"), ("_offset", "10"), ("_format", "json"),
-            ("_total", "accurate"),
-        ])
+        let q = try SearchQuery.parse(
+            [
+                ("_id", "a,b"), ("identifier", "urn:s|v"), ("patient", "p1"), ("_count", "5"), ("_offset", "10"), ("_format", "json"),
+                ("_total", "accurate"), ("_sort", "-date,_id"),
+            ], type: "Observation")
         #expect(q.ids == ["a", "b"])
-        #expect(q.termGroups == [["identifier|urn:s|v"], ["patient|Patient/p1"]])
+        #expect(q.indexGroups == [["identifier|urn:s|v"], ["patient|Patient/p1"]])
         #expect(q.count == 5 && q.offset == 10)
-        #expect(q.effectiveParameters.map(\.0) == ["_id", "identifier", "patient"])
+        #expect(q.sort.map(\.code) == ["date", "_id"] && q.sort.map(\.descending) == [true, false])
+        #expect(q.effectiveParameters.map(\.0) == ["_id", "identifier", "patient", "_sort"])
     }
 
-    @Test func modifiersAreRefusedNotDropped() throws {
+    @Test func modifiersTheNodeDoesNotKnowAreRefusedNotDropped() throws {
         // Found by the fhirpy interop suite: `patient:not=X` used to answer X's own resources.
-        for name in ["patient:not", "subject:missing", "subject:Patient.name", "identifier:of-type", "_id:above"] {
-            #expect(throws: FHIRError.self, "\(name)") { _ = try SearchQuery.parse([(name, "x")]) }
+        for name in ["patient:not", "subject:Patient.name", "status:of-type", "_id:above", "code:below", "name:text"] {
+            #expect(throws: FHIRError.self, "\(name)") { _ = try SearchQuery.parse([(name, "x")], type: "Observation") }
         }
-        let typed = try SearchQuery.parse([("subject:Patient", "p1"), ("unknown:exact", "ignored")], lenient: true)
-        #expect(typed.termGroups == [["subject|Patient/p1"]])
+        let typed = try SearchQuery.parse([("subject:Patient", "p1"), ("unknown:exact", "ignored")], type: "Observation", lenient: true)
+        #expect(typed.indexGroups == [["subject|Patient/p1"]])
+        #expect(typed.ignoredParameters == ["unknown:exact"])
     }
 
     /// A filter the node cannot apply is a 400 naming it, never a silently wider answer.
     @Test func unsupportedParametersAreRefusedUnlessLenient() throws {
-        for name in [
-            "status", "category", "name", "birthdate", "code:text", "_sort", "_include", "_summary", "_has:Observation:patient:code",
-        ] {
+        for name in ["made-up", "code:below", "_include", "_summary", "_has:Observation:patient:code", "subject.name", "_sort:x"] {
             do {
-                _ = try SearchQuery.parse([("patient", "p1"), (name, "x")])
+                _ = try SearchQuery.parse([("patient", "p1"), (name, "x")], type: "Observation")
                 Issue.record("\(name) was accepted")
             } catch {
-                #expect(error.status == 400 && error.code == "not-supported" && error.diagnostics.contains("'\(name)'"), "\(error)")
+                #expect(error.status == 400 && error.code == "not-supported" && error.diagnostics.contains("'\(name)"), "\(error)")
             }
         }
-        let lenient = try SearchQuery.parse([("patient", "p1"), ("status", "active"), ("_sort", "-date")], lenient: true)
-        #expect(lenient.termGroups == [["patient|Patient/p1"]])
-        #expect(lenient.ignoredParameters == ["status", "_sort"])
-        #expect(lenient.effectiveParameters.map(\.0) == ["patient"])
+        let lenient = try SearchQuery.parse(
+            [("patient", "p1"), ("made-up", "active"), ("_sort", "-performer"), ("status", "final")], type: "Observation", lenient: true)
+        #expect(lenient.indexGroups == [["patient|Patient/p1"], ["status||final"]])
+        #expect(lenient.ignoredParameters == ["made-up", "_sort=-performer"])
+        #expect(lenient.effectiveParameters.map(\.0) == ["patient", "status"])
         // Bad values of supported parameters stay errors under lenient handling.
-        #expect(throws: FHIRError.self) { try SearchQuery.parse([("_lastUpdated", "yesterday")], lenient: true) }
+        #expect(throws: FHIRError.self) { try SearchQuery.parse([("_lastUpdated", "yesterday")], type: "Observation", lenient: true) }
+        #expect(throws: FHIRError.self) { try SearchQuery.parse([("date", "xx2026")], type: "Observation", lenient: true) }
     }
 
     @Test func lastUpdatedPrefixesBecomeBounds() throws {
         let day = FHIRTime.parseRange("2026-11-22")!
-        var q = try SearchQuery.parse([("_lastUpdated", "ge2026-11-22"), ("_lastUpdated", "lt2026-11-23")])
+        var q = try SearchQuery.parse([("_lastUpdated", "ge2026-11-22"), ("_lastUpdated", "lt2026-11-23")], type: "Patient")
         #expect(q.updatedFrom == day.start && q.updatedBefore == day.end)
-        q = try SearchQuery.parse([("_lastUpdated", "gt2026-11-22")])
+        q = try SearchQuery.parse([("_lastUpdated", "gt2026-11-22")], type: "Patient")
         #expect(q.updatedFrom == day.end)
-        q = try SearchQuery.parse([("_lastUpdated", "le2026-11-22")])
+        q = try SearchQuery.parse([("_lastUpdated", "le2026-11-22")], type: "Patient")
         #expect(q.updatedBefore == day.end)
-        q = try SearchQuery.parse([("_lastUpdated", "2026-11-22")])
+        q = try SearchQuery.parse([("_lastUpdated", "2026-11-22")], type: "Patient")
         #expect(q.updatedFrom == day.start && q.updatedBefore == day.end)
+        // The other prefixes are clauses, decided on each resource.
+        q = try SearchQuery.parse([("_lastUpdated", "ne2026-11-22")], type: "Patient")
+        #expect(q.updatedFrom == nil && q.clauses.count == 1)
     }
 
     @Test(arguments: [
         ("_count", "-1"), ("_count", "x"), ("_id", "a b"), ("_lastUpdated", "yesterday"), ("patient", "Patient/a b"), ("_total", "all"),
+        ("date", "2026-13-01"), ("value-quantity", "abc"), ("value-quantity", "5|x"), ("status:missing", "maybe"), ("code", ","),
+        ("subject:Device", "Patient/1"),
     ])
     func rejectsMalformedValues(_ name: String, _ value: String) {
-        #expect(throws: FHIRError.self) { try SearchQuery.parse([(name, value)]) }
+        #expect(throws: FHIRError.self) { try SearchQuery.parse([(name, value)], type: "Observation") }
     }
 
     @Test func countIsCapped() throws {
-        #expect(try SearchQuery.parse([("_count", "100000")]).count == SearchQuery.maxCount)
+        #expect(try SearchQuery.parse([("_count", "100000")], type: "Patient").count == SearchQuery.maxCount)
     }
 }
 

@@ -25,18 +25,27 @@ extension IntegrationSuites {
             let request =
                 #"{"resourceType":"MedicationRequest","status":"stopped","intent":"order","medicationCodeableConcept":{"text":"x"},"subject":{"reference":"Patient/p1"}}"#
             #expect(try await client.put("\(originAPI)/MedicationRequest/m1", request).status == 201)
+            #expect(try await eventually(10) { try await client.get("\(edgeAPI)/MedicationRequest/m1").status == 200 })
             for base in [originAPI, edgeAPI] {
-                let strict = try await client.get("\(base)/MedicationRequest?patient=p1&status=active")
+                // `status` is an R4 parameter of MedicationRequest: applied, not ignored.
+                let active = try await client.get("\(base)/MedicationRequest?patient=p1&status=active")
+                #expect(active.status == 200 && (active.json["entry"] as? [Any] ?? []).isEmpty, "\(base): \(active.text)")
+                let stopped = try await client.get("\(base)/MedicationRequest?patient=p1&status=stopped")
+                #expect((stopped.json["entry"] as? [Any] ?? []).count == 1, "\(base): \(stopped.text)")
+                // A chain this node does not follow is refused, naming it.
+                let strict = try await client.get("\(base)/MedicationRequest?patient=p1&medication.code=x")
                 #expect(strict.status == 400, "\(base)")
-                #expect(strict.text.contains("'status'") && strict.json["resourceType"] as? String == "OperationOutcome", "\(strict.text)")
+                #expect(
+                    strict.text.contains("'medication.code'") && strict.json["resourceType"] as? String == "OperationOutcome",
+                    "\(strict.text)")
                 let lenient = try await client.get(
-                    "\(base)/MedicationRequest?patient=p1&status=active", headers: [("Prefer", "handling=lenient")])
+                    "\(base)/MedicationRequest?patient=p1&medication.code=x", headers: [("Prefer", "handling=lenient")])
                 #expect(lenient.status == 200, "\(base)")
                 let entries = lenient.json["entry"] as? [[String: Any]] ?? []
                 let modes = entries.compactMap { ($0["search"] as? [String: Any])?["mode"] as? String }
-                #expect(modes.contains("outcome"), "\(lenient.text)")
+                #expect(modes.contains("outcome") && modes.contains("match"), "\(lenient.text)")
                 let links = lenient.json["link"] as? [[String: Any]] ?? []
-                #expect(links.allSatisfy { !(($0["url"] as? String) ?? "").contains("status=") }, "\(lenient.text)")
+                #expect(links.allSatisfy { !(($0["url"] as? String) ?? "").contains("medication.code") }, "\(lenient.text)")
             }
             await client.shutdown()
             await edge.stop()

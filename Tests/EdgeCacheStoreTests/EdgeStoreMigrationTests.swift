@@ -27,7 +27,20 @@ import Testing
         #expect(try await store!.entries.count() == 12)
         var query = SearchQuery()
         query.count = 50
-        #expect(try await store!.entries.search(type: "Observation", query: query).resources.count == 9)
+        let observations = try await store!.entries.search(type: "Observation", query: query).resources
+        #expect(observations.count == 9)
+
+        // Its search terms are of the first scheme: a search by a parameter that scheme lacked
+        // reads every Observation until the online re-index is done, and answers the same after.
+        let first = try #require(observations.first)
+        let body = try #require(try JSONSerialization.jsonObject(with: Data(first.json)) as? [String: Any])
+        let code = try #require(((body["code"] as? [String: Any])?["coding"] as? [[String: Any]])?.first?["code"] as? String)
+        let byCode = try SearchQuery.parse([("code", code), ("_sort", "_id")], type: "Observation")
+        let before = try await store!.entries.search(type: "Observation", query: byCode).resources.map(\.id)
+        #expect(before.contains(first.id))
+        #expect(try await store!.entries.reindexSearchTerms(batchSize: 5) == 12)
+        #expect(try await store!.entries.search(type: "Observation", query: byCode).resources.map(\.id) == before)
+        #expect(try await store!.entries.reindexSearchTerms(batchSize: 5) == nil)
         #expect(try await store!.outbox.counts()[.queued] == 1)
         let queued = try #require(try await store!.outbox.pendingWrite(type: "Observation", id: "fx-1"))
         #expect(queued.item.key == "fixture-1")
@@ -37,7 +50,7 @@ import Testing
         // Every migration is recorded, and the tables the old layout lacked are there.
         let db = try DatabaseQueue(path: "\(dir)/edge.sqlite")
         let applied = try await db.read { try String.fetchAll($0, sql: "SELECT identifier FROM grdb_migrations ORDER BY rowid") }
-        #expect(applied == ["v1-tables", "v2-quarantine", "v3-eviction", "v4-policy"])
+        #expect(applied == ["v1-tables", "v2-quarantine", "v3-eviction", "v4-policy", "v5-search-index"])
         #expect(try await db.read { try $0.tableExists("quarantine") && $0.tableExists("policy") })
         try await db.close()
 

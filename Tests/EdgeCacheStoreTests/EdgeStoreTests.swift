@@ -125,7 +125,8 @@ func version(_ type: String, _ id: String, _ v: Int64, deleted: Bool = false, ex
                 Change(lsn: 2, resource: version("Observation", "o2", 1, extra: #","subject":{"reference":"Patient/p2"}"#)),
                 Change(lsn: 3, resource: version("Observation", "o3", 2, deleted: true)),
             ], checkpoint: 3, isResident: Self.full)
-        let page = try await store.entries.search(type: "Observation", query: try SearchQuery.parse([("patient", "p1")]))
+        let page = try await store.entries.search(
+            type: "Observation", query: try SearchQuery.parse([("patient", "p1")], type: "Observation"))
         #expect(page.resources.map(\.id) == ["o1"])
         #expect(try await store.entries.search(type: "Observation", query: SearchQuery()).total == 2)
     }
@@ -162,7 +163,8 @@ func version(_ type: String, _ id: String, _ v: Int64, deleted: Bool = false, ex
         // The data is really there (readable through the stores)...
         #expect(try await edge.entries.get(type: "Patient", id: "pat-zq7x91")?.resource.json.count ?? 0 > 100)
         #expect(
-            try await edge.entries.search(type: "Patient", query: try SearchQuery.parse([("identifier", "MRN-55501234")])).resources.count
+            try await edge.entries.search(type: "Patient", query: try SearchQuery.parse([("identifier", "MRN-55501234")], type: "Patient"))
+                .resources.count
                 == 1)
         // ...but no file holds it in the clear.
         let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.contains(".sqlite") }

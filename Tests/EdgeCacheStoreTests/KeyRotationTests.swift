@@ -81,7 +81,8 @@ final class Flag: Sendable {
         #expect(try sqliteQuery(path, "SELECT version FROM data_keys WHERE tenant = 'a' ORDER BY version") == "0\n2")
         let reopened = try SQLiteOriginStore(path: path, kek: kek, clock: SystemWallClock())
         #expect(try await reopened.read(tenant: "a", type: "Patient", id: "p7")?.version == 2)
-        let page = try await reopened.search(tenant: "a", type: "Patient", query: try SearchQuery.parse([("identifier", "MRN-3")]))
+        let page = try await reopened.search(
+            tenant: "a", type: "Patient", query: try SearchQuery.parse([("identifier", "MRN-3")], type: "Patient"))
         #expect(page.resources.map(\.id) == ["p3"])
     }
 

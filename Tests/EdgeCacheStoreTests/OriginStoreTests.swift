@@ -84,7 +84,8 @@ func resource(_ json: String, type: String = "Patient", id: String? = nil) throw
                         type: "Observation"), ifMatch: nil))
         }
         func ids(_ params: [(String, String)]) async throws -> [String] {
-            try await store.search(tenant: "a", type: "Observation", query: try SearchQuery.parse(params)).resources.map(\.id).sorted()
+            try await store.search(tenant: "a", type: "Observation", query: try SearchQuery.parse(params, type: "Observation")).resources
+                .map(\.id).sorted()
         }
         #expect(try await ids([("_id", "o1,o3")]) == ["o1", "o3"])
         #expect(try await ids([("identifier", "urn:x|v2")]) == ["o2"])
@@ -94,7 +95,7 @@ func resource(_ json: String, type: String = "Patient", id: String? = nil) throw
         #expect(try await ids([("_lastUpdated", "lt2000-01-01")]) == [])
         #expect(try await ids([("_lastUpdated", "ge2000-01-01")]).count == 5)
         let page = try await store.search(
-            tenant: "a", type: "Observation", query: try SearchQuery.parse([("_count", "2"), ("_offset", "2")]))
+            tenant: "a", type: "Observation", query: try SearchQuery.parse([("_count", "2"), ("_offset", "2")], type: "Observation"))
         #expect(page.resources.count == 2 && page.total == 5 && page.hasMore)
         #expect(try await ids([("patient", "p9")]) == [])
     }

@@ -1,0 +1,186 @@
+import EdgeCacheNode
+import Foundation
+import Testing
+
+extension IntegrationSuites {
+    /// FHIR search as clinical apps send it, over real mutual TLS at an origin and at an edge
+    /// answering from its own sealed store: the same query on the same data gets the same
+    /// Bundle at both roles (issue 15).
+    @Suite struct FHIRSearchTests {
+        let dir = TempDir()
+
+        /// A small ward: patients, vital signs and labs, problems, medications, encounters,
+        /// practitioners and provenance, with realistic shapes (US Core style).
+        static func ward() -> [(type: String, id: String, json: String)] {
+            var out: [(String, String, String)] = []
+            let families = ["Smith", "Smyth", "Müller", "Nguyen", "Okafor", "Smithers", "García", "Lee", "Ivanova", "Brown"]
+            out.append(
+                ("Practitioner", "pr1", #"{"resourceType":"Practitioner","name":[{"family":"Jones","given":["Alice"],"prefix":["Dr"]}]}"#))
+            out.append(("Practitioner", "pr2", #"{"resourceType":"Practitioner","name":[{"family":"Patel","given":["Ravi"]}]}"#))
+            for i in 0..<10 {
+                let gender = i % 2 == 0 ? "female" : "male"
+                let birth = String(format: "%04d-%02d-%02d", 1950 + i * 5, i % 12 + 1, i % 9 + 1)
+                out.append(
+                    (
+                        "Patient", "p\(i)",
+                        #"{"resourceType":"Patient","identifier":[{"system":"urn:mrn","value":"MRN-\#(i)"}],"name":[{"family":"\#(families[i])","given":["Given\#(i)"]}],"gender":"\#(gender)","birthDate":"\#(birth)","generalPractitioner":[{"reference":"Practitioner/pr\#(i % 2 + 1)"}],"address":[{"city":"\#(i < 5 ? "Boston" : "Leeds")"}]}"#
+                    ))
+                for k in 0..<20 {
+                    let vital = k % 2 == 0
+                    let code =
+                        vital
+                        ? #"{"coding":[{"system":"http://loinc.org","code":"8867-4","display":"Heart rate"}]}"#
+                        : #"{"coding":[{"system":"http://loinc.org","code":"2339-0","display":"Glucose"}]}"#
+                    let category = vital ? "vital-signs" : "laboratory"
+                    let value =
+                        vital
+                        ? #"{"value":\#(60 + (i * 7 + k * 3) % 50),"unit":"/min","system":"http://unitsofmeasure.org","code":"/min"}"#
+                        : #"{"value":\#(4 + Double((i + k) % 30) / 10),"unit":"mmol/L","system":"http://unitsofmeasure.org","code":"mmol/L"}"#
+                    let status = ["final", "final", "amended", "preliminary"][k % 4]
+                    let date = String(format: "2024-01-%02dT%02d:00:00Z", k + 1, (i + k) % 24)
+                    out.append(
+                        (
+                            "Observation", "o\(i)-\(k)",
+                            #"{"resourceType":"Observation","status":"\#(status)","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"\#(category)"}]}],"code":\#(code),"subject":{"reference":"Patient/p\#(i)"},"effectiveDateTime":"\#(date)","valueQuantity":\#(value),"performer":[{"reference":"Practitioner/pr1"}]}"#
+                        ))
+                }
+                for (k, status) in ["active", "stopped", "completed"].enumerated() {
+                    out.append(
+                        (
+                            "MedicationRequest", "m\(i)-\(k)",
+                            #"{"resourceType":"MedicationRequest","status":"\#(status)","intent":"order","medicationCodeableConcept":{"coding":[{"system":"http://www.nlm.nih.gov/research/umls/rxnorm","code":"\#(197_361 + k)"}]},"subject":{"reference":"Patient/p\#(i)"},"authoredOn":"2024-02-0\#(k + 1)","requester":{"reference":"Practitioner/pr\#(k % 2 + 1)"}}"#
+                        ))
+                }
+                for (k, (category, clinical)) in [("problem-list-item", "active"), ("encounter-diagnosis", "resolved")].enumerated() {
+                    out.append(
+                        (
+                            "Condition", "c\(i)-\(k)",
+                            #"{"resourceType":"Condition","clinicalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/condition-clinical","code":"\#(clinical)"}]},"category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/condition-category","code":"\#(category)"}]}],"code":{"coding":[{"system":"http://snomed.info/sct","code":"\#(38_341_003 + k)"}],"text":"Hypertension"},"subject":{"reference":"Patient/p\#(i)"},"onsetDateTime":"20\#(10 + i)-06-01"}"#
+                        ))
+                }
+                out.append(
+                    (
+                        "Encounter", "e\(i)",
+                        #"{"resourceType":"Encounter","status":"finished","class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"AMB"},"subject":{"reference":"Patient/p\#(i)"},"period":{"start":"2024-02-\#(String(format: "%02d", i + 1))T09:00:00Z","end":"2024-02-\#(String(format: "%02d", i + 1))T10:00:00Z"}}"#
+                    ))
+                if i % 2 == 0 {
+                    out.append(
+                        (
+                            "Provenance", "prov\(i)",
+                            #"{"resourceType":"Provenance","target":[{"reference":"Patient/p\#(i)"}],"recorded":"2024-03-01T00:00:00Z","agent":[{"who":{"reference":"Practitioner/pr1"}}]}"#
+                        ))
+                }
+            }
+            return out
+        }
+
+        /// The parts of a searchset that do not depend on which node answered: total, and each
+        /// entry's `Type/id`, search mode and resource.
+        static func comparable(_ bundle: [String: Any]) -> NSArray {
+            let entries = (bundle["entry"] as? [[String: Any]] ?? []).map { entry -> NSDictionary in
+                var e = entry
+                if let full = e["fullUrl"] as? String { e["fullUrl"] = full.split(separator: "/").suffix(2).joined(separator: "/") }
+                return e as NSDictionary
+            }
+            return [bundle["total"] ?? NSNull(), entries] as NSArray
+        }
+
+        @Test func theEdgeAndTheOriginGiveTheSameBundleForEveryKindOfSearch() async throws {
+            let pair = PairConfig(dir: dir.path, pki: SharedPKI.main)
+            let origin = try await InProcessNode(configPath: try pair.writeOrigin(extra: "replication: { heartbeat_ms: 200 }"))
+            let client = try TestClient(pki: SharedPKI.main, identity: "client-a")
+            let originAPI = "https://127.0.0.1:\(origin.port("api"))/fhir"
+            let ward = Self.ward()
+            for r in ward {
+                #expect(try await client.put("\(originAPI)/\(r.type)/\(r.id)", r.json).status == 201, "\(r.type)/\(r.id)")
+            }
+            let edge = try await InProcessNode(
+                configPath: try pair.writeEdge(tenant: "a", originPort: origin.port("peer"), extra: "replication: { heartbeat_ms: 200 }"))
+            let edgeAPI = "https://127.0.0.1:\(edge.port("api"))/fhir"
+            // Caught up: the edge answers Observation searches from its own store.
+            #expect(
+                try await eventually(20) {
+                    let r = try await client.get("\(edgeAPI)/Observation?_count=0")
+                    return r.json["total"] as? Int == 200 && r.header("Cache-Status")?.contains("hit") == true
+                })
+
+            let queries: [(String, (([String: Any]) -> Bool))] = [
+                (
+                    "Observation?patient=p1&category=vital-signs&date=ge2024-01-10&_sort=-date&_count=5",
+                    { b in Self.ids(b) == ["o1-18", "o1-16", "o1-14", "o1-12", "o1-10"] && b["total"] as? Int == 5 }
+                ),
+                (
+                    "Observation?patient=p1&code=http://loinc.org|8867-4&value-quantity=gt100",
+                    { b in Self.ids(b).allSatisfy { $0.hasPrefix("o1-") } }
+                ),
+                ("Patient?name=smi&_sort=_id", { b in Self.ids(b) == ["p0", "p5"] }),
+                ("Patient?name=smi&birthdate=ge1960", { b in Self.ids(b) == ["p5"] }),
+                ("Patient?family:exact=M%C3%BCller", { b in Self.ids(b) == ["p2"] }),
+                ("Patient?family=muller", { b in Self.ids(b) == ["p2"] }),
+                ("Patient?name:contains=ay", { b in Self.ids(b).isEmpty }),
+                ("Patient?identifier=urn:mrn|MRN-3", { b in Self.ids(b) == ["p3"] }),
+                ("MedicationRequest?patient=p2&status=active", { b in Self.ids(b) == ["m2-0"] }),
+                ("MedicationRequest?patient=p2&status:not=active&_sort=_id", { b in Self.ids(b) == ["m2-1", "m2-2"] }),
+                ("Condition?patient=p3&clinical-status=active&category=problem-list-item", { b in Self.ids(b) == ["c3-0"] }),
+                ("Condition?onset-date=lt2012&_sort=-onset-date", { b in Self.ids(b) == ["c1-0", "c1-1", "c0-0", "c0-1"] }),
+                ("Observation?subject:Patient.name=nguyen&_count=3&_sort=date", { b in Self.ids(b) == ["o3-0", "o3-1", "o3-2"] }),
+                ("Observation?patient.identifier=urn:mrn|MRN-4&code=2339-0&_count=100", { b in Self.ids(b).count == 10 }),
+                ("Patient?_has:Observation:patient:value-quantity=gt100&_sort=_id", { b in !Self.ids(b).isEmpty }),
+                (
+                    "MedicationRequest?patient=p1&_include=MedicationRequest:requester&_sort=_id",
+                    { b in Self.ids(b, mode: "include").sorted() == ["pr1", "pr2"] && Self.ids(b).count == 3 }
+                ),
+                (
+                    "Patient?_id=p2&_revinclude=Provenance:target",
+                    { b in Self.ids(b) == ["p2"] && Self.ids(b, mode: "include") == ["prov2"] }
+                ),
+                (
+                    "Provenance?_id=prov4&_include=Provenance:target&_include:iterate=Patient:general-practitioner",
+                    { b in Self.ids(b, mode: "include") == ["p4", "pr1"] }
+                ),
+                ("Encounter?date=2024-02&patient=p4", { b in Self.ids(b) == ["e4"] }),
+                ("Encounter?date=2024-02-05T09:30:00Z", { b in Self.ids(b).isEmpty }),
+                ("Encounter?date=ap2024-02-05&_sort=date", { b in Self.ids(b).contains("e4") }),
+                ("Practitioner?name=alice", { b in Self.ids(b) == ["pr1"] }),
+                (
+                    "Patient?gender=female&_sort=-birthdate,_id&_count=2&_offset=2",
+                    { b in Self.ids(b) == ["p4", "p2"] && b["total"] as? Int == 5 }
+                ),
+                ("Patient?birthdate:missing=true", { b in Self.ids(b).isEmpty }),
+                ("Patient?address-city=leeds&_sort=family", { b in Self.ids(b) == ["p9", "p6", "p8", "p7", "p5"] }),
+                ("Observation?patient=p1&_count=0", { b in b["total"] as? Int == 20 && Self.ids(b).isEmpty }),
+            ]
+            for (query, check) in queries {
+                let atOrigin = try await client.get("\(originAPI)/\(query)")
+                let atEdge = try await client.get("\(edgeAPI)/\(query)")
+                #expect(
+                    atOrigin.status == 200 && atEdge.status == 200, "\(query): \(atOrigin.text.prefix(300)) / \(atEdge.text.prefix(300))")
+                #expect(
+                    check(atOrigin.json), "\(query) at the origin: \(Self.ids(atOrigin.json)) + \(Self.ids(atOrigin.json, mode: "include"))"
+                )
+                #expect(Self.comparable(atOrigin.json) == Self.comparable(atEdge.json), "\(query): the edge and the origin differ")
+                // Clinical classes are replicated in full: the edge answered from its own store.
+                #expect(atEdge.header("Cache-Status")?.contains("fwd=") == false, "\(query): \(atEdge.header("Cache-Status") ?? "-")")
+            }
+            // Every page of a sorted search, followed by its links, holds each match once.
+            var seen: [String] = []
+            var next: String? = "\(edgeAPI)/Observation?patient=p7&_sort=-date&_count=6"
+            while let url = next {
+                let page = try await client.get(url)
+                seen += Self.ids(page.json)
+                next = (page.json["link"] as? [[String: Any]])?.first { $0["relation"] as? String == "next" }?["url"] as? String
+            }
+            #expect(seen.count == 20 && Set(seen).count == 20)
+            await client.shutdown()
+            await edge.stop()
+            await origin.stop()
+        }
+
+        static func ids(_ bundle: [String: Any], mode: String = "match") -> [String] {
+            (bundle["entry"] as? [[String: Any]] ?? []).compactMap { entry in
+                guard (entry["search"] as? [String: Any])?["mode"] as? String == mode else { return nil }
+                return (entry["resource"] as? [String: Any])?["id"] as? String
+            }
+        }
+    }
+}
