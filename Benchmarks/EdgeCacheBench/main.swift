@@ -1,6 +1,6 @@
 import Foundation
 
-// edgecache-bench [outbox|stream|apply|scale|all] [--quick|--smoke] [--backlog N] [--sizes N,N]
+// edgecache-bench [outbox|stream|apply|scale|search|all] [--quick|--smoke] [--backlog N] [--sizes N,N] [--total N]
 // edgecache-bench hello --cert F --key F --ca F --body FILE [--port P]   (tools/bench-reads: the HTTP stack's floor)
 // edgecache-bench load --db FILE --kek FILE --tenant T --ndjson FILE [--batch N]   (tools/bench-reads)
 // Prints one line per figure. Build in release mode for figures worth quoting (tools/bench).
@@ -31,8 +31,8 @@ if let index = arguments.firstIndex(of: "--backlog"), index + 1 < arguments.endI
 let root = FileManager.default.currentDirectoryPath
 print("edgecache-bench: \(size.rawValue) run, \(ProcessInfo.processInfo.processorCount) cores, \(Date())")
 let only = arguments.first { !$0.hasPrefix("--") && Int($0) == nil && !$0.contains(",") } ?? "all"
-guard ["all", "stream", "apply", "scale", "outbox"].contains(only) else {
-    FileHandle.standardError.write(Data("edgecache-bench: unknown part '\(only)' (stream, apply, scale, outbox, all, hello, load)\n".utf8))
+guard ["all", "stream", "apply", "scale", "outbox", "search"].contains(only) else {
+    FileHandle.standardError.write(Data("edgecache-bench: unknown part '\(only)' (stream, apply, scale, outbox, search, all, hello, load)\n".utf8))
     exit(2)
 }
 // A self-test of the harness: tools/bench must fail, naming the part, when a part fails.
@@ -51,6 +51,11 @@ if only == "all" || only == "scale" {
         sizes = arguments[index + 1].split(separator: ",").compactMap { Int($0) }
     }
     for line in try await benchScale(size: size, repositoryRoot: root, sizes: sizes) { print(line) }
+}
+if only == "all" || only == "search" {
+    var total: Int?
+    if let index = arguments.firstIndex(of: "--total"), index + 1 < arguments.endIndex { total = Int(arguments[index + 1]) }
+    for line in try await benchSearch(size: size, total: total) { print(line) }
 }
 if only == "all" || only == "outbox" {
     for line in try await benchEnqueue(size: size) { print(line) }

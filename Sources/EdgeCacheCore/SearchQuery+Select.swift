@@ -1,7 +1,8 @@
 extension SearchQuery {
-    /// Most resources a store unseals to answer one search; a search that would read more is
-    /// refused as too costly (narrow it with a patient, a code or an identifier).
-    package static let maxCandidates = 50_000
+    /// Most resources a store unseals to answer one search (and most rows its index narrows
+    /// to); a search that would read more is refused as too costly (narrow it with a patient, a
+    /// code or an identifier).
+    package static let maxCandidates = 20_000
 
     /// The page of `candidates` (non-deleted resources the store narrowed to, a superset of the
     /// matches) that this query answers: those every clause matches, in `_sort` order (then

@@ -94,10 +94,9 @@ package final class CacheEntries: Sendable {
         let tkey = ResourceBlob.typeKey(keys, type: type)
         let indexCurrent = try await searchIndexCurrent()
         let result = try await pool.readRows { db -> (rows: [Row], total: Int, skip: Int) in
-            let candidates = try SearchFilter.candidates(query, keys: keys, type: type, indexCurrent: indexCurrent) { termKey in
-                try Data.fetchAll(db, sql: "SELECT rkey FROM terms WHERE term = ?", arguments: [termKey])
-            }
-            guard let filter = SearchFilter(base: "tkey = ? AND deleted = 0", arguments: [Data(tkey)], query: query, candidates: candidates)
+            let candidates = try SearchFilter.candidates(query, keys: keys, type: type, indexCurrent: indexCurrent, db: db, tenant: nil)
+            if let candidates, candidates.count > SearchQuery.maxCandidates { throw SearchFilter.tooCostly(type) }
+            guard let filter = SearchFilter(tenant: nil, tkey: Data(tkey), query: query, candidates: candidates)
             else { return ([], 0, 0) }
             let conditions = filter.conditions
             let columns = "version, last_updated, deleted, blob, rkey, tkey"

@@ -184,15 +184,12 @@ package final class SQLiteOriginStore: OriginStore {
         let tkey = ResourceBlob.typeKey(keys, type: type)
         let indexCurrent = try await searchIndexCurrent()
         let candidates = try await pool.read { db in
-            try SearchFilter.candidates(query, keys: keys, type: type, indexCurrent: indexCurrent) { termKey in
-                try Data.fetchAll(db, sql: "SELECT rkey FROM terms WHERE tenant = ? AND term = ?", arguments: [tenant, termKey])
-            }
+            try SearchFilter.candidates(query, keys: keys, type: type, indexCurrent: indexCurrent, db: db, tenant: tenant)
         }
+        if let candidates, candidates.count > SearchQuery.maxCandidates { throw SearchFilter.tooCostly(type) }
         let page = try await pool.readRows { db -> (rows: [Row], total: Int, skip: Int) in
             guard
-                let filter = SearchFilter(
-                    base: "r.tenant = ? AND r.tkey = ? AND r.deleted = 0", arguments: [tenant, Data(tkey)], prefix: "r.", query: query,
-                    candidates: candidates)
+                let filter = SearchFilter(tenant: tenant, tkey: Data(tkey), prefix: "r.", query: query, candidates: candidates)
             else { return ([], 0, 0) }
             let conditions = filter.conditions
             let table = "resources r JOIN history h ON h.tenant = r.tenant AND h.rkey = r.rkey AND h.version = r.version"

@@ -13,29 +13,58 @@ struct SearchFilter {
     private(set) var arguments: StatementArguments
 
     /// The row keys the query's `_id` values and term groups allow (a match needs one term of
-    /// every group), or nil when they restrict nothing. `rows` looks one term key up. The
-    /// clauses' groups are used only when the store's terms are of the current scheme
-    /// (`indexCurrent`); otherwise those clauses are decided on every row of the type.
+    /// every group), or nil when they restrict nothing. The clauses' groups are used only when
+    /// the store's terms are of the current scheme (`indexCurrent`); otherwise those clauses
+    /// are decided on every row of the type. `tenant` scopes the origin's `terms`; nil at the
+    /// edge. The smallest group (counted up to a bound) drives the lookup, and each other group
+    /// is an index probe per candidate, so a broad term (`category=vital-signs` over a million
+    /// rows) costs no more than the narrow one it is combined with.
     static func candidates(
-        _ query: SearchQuery, keys: TenantKeys, type: String, indexCurrent: Bool, rows: (Data) throws -> [Data]
-    ) rethrows -> Set<Data>? {
-        var candidates: Set<Data>? = query.ids.map { Set($0.map { Data(ResourceBlob.key(keys, type: type, id: $0)) }) }
-        for group in query.termGroups + (indexCurrent ? query.indexGroups : []) {
-            var matches = Set<Data>()
-            for term in group {
-                matches.formUnion(try rows(Data(ResourceBlob.termKey(keys, type: type, term: term))))
-            }
-            candidates = candidates.map { $0.intersection(matches) } ?? matches
+        _ query: SearchQuery, keys: TenantKeys, type: String, indexCurrent: Bool, db: Database, tenant: String?
+    ) throws -> Set<Data>? {
+        let ids: Set<Data>? = query.ids.map { Set($0.map { Data(ResourceBlob.key(keys, type: type, id: $0)) }) }
+        let groups = (query.termGroups + (indexCurrent ? query.indexGroups : [])).map { group in
+            group.map { Data(ResourceBlob.termKey(keys, type: type, term: $0)) }
         }
-        return candidates
+        guard !groups.isEmpty else { return ids }
+        if groups.contains(where: \.isEmpty) { return [] }
+        let scope = tenant == nil ? "" : "tenant = ? AND "
+        func scoped(_ terms: [Data]) -> StatementArguments {
+            StatementArguments((tenant.map { [$0 as any DatabaseValueConvertible] } ?? []) + terms.map { $0 as any DatabaseValueConvertible })
+        }
+        func marks(_ n: Int) -> String { Array(repeating: "?", count: n).joined(separator: ",") }
+        let bound = 5000
+        let sized = try groups.map { group in
+            let n = try Int.fetchOne(
+                db, sql: "SELECT COUNT(*) FROM (SELECT 1 FROM terms WHERE \(scope)term IN (\(marks(group.count))) LIMIT \(bound))",
+                arguments: scoped(group)) ?? 0
+            return (n, group)
+        }.sorted { $0.0 < $1.0 }
+        var sql = "SELECT DISTINCT t.rkey FROM terms t WHERE \(scope.isEmpty ? "" : "t.tenant = ? AND ")t.term IN (\(marks(sized[0].1.count)))"
+        var arguments = scoped(sized[0].1)
+        for (_, group) in sized.dropFirst() {
+            let tenantJoin = tenant == nil ? "" : "u.tenant = t.tenant AND "
+            sql += " AND EXISTS (SELECT 1 FROM terms u WHERE \(tenantJoin)u.term IN (\(marks(group.count))) AND u.rkey = t.rkey)"
+            _ = arguments.append(contentsOf: StatementArguments(group))
+        }
+        let found = Set(try Data.fetchAll(db, sql: sql, arguments: arguments))
+        return ids.map { $0.intersection(found) } ?? found
     }
 
-    /// `base` (with its arguments) narrowed by the query's `_lastUpdated` bounds and the
-    /// candidate rows; `prefix` qualifies the columns (`r.` in a join). Nil when the candidates
-    /// are an empty set: nothing can match.
-    init?(base: String, arguments: StatementArguments, prefix: String = "", query: SearchQuery, candidates: Set<Data>?) {
-        conditions = base
-        self.arguments = arguments
+    /// The current, non-deleted rows of a type (`tkey`; of `tenant` at the origin) narrowed by
+    /// the query's `_lastUpdated` bounds and the candidate rows; `prefix` qualifies the columns
+    /// (`r.` in a join). Nil when the candidates are an empty set: nothing can match. With
+    /// candidates, the type and deletion tests are written `+column` so that SQLite looks the
+    /// rows up by key instead of walking the type's index (it cannot know that a few hundred
+    /// keys are fewer than a type's million rows).
+    init?(tenant: String?, tkey: Data, prefix: String = "", query: SearchQuery, candidates: Set<Data>?) {
+        let plus = candidates == nil ? "" : "+"
+        conditions = "\(plus)\(prefix)tkey = ? AND \(plus)\(prefix)deleted = 0"
+        arguments = [tkey]
+        if let tenant {
+            conditions = "\(prefix)tenant = ? AND " + conditions
+            arguments = [tenant, tkey]
+        }
         if let from = query.updatedFrom {
             conditions += " AND \(prefix)last_updated >= ?"
             _ = self.arguments.append(contentsOf: [from])
@@ -46,6 +75,7 @@ struct SearchFilter {
         }
         if let candidates {
             if candidates.isEmpty { return nil }
+            // Callers refuse more (``SearchQuery/maxCandidates``): SQLite takes at most 32766 arguments.
             conditions += " AND \(prefix)rkey IN (\(Array(repeating: "?", count: candidates.count).joined(separator: ",")))"
             _ = self.arguments.append(contentsOf: StatementArguments(Array(candidates)))
         }

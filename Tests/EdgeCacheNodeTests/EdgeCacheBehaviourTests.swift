@@ -32,20 +32,20 @@ extension IntegrationSuites {
                 #expect(active.status == 200 && (active.json["entry"] as? [Any] ?? []).isEmpty, "\(base): \(active.text)")
                 let stopped = try await client.get("\(base)/MedicationRequest?patient=p1&status=stopped")
                 #expect((stopped.json["entry"] as? [Any] ?? []).count == 1, "\(base): \(stopped.text)")
-                // A chain this node does not follow is refused, naming it.
-                let strict = try await client.get("\(base)/MedicationRequest?patient=p1&medication.code=x")
+                // A chain of two levels is refused, naming it.
+                let strict = try await client.get("\(base)/MedicationRequest?patient=p1&subject.organization.name=x")
                 #expect(strict.status == 400, "\(base)")
                 #expect(
-                    strict.text.contains("'medication.code'") && strict.json["resourceType"] as? String == "OperationOutcome",
+                    strict.text.contains("'subject.organization.name'") && strict.json["resourceType"] as? String == "OperationOutcome",
                     "\(strict.text)")
                 let lenient = try await client.get(
-                    "\(base)/MedicationRequest?patient=p1&medication.code=x", headers: [("Prefer", "handling=lenient")])
+                    "\(base)/MedicationRequest?patient=p1&subject.organization.name=x", headers: [("Prefer", "handling=lenient")])
                 #expect(lenient.status == 200, "\(base)")
                 let entries = lenient.json["entry"] as? [[String: Any]] ?? []
                 let modes = entries.compactMap { ($0["search"] as? [String: Any])?["mode"] as? String }
                 #expect(modes.contains("outcome") && modes.contains("match"), "\(lenient.text)")
                 let links = lenient.json["link"] as? [[String: Any]] ?? []
-                #expect(links.allSatisfy { !(($0["url"] as? String) ?? "").contains("medication.code") }, "\(lenient.text)")
+                #expect(links.allSatisfy { !(($0["url"] as? String) ?? "").contains("organization") }, "\(lenient.text)")
             }
             await client.shutdown()
             await edge.stop()

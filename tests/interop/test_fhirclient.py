@@ -99,6 +99,21 @@ def test_search_by_identifier(smart, dataset):
     assert [p.id for p in search.perform_resources_iter(smart.server)] == [patient["id"]]
 
 
+def test_chained_sorted_search_and_revinclude(smart, dataset):
+    patient = dataset.get("Patient", dataset.read_patients[1])
+    identifier = patient["identifier"][0]
+    chained = Observation.where({
+        "subject:Patient.identifier": f"{identifier['system']}|{identifier['value']}", "_sort": "-date", "_count": "10"})
+    found = list(chained.perform_resources_iter(smart.server))
+    assert [r.id for r in found] and {r.id for r in found} == dataset.ids_about("Observation", patient["id"])
+    dates = [r.effectiveDateTime.datetime for r in found]
+    assert dates == sorted(dates, reverse=True)
+    bundle = Patient.where({"_id": patient["id"], "_revinclude": "Condition:subject"}).perform(smart.server)
+    assert [e.resource.id for e in bundle.entry if e.search.mode == "match"] == [patient["id"]]
+    included = {e.resource.id for e in bundle.entry if e.search.mode == "include"}
+    assert included and included == dataset.ids_about("Condition", patient["id"])
+
+
 def test_create_then_read_back_at_the_edge_and_the_origin(smart, dataset, pair):
     created = create_heart_rate(smart, dataset, 72)
     assert created["meta"]["versionId"] == "1"
