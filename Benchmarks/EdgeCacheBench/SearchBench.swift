@@ -24,7 +24,10 @@ func benchSearch(size benchSize: BenchSize, total chosen: Int? = nil) async thro
         lsn += 1
         let json = #"{"resourceType":"\#(type)","id":"\#(id)",\#(body)}"#
         pending.append(
-            Change(lsn: lsn, resource: ResourceVersion(type: type, id: id, version: 1, lastUpdated: 1_700_000_000_000 + lsn, deleted: false, json: Array(json.utf8))))
+            Change(
+                lsn: lsn,
+                resource: ResourceVersion(
+                    type: type, id: id, version: 1, lastUpdated: 1_700_000_000_000 + lsn, deleted: false, json: Array(json.utf8))))
         if pending.count == 1000 {
             try await store.stream.apply(pending, checkpoint: lsn, isResident: { _ in false })
             pending.removeAll(keepingCapacity: true)
@@ -35,7 +38,8 @@ func benchSearch(size benchSize: BenchSize, total chosen: Int? = nil) async thro
         let code = vital ? "8867-4" : "2339-0"
         let day = n % 730
         let date = String(format: "%04d-%02d-%02dT%02d:00:00Z", 2023 + day / 365, day % 365 / 31 + 1, day % 31 % 28 + 1, n % 24)
-        return #""status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"\#(vital ? "vital-signs" : "laboratory")"}]}],"code":{"coding":[{"system":"http://loinc.org","code":"\#(code)"}]},"subject":{"reference":"Patient/p\#(patient)"},"effectiveDateTime":"\#(date)","valueQuantity":{"value":\#(60 + n % 50),"unit":"/min","system":"http://unitsofmeasure.org","code":"/min"}"#
+        return
+            #""status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"\#(vital ? "vital-signs" : "laboratory")"}]}],"code":{"coding":[{"system":"http://loinc.org","code":"\#(code)"}]},"subject":{"reference":"Patient/p\#(patient)"},"effectiveDateTime":"\#(date)","valueQuantity":{"value":\#(60 + n % 50),"unit":"/min","system":"http://unitsofmeasure.org","code":"/min"}"#
     }
     let fillStart = ContinuousClock.now
     for p in 0..<patients {
@@ -47,7 +51,9 @@ func benchSearch(size benchSize: BenchSize, total chosen: Int? = nil) async thro
     }
     for k in 0..<provenances {
         try await add(
-            "Provenance", "prov\(k)", #""target":[{"reference":"Patient/p\#(k * 10)"}],"recorded":"2024-01-01T00:00:00Z","agent":[{"who":{"reference":"Practitioner/pr1"}}]"#)
+            "Provenance", "prov\(k)",
+            #""target":[{"reference":"Patient/p\#(k * 10)"}],"recorded":"2024-01-01T00:00:00Z","agent":[{"who":{"reference":"Practitioner/pr1"}}]"#
+        )
     }
     for n in 0..<hotObservations { try await add("Observation", "hot-\(n)", observation(n, patient: 0)) }
     for n in 0..<others { try await add("Observation", "o\(n)", observation(n, patient: 1 + n % (patients - 1))) }
@@ -70,7 +76,8 @@ func benchSearch(size benchSize: BenchSize, total chosen: Int? = nil) async thro
     }
     var lines: [String] = []
     let vitals = try SearchQuery.parse(
-        [("patient", "p0"), ("category", "vital-signs"), ("date", "ge2023-06-01"), ("_sort", "-date"), ("_count", "50")], type: "Observation")
+        [("patient", "p0"), ("category", "vital-signs"), ("date", "ge2023-06-01"), ("_sort", "-date"), ("_count", "50")],
+        type: "Observation")
     lines.append(
         try await time(
             "Observation?patient=X&category=vital-signs&date=ge2023-06-01&_sort=-date&_count=50 (\(hotObservations) observations on X; target p99 < 10 ms)",

@@ -32,7 +32,8 @@ let root = FileManager.default.currentDirectoryPath
 print("edgecache-bench: \(size.rawValue) run, \(ProcessInfo.processInfo.processorCount) cores, \(Date())")
 let only = arguments.first { !$0.hasPrefix("--") && Int($0) == nil && !$0.contains(",") } ?? "all"
 guard ["all", "stream", "apply", "scale", "outbox", "search"].contains(only) else {
-    FileHandle.standardError.write(Data("edgecache-bench: unknown part '\(only)' (stream, apply, scale, outbox, search, all, hello, load)\n".utf8))
+    FileHandle.standardError.write(
+        Data("edgecache-bench: unknown part '\(only)' (stream, apply, scale, outbox, search, all, hello, load)\n".utf8))
     exit(2)
 }
 // A self-test of the harness: tools/bench must fail, naming the part, when a part fails.

@@ -3,9 +3,20 @@
 /// decides on the unsealed resource. The kinds, and what each reveals to someone holding the
 /// database file, are in docs/ARCHITECTURE.md ("Sealed search indexes").
 package enum SearchTerms {
-    /// Version of the term scheme. A store whose terms were written by an older scheme reads
-    /// every row of a type (correct, slower) until it has re-indexed.
-    package static let version: Int64 = 2
+    /// The term scheme: a fingerprint of the extraction rules (``scheme``) and of the
+    /// generated parameter table, so that a new parameter in the table re-indexes every store
+    /// by itself. A store whose terms were written under another value reads every row of a
+    /// type (correct, slower) until it has re-indexed. Never 1 (the first scheme's number).
+    package static let version: Int64 = {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a, 64 bits
+        for byte in "scheme \(scheme)\n\(SearchParameters.r4Table)".utf8 {
+            hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
+        }
+        return Int64(hash & 0x3fff_ffff_ffff_ffff) | 2
+    }()
+
+    /// Raise when ``extract(from:type:)`` changes what it makes of the same table.
+    static let scheme = 2
 
     /// Characters of the normalized string a string term keeps.
     package static let stringPrefixLength = 3

@@ -1,5 +1,9 @@
 import Foundation
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The key-encryption key (KEK): 32 random bytes, base64 in a file of mode 0600.
 ///
 /// It never encrypts data itself; it wraps the per-tenant data keys stored beside the data.

@@ -30,17 +30,20 @@ struct SearchFilter {
         if groups.contains(where: \.isEmpty) { return [] }
         let scope = tenant == nil ? "" : "tenant = ? AND "
         func scoped(_ terms: [Data]) -> StatementArguments {
-            StatementArguments((tenant.map { [$0 as any DatabaseValueConvertible] } ?? []) + terms.map { $0 as any DatabaseValueConvertible })
+            StatementArguments(
+                (tenant.map { [$0 as any DatabaseValueConvertible] } ?? []) + terms.map { $0 as any DatabaseValueConvertible })
         }
         func marks(_ n: Int) -> String { Array(repeating: "?", count: n).joined(separator: ",") }
         let bound = 5000
         let sized = try groups.map { group in
-            let n = try Int.fetchOne(
-                db, sql: "SELECT COUNT(*) FROM (SELECT 1 FROM terms WHERE \(scope)term IN (\(marks(group.count))) LIMIT \(bound))",
-                arguments: scoped(group)) ?? 0
+            let n =
+                try Int.fetchOne(
+                    db, sql: "SELECT COUNT(*) FROM (SELECT 1 FROM terms WHERE \(scope)term IN (\(marks(group.count))) LIMIT \(bound))",
+                    arguments: scoped(group)) ?? 0
             return (n, group)
         }.sorted { $0.0 < $1.0 }
-        var sql = "SELECT DISTINCT t.rkey FROM terms t WHERE \(scope.isEmpty ? "" : "t.tenant = ? AND ")t.term IN (\(marks(sized[0].1.count)))"
+        var sql =
+            "SELECT DISTINCT t.rkey FROM terms t WHERE \(scope.isEmpty ? "" : "t.tenant = ? AND ")t.term IN (\(marks(sized[0].1.count)))"
         var arguments = scoped(sized[0].1)
         for (_, group) in sized.dropFirst() {
             let tenantJoin = tenant == nil ? "" : "u.tenant = t.tenant AND "
@@ -150,7 +153,7 @@ final class SearchIndexState: Sendable {
     func isCurrent(_ pool: DatabasePool) async throws -> Bool {
         if current.withLock({ $0 }) { return true }
         let stored = try await pool.read { db in try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'search_index'") } ?? 0
-        guard stored >= SearchTerms.version else { return false }
+        guard stored == SearchTerms.version else { return false }
         current.withLock { $0 = true }
         return true
     }

@@ -28,7 +28,8 @@ import Testing
     /// A filter the node cannot apply is a 400 naming it, never a silently wider answer.
     @Test func unsupportedParametersAreRefusedUnlessLenient() throws {
         for name in [
-            "made-up", "code:below", "_elements", "_summary", "_has:Observation:patient:_has:Encounter:patient:status", "subject.name.family",
+            "made-up", "code:below", "_elements", "_summary", "_has:Observation:patient:_has:Encounter:patient:status",
+            "subject.name.family",
             "_sort:x", "performer.made-up",
         ] {
             do {
