@@ -1,9 +1,5 @@
 import Foundation
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// The key-encryption key (KEK): 32 random bytes, base64 in a file of mode 0600.
 ///
 /// It never encrypts data itself; it wraps the per-tenant data keys stored beside the data.
@@ -17,11 +13,12 @@ package struct KeyEncryptionKey: Sendable {
 
     /// Loads a KEK file. Refuses files readable by group or others.
     package static func load(path: String) throws(CryptoError) -> KeyEncryptionKey {
-        var info = stat()
-        guard stat(path, &info) == 0 else {
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+            let mode = (attributes[.posixPermissions] as? NSNumber)?.intValue
+        else {
             throw CryptoError("cannot read kek_file \(path): no such file (make one with: edgecache keys init --kek-file \(path))")
         }
-        guard info.st_mode & 0o077 == 0 else {
+        guard mode & 0o077 == 0 else {
             throw CryptoError("kek_file \(path) is readable by group or others; run: chmod 600 \(path)")
         }
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
