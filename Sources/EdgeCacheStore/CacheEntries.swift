@@ -113,8 +113,20 @@ package final class CacheEntries: Sendable {
         var resources: [ResourceVersion] = []
         var rejected: [(rkey: Data, tkey: Data, blob: Data)] = []
         for row in result.rows {
+            // The hot tier spares AES-GCM and zlib for entries read (or searched) lately; it
+            // answers only for the row's exact sealed bytes, so it never outlives the row.
+            let key: Data = row["rkey"]
+            let sealed: Data = row["blob"]
+            if var resource = hot.lookup(key, sealed: sealed) {
+                resource.lastUpdated = row["last_updated"]
+                resource.deleted = row["deleted"]
+                resources.append(resource)
+                continue
+            }
             do {
-                resources.append(try open(row, rkey: Array(row["rkey"] as Data)))
+                let resource = try open(row, rkey: Array(key))
+                hot.remember(key, sealed: sealed, resource: resource)
+                resources.append(resource)
             } catch is SealedBytesRejected {
                 rejected.append((row["rkey"], row["tkey"], row["blob"]))
             }

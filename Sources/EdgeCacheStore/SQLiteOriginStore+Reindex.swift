@@ -4,7 +4,7 @@ import GRDB
 
 extension SQLiteOriginStore {
     /// Whether the resources' search terms are of the current scheme (see ``SearchIndexState``).
-    func searchIndexCurrent() async throws -> Bool { try await searchIndex.isCurrent(pool) }
+    func searchIndexCurrent() async throws -> Bool { try await searchIndex.isCurrent(indexPool) }
 
     /// Rewrites the search terms of every tenant's current resources under the current scheme,
     /// a batch per write transaction, while the origin serves; searches read every row of a
@@ -12,7 +12,7 @@ extension SQLiteOriginStore {
     /// terms were current.
     package func reindexSearchTerms(batchSize: Int = 250, progress: @Sendable (Int, Int) -> Void = { _, _ in }) async throws -> Int? {
         if try await searchIndexCurrent() { return nil }
-        let (tenants, total) = try await pool.read { db in
+        let (tenants, total) = try await indexPool.read { db in
             (
                 try String.fetchAll(db, sql: "SELECT DISTINCT tenant FROM resources ORDER BY tenant"),
                 try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM resources") ?? 0
@@ -24,7 +24,7 @@ extension SQLiteOriginStore {
             var after = Data()
             while true {
                 let from = after
-                let batch = try await pool.write { db -> (count: Int, last: Data?) in
+                let batch = try await indexPool.write { db -> (count: Int, last: Data?) in
                     let rows = try Row.fetchAll(
                         db,
                         sql: """
@@ -50,7 +50,7 @@ extension SQLiteOriginStore {
                 after = last
             }
         }
-        try await pool.write { db in try self.searchIndex.markCurrent(db) }
+        try await indexPool.write { db in try self.searchIndex.markCurrent(db) }
         searchIndex.remember()
         return done
     }

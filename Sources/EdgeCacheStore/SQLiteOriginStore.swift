@@ -10,7 +10,7 @@ import Synchronization
 /// Every write commits the history row, the current-version row, the index terms and the
 /// change-log row (its LSN) in one transaction.
 package final class SQLiteOriginStore: OriginStore {
-    let pool: DatabasePool
+    private let pool: DatabasePool
     private let kek: KeyEncryptionKey
     private let clock: any WallClock
     private let rings = Mutex<[String: KeyRing]>([:])
@@ -160,6 +160,9 @@ package final class SQLiteOriginStore: OriginStore {
         return try rows.map { try open($0, keys: keys, rkey: rkey) }
     }
 
+    /// The pool, for the search re-index (`SQLiteOriginStore+Reindex.swift`).
+    var indexPool: DatabasePool { pool }
+
     /// The tenant's keys, for the search re-index.
     func keysForSearchIndex(tenant: String) async throws -> TenantKeys { try await keysForRead(tenant: tenant) }
 
@@ -168,7 +171,9 @@ package final class SQLiteOriginStore: OriginStore {
         try open(row, keys: keys, rkey: rkey, db: db)
     }
 
-    /// Opens a `(version, last_updated, deleted, blob)` row.
+    /// Opens a `(version, last_updated, deleted, blob)` row. Never inlined: inlined into this
+    /// type's async methods, the Swift 6.3.1 release build crashes (LLVM, splitting coroutines).
+    @inline(never)
     private func open(_ row: Row, keys: TenantKeys, rkey: [UInt8], db: Database? = nil) throws -> ResourceVersion {
         let version: Int64 = row["version"]
         let sealed = Array(row["blob"] as Data)
