@@ -76,9 +76,18 @@ package struct SearchQuery: Sendable, Equatable {
     package static func parse(_ parameters: [(String, String)], type: String, lenient: Bool = false) throws(FHIRError) -> SearchQuery {
         var query = SearchQuery()
         var kept: [(String, String)] = []
-        func unsupported(_ rawName: String, _ error: FHIRError) throws(FHIRError) {
-            guard lenient else { throw error }
-            query.ignoredParameters.append(String(rawName.prefix(80)))
+        /// Applies one parameter and keeps it for the links; one this node does not support
+        /// (`not-supported`) is refused, or under lenient handling left out and reported as `reported`.
+        func take(
+            _ rawName: String, _ value: String, reported: String, _ apply: (inout SearchQuery) throws(FHIRError) -> Void
+        ) throws(FHIRError) {
+            do throws(FHIRError) {
+                try apply(&query)
+                kept.append((rawName, value))
+            } catch  where error.code == "not-supported" {
+                guard lenient else { throw error }
+                query.ignoredParameters.append(String(reported.prefix(80)))
+            }
         }
         for (rawName, value) in parameters {
             let parts = rawName.split(separator: ":", maxSplits: 1)
@@ -103,35 +112,21 @@ package struct SearchQuery: Sendable, Equatable {
                 query.offset = n
                 continue
             case "_sort" where modifier == nil:
-                do throws(FHIRError) {
-                    query.sort += try parseSort(value, type: type)
-                    kept.append((name, value))
-                } catch  where error.code == "not-supported" {
-                    try unsupported("_sort=\(value)", error)
-                }
+                try take(name, value, reported: "_sort=\(value)") { q throws(FHIRError) in q.sort += try parseSort(value, type: type) }
                 continue
             case "_include", "_revinclude":
-                do throws(FHIRError) {
-                    query.includes.append(try parseInclude(name, modifier: modifier, value: value))
-                    kept.append((rawName, value))
-                } catch  where error.code == "not-supported" {
-                    try unsupported("\(rawName)=\(value)", error)
+                try take(rawName, value, reported: "\(rawName)=\(value)") { q throws(FHIRError) in
+                    q.includes.append(try parseInclude(name, modifier: modifier, value: value))
                 }
                 continue
             case "_has":
-                do throws(FHIRError) {
-                    query.reverseChains.append(try parseReverseChain(rawName, value: value, type: type))
-                    kept.append((rawName, value))
-                } catch  where error.code == "not-supported" {
-                    try unsupported(rawName, error)
+                try take(rawName, value, reported: rawName) { q throws(FHIRError) in
+                    q.reverseChains.append(try parseReverseChain(rawName, value: value, type: type))
                 }
                 continue
             case _ where rawName.contains("."):
-                do throws(FHIRError) {
-                    query.chains.append(try parseChain(rawName, value: value, type: type))
-                    kept.append((rawName, value))
-                } catch  where error.code == "not-supported" {
-                    try unsupported(rawName, error)
+                try take(rawName, value, reported: rawName) { q throws(FHIRError) in
+                    q.chains.append(try parseChain(rawName, value: value, type: type))
                 }
                 continue
             case "_id" where modifier == nil:
@@ -149,20 +144,14 @@ package struct SearchQuery: Sendable, Equatable {
             default:
                 break
             }
-            guard let parameter = SearchParameters.parameter(name, of: type) else {
-                try unsupported(
-                    rawName,
-                    FHIRError(
+            try take(rawName, value, reported: rawName) { q throws(FHIRError) in
+                guard let parameter = SearchParameters.parameter(name, of: type) else {
+                    throw FHIRError(
                         status: 400, code: "not-supported",
                         "The search parameter '\(rawName.prefix(80))' is not supported by this node for \(type); the CapabilityStatement lists those it supports. Send 'Prefer: handling=lenient' to have unsupported parameters ignored and reported instead"
-                    ))
-                continue
-            }
-            do throws(FHIRError) {
-                query.clauses.append(try SearchClause(name: rawName, code: name, modifier: modifier, value: value, parameter: parameter))
-                kept.append((rawName, value))
-            } catch  where error.code == "not-supported" {
-                try unsupported(rawName, error)
+                    )
+                }
+                q.clauses.append(try SearchClause(name: rawName, code: name, modifier: modifier, value: value, parameter: parameter))
             }
         }
         query.effectiveParameters = kept
