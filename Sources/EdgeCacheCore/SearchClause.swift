@@ -94,7 +94,7 @@ package struct SearchClause: Sendable {
         var escaped = false
         for c in value {
             if escaped {
-                current.append(c == "," || c == "|" || c == "$" || c == "\\" ? c : c)
+                current.append(c)
                 escaped = false
             } else if c == "\\" {
                 escaped = true
@@ -243,7 +243,7 @@ package struct SearchClause: Sendable {
             if let type { return normalized == "\(type)/\(id)" }
             return normalized.hasSuffix("/\(id)")
         case .date(let prefix, let search):
-            return SearchDates.ranges(of: element, type: type).contains { SearchDates.compare(prefix, search: search, target: $0) }
+            return SearchDates.ranges(of: element).contains { SearchDates.compare(prefix, search: search, target: $0) }
         case .number(let prefix, let search):
             guard let target = SearchNumber(element) else { return false }
             return search.compare(prefix, target: target)

@@ -46,12 +46,21 @@ package enum SearchParameters {
         r4[type]?[code] ?? r4["Resource"]?[code]
     }
 
-    /// Every parameter of `type`, sorted by code.
+    /// Every parameter of `type`, sorted by code (made once per type: the stream's apply asks
+    /// for every resource it indexes).
     package static func all(of type: String) -> [Parameter] {
-        let own = r4[type] ?? [:]
-        let common = (r4["Resource"] ?? [:]).filter { own[$0.key] == nil }
-        return own.merging(common) { a, _ in a }.values.sorted { $0.code < $1.code }
+        byType[type] ?? byType["Resource"] ?? []
     }
+
+    private static let byType: [String: [Parameter]] = {
+        let common = r4["Resource"] ?? [:]
+        var table: [String: [Parameter]] = [:]
+        for type in ResourceTypes.all.union(["Resource"]) {
+            let own = r4[type] ?? [:]
+            table[type] = own.merging(common) { a, _ in a }.values.sorted { $0.code < $1.code }
+        }
+        return table
+    }()
 }
 
 /// An element path in the generated table's grammar: `a.b` (the elements `b` of the elements

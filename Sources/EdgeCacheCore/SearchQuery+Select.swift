@@ -54,10 +54,10 @@ extension SearchQuery {
         guard let parameter = key.parameter else { return nil }
         let elements = parameter.paths.flatMap { $0.values(in: object) }
         var values: [SortValue] = []
-        for (element, type) in elements {
+        for (element, _) in elements {
             switch parameter.kind {
             case .date:
-                let ranges = SearchDates.ranges(of: element, type: type)
+                let ranges = SearchDates.ranges(of: element)
                 if let v = SearchDates.sortKey(ranges, descending: key.descending) { values.append(.number(Double(v))) }
             case .string:
                 values += SearchText.strings(of: element).map { .text(SearchText.normalize($0)) }

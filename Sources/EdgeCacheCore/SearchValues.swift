@@ -84,7 +84,7 @@ package enum SearchTokens {
 package enum SearchDates {
     /// The time ranges an element denotes: a date, dateTime or instant at its precision; a
     /// Period (an open end is unbounded); a Timing's events.
-    package static func ranges(of element: JSONValue, type: String?) -> [FHIRTime.Range] {
+    package static func ranges(of element: JSONValue) -> [FHIRTime.Range] {
         switch element {
         case .string(let s): return FHIRTime.parseRange(s).map { [$0] } ?? []
         case .object(let o):
