@@ -35,13 +35,17 @@ struct SearchFilter {
         }
         func marks(_ n: Int) -> String { Array(repeating: "?", count: n).joined(separator: ",") }
         let bound = 5000
-        let sized = try groups.map { group in
-            let n =
-                try Int.fetchOne(
-                    db, sql: "SELECT COUNT(*) FROM (SELECT 1 FROM terms WHERE \(scope)term IN (\(marks(group.count))) LIMIT \(bound))",
-                    arguments: scoped(group)) ?? 0
-            return (n, group)
-        }.sorted { $0.0 < $1.0 }
+        // With one group there is nothing to order.
+        let sized =
+            try groups.count == 1
+            ? [(0, groups[0])]
+            : groups.map { group in
+                let n =
+                    try Int.fetchOne(
+                        db, sql: "SELECT COUNT(*) FROM (SELECT 1 FROM terms WHERE \(scope)term IN (\(marks(group.count))) LIMIT \(bound))",
+                        arguments: scoped(group)) ?? 0
+                return (n, group)
+            }.sorted { $0.0 < $1.0 }
         var sql =
             "SELECT DISTINCT t.rkey FROM terms t WHERE \(scope.isEmpty ? "" : "t.tenant = ? AND ")t.term IN (\(marks(sized[0].1.count)))"
         var arguments = scoped(sized[0].1)
