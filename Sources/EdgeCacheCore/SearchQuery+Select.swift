@@ -37,6 +37,15 @@ extension SearchQuery {
         return SearchPage(resources: matched[start..<end].map(\.resource), total: matched.count, hasMore: matched.count > end)
     }
 
+    /// Whether `resource` has a term of every one of ``termGroups`` (a store narrows by them
+    /// before ``select(_:)``; resources that come from elsewhere are checked with this).
+    package func withinTermGroups(_ resource: ResourceVersion) -> Bool {
+        guard !termGroups.isEmpty else { return true }
+        guard case .object(let object)? = try? JSONParser.parse(resource.json) else { return false }
+        let terms = Set(SearchTerms.compartmentTerms(from: object))
+        return termGroups.allSatisfy { group in group.contains(where: terms.contains) }
+    }
+
     /// A value a resource sorts by.
     package enum SortValue: Comparable, Sendable {
         case number(Double)

@@ -157,27 +157,29 @@ package struct EdgeBackend: FHIRBackend {
         var incomplete = false
         if local { incomplete = try await store.entries.hasQuarantined(type: type) }
         if incomplete { local = false }
+        // Writes still queued show in searches as they do in reads (``read(_:type:id:)``).
+        let pending = store.outbox.queuedCount > 0 ? try await store.outbox.pendingWrites(type: type) : []
         let streamAge = link.stalenessMilliseconds ?? Int64.max
+        let localSearch: @Sendable (SearchQuery) async throws -> SearchPage = { [store] q in
+            try await store.entries.search(type: type, query: q)
+        }
         if local, let facts = freshFacts(policy, ageMs: streamAge) {
             do {
-                return ListAnswer(page: try await store.entries.search(type: type, query: query), cache: facts)
+                return ListAnswer(page: try await Self.overlay(pending, on: query, search: localSearch), cache: facts)
             } catch let error as CorruptEntryError {
                 reportQuarantine(error, type: type)
                 (local, incomplete) = (false, true)
             }
         }
-        var parameters = query.effectiveParameters.map { "\(QueryString.encode($0.0))=\(QueryString.encode($0.1))" }
-        parameters.append("_count=\(query.count)")
-        if query.offset > 0 { parameters.append("_offset=\(query.offset)") }
-        let reply: OriginClient.Reply
         do {
-            reply = try await origin.send(method: .GET, path: "/fhir/\(type)?" + parameters.joined(separator: "&"))
-        } catch {
+            let page = try await Self.overlay(pending, on: query) { q in try await self.forward(type: type, query: q) }
+            return ListAnswer(page: page, cache: CacheFacts(.uriMiss, age: 0))
+        } catch is OriginUnreachable {
             if local {
                 // Past the TTL and the origin cannot answer: the stale-if-error rule decides.
                 let facts = try staleFacts(policy, ageMs: streamAge, type: type)
                 do {
-                    return ListAnswer(page: try await store.entries.search(type: type, query: query), cache: facts)
+                    return ListAnswer(page: try await Self.overlay(pending, on: query, search: localSearch), cache: facts)
                 } catch let error as CorruptEntryError {
                     reportQuarantine(error, type: type)
                     throw quarantinedUnavailable("a complete answer to this \(type) search")
@@ -186,10 +188,65 @@ package struct EdgeBackend: FHIRBackend {
             if incomplete { throw quarantinedUnavailable("a complete answer to this \(type) search") }
             throw unreachable("\(type) is not replicated in full here, so this search needs it")
         }
+    }
+
+    /// The origin could not be asked (as opposed to an answer that is an error).
+    private struct OriginUnreachable: Error {}
+
+    /// The origin's answer to `query`, its resources stored as misses are.
+    private func forward(type: String, query: SearchQuery) async throws -> SearchPage {
+        var parameters = query.effectiveParameters.map { "\(QueryString.encode($0.0))=\(QueryString.encode($0.1))" }
+        parameters.append("_count=\(query.count)")
+        if query.offset > 0 { parameters.append("_offset=\(query.offset)") }
+        let reply: OriginClient.Reply
+        do {
+            reply = try await origin.send(method: .GET, path: "/fhir/\(type)?" + parameters.joined(separator: "&"))
+        } catch {
+            throw OriginUnreachable()
+        }
         guard reply.status == 200 else { throw OriginReplies.error(reply) }
         let page = try OriginReplies.searchset(reply, type: type)
         for resource in page.resources where consent?.mayStore(resource) ?? true { try await store.entries.put(resource) }
-        return ListAnswer(page: page, cache: CacheFacts(.uriMiss, age: 0))
+        return page
+    }
+
+    /// The page `search` gives for `query` with the queued writes `pending` in place of the
+    /// versions they replace: a queued update that still matches shows as it will be (tagged as
+    /// queued, as a read shows it), one that no longer matches and a queued delete drop out, a
+    /// queued create that matches joins. Exact for any sort and page: the page is cut from the
+    /// first `offset + count + pending` matches, and the total is corrected by the pending
+    /// resources that matched before (one `_id` search per 100 of them).
+    static func overlay(
+        _ pending: [OutboxEntry], on query: SearchQuery, search: (SearchQuery) async throws -> SearchPage
+    ) async throws -> SearchPage {
+        guard !pending.isEmpty else { return try await search(query) }
+        let pendingIDs = Set(pending.map(\.item.id))
+        var wide = query
+        wide.offset = 0
+        wide.count = query.offset + query.count + pending.count
+        let before = try await search(wide)
+        var replacedMatches = 0
+        let ids = pendingIDs.sorted()
+        for start in stride(from: 0, to: ids.count, by: 100) {
+            var probe = query
+            let chunk = Array(ids[start..<min(ids.count, start + 100)])
+            probe.ids = query.ids.map { Set($0).intersection(chunk).sorted() } ?? chunk
+            probe.effectiveParameters.append(("_id", chunk.joined(separator: ",")))
+            probe.offset = 0
+            probe.count = 0
+            replacedMatches += try await search(probe).total ?? 0
+        }
+        var all = query
+        all.offset = 0
+        all.count = pending.count
+        let joining = all.select(pending.map { Outbox.pendingView($0) }.filter(query.withinTermGroups)).resources
+        var merged = query
+        merged.ids = nil
+        var page = merged.select(before.resources.filter { !pendingIDs.contains($0.id) } + joining)
+        let total = (before.total ?? before.resources.count) - replacedMatches + joining.count
+        page.total = total
+        page.hasMore = total > query.offset + page.resources.count
+        return page
     }
 
     /// Writes are the outbox's (``Outbox``): durable first, then sent at once or replayed.

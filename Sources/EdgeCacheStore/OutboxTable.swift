@@ -174,6 +174,21 @@ package final class OutboxTable: Sendable {
         return try row.map { try decodeEntry($0) }
     }
 
+    /// The newest queued write of each resource of `type`, oldest first: a search at the edge
+    /// shows them as a read does. The outbox holds no type in the clear, so every queued entry
+    /// is unsealed (a cost paid only while writes are queued).
+    package func pendingWrites(type: String) async throws -> [OutboxEntry] {
+        let rows = try await pool.readRows { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM outbox WHERE state = \(OutboxState.queued.sql) ORDER BY seq")
+        }
+        var newest: [String: OutboxEntry] = [:]
+        for row in rows {
+            let entry = try decodeEntry(row)
+            if entry.item.type == type { newest[entry.item.id] = entry }
+        }
+        return newest.values.sorted { $0.seq < $1.seq }
+    }
+
     /// Whether any write for the resource is queued or in review (new writes then queue behind it).
     package func hasUnfinishedWrites(type: String, id: String) async throws -> Bool {
         let rkey = Data(ResourceBlob.key(keys, type: type, id: id))

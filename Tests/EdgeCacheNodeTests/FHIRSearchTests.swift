@@ -176,6 +176,83 @@ extension IntegrationSuites {
             await origin.stop()
         }
 
+        /// Writes queued at a disconnected edge show in its searches as they do in reads: an
+        /// update that no longer matches drops out, one that still matches shows as it will be
+        /// (tagged as queued), a queued create that matches joins, a queued delete leaves; totals
+        /// and pages count them.
+        @Test func queuedWritesShowInSearchesAtADisconnectedEdge() async throws {
+            let pair = PairConfig(dir: dir.path, pki: SharedPKI.main)
+            let (api, peer) = (freePort(), freePort())
+            let originConfig = try pair.writeOrigin(apiPort: api, peerPort: peer, extra: "replication: { heartbeat_ms: 200 }")
+            var origin = try await InProcessNode(configPath: originConfig)
+            let client = try TestClient(pki: SharedPKI.main, identity: "client-a")
+            let originAPI = "https://127.0.0.1:\(api)/fhir"
+            for r in Self.ward() where r.type == "MedicationRequest" || r.type == "Patient" {
+                #expect(try await client.put("\(originAPI)/\(r.type)/\(r.id)", r.json).status == 201)
+            }
+            let edge = try await InProcessNode(
+                configPath: try pair.writeEdge(tenant: "a", originPort: peer, extra: "replication: { heartbeat_ms: 200 }"))
+            let edgeAPI = "https://127.0.0.1:\(edge.port("api"))/fhir"
+            #expect(
+                try await eventually(20) {
+                    try await client.get("\(edgeAPI)/MedicationRequest?_count=0").json["total"] as? Int == 30
+                })
+            await origin.stop()
+            #expect(try await eventually(5) { edge.runtime.edgeLink?.isLive == false })
+
+            func medication(_ id: String?, status: String, patient: String = "p2") -> String {
+                let idField = id.map { #""id":"\#($0)","# } ?? ""
+                return
+                    #"{"resourceType":"MedicationRequest",\#(idField)"status":"\#(status)","intent":"order","medicationCodeableConcept":{"coding":[{"system":"http://www.nlm.nih.gov/research/umls/rxnorm","code":"1000"}]},"subject":{"reference":"Patient/\#(patient)"},"authoredOn":"2024-03-01"}"#
+            }
+            // m2-0 stopped (no longer active), m2-1 restarted (now active), m2-2 deleted, one
+            // created for p2 and one for p3 (another patient).
+            #expect(try await client.put("\(edgeAPI)/MedicationRequest/m2-0", medication("m2-0", status: "stopped")).status == 202)
+            #expect(try await client.put("\(edgeAPI)/MedicationRequest/m2-1", medication("m2-1", status: "active")).status == 202)
+            #expect(try await client.delete("\(edgeAPI)/MedicationRequest/m2-2").status == 202)
+            let created = try await client.post("\(edgeAPI)/MedicationRequest", medication(nil, status: "active"))
+            #expect(created.status == 202)
+            let newID = try #require(created.json["id"] as? String)
+            #expect(try await client.post("\(edgeAPI)/MedicationRequest", medication(nil, status: "active", patient: "p3")).status == 202)
+
+            let active = try await client.get("\(edgeAPI)/MedicationRequest?patient=p2&status=active&_sort=_id")
+            #expect(active.status == 200)
+            #expect(Self.ids(active.json) == [newID, "m2-1"].sorted(), "\(Self.ids(active.json))")
+            #expect(active.json["total"] as? Int == 2)
+            let tags = ((active.json["entry"] as? [[String: Any]])?.first?["resource"] as? [String: Any]).flatMap {
+                ($0["meta"] as? [String: Any])?["tag"] as? [[String: Any]]
+            }
+            #expect(tags?.contains { $0["code"] as? String == "queued" } == true, "a queued version is marked as such")
+            let all = try await client.get("\(edgeAPI)/MedicationRequest?patient=p2&_sort=_id")
+            #expect(Self.ids(all.json) == ([newID, "m2-0", "m2-1"]).sorted() && all.json["total"] as? Int == 3)
+            let stopped = try await client.get("\(edgeAPI)/MedicationRequest?patient=p2&status=stopped")
+            #expect(Self.ids(stopped.json) == ["m2-0"])
+            // Paged one at a time, every match once.
+            var seen: [String] = []
+            var next: String? = "\(edgeAPI)/MedicationRequest?status=active&_sort=-authoredon,_id&_count=4"
+            while let url = next {
+                let page = try await client.get(url)
+                seen += Self.ids(page.json)
+                #expect(page.json["total"] as? Int == 12, "10 active, less m2-0, plus m2-1 and two created")
+                next = (page.json["link"] as? [[String: Any]])?.first { $0["relation"] as? String == "next" }?["url"] as? String
+            }
+            #expect(seen.count == 12 && Set(seen).count == 12 && seen.prefix(3).contains(newID), "\(seen)")
+
+            // Once replayed, the same searches give the committed versions.
+            origin = try await InProcessNode(configPath: originConfig)
+            #expect(
+                try await eventually(15) {
+                    let r = try await client.get("\(edgeAPI)/MedicationRequest?patient=p2&status=active&_sort=_id")
+                    let tags = ((r.json["entry"] as? [[String: Any]]) ?? []).compactMap {
+                        (($0["resource"] as? [String: Any])?["meta"] as? [String: Any])?["tag"]
+                    }
+                    return Self.ids(r.json) == [newID, "m2-1"].sorted() && tags.isEmpty
+                })
+            await client.shutdown()
+            await edge.stop()
+            await origin.stop()
+        }
+
         static func ids(_ bundle: [String: Any], mode: String = "match") -> [String] {
             (bundle["entry"] as? [[String: Any]] ?? []).compactMap { entry in
                 guard (entry["search"] as? [String: Any])?["mode"] as? String == mode else { return nil }
