@@ -34,7 +34,9 @@ extension SearchQuery {
         }
         let start = min(offset, matched.count)
         let end = min(matched.count, start + count)
-        return SearchPage(resources: matched[start..<end].map(\.resource), total: matched.count, hasMore: matched.count > end)
+        var page = SearchPage(resources: matched[start..<end].map(\.resource), total: matched.count, hasMore: matched.count > end)
+        if page.hasMore { page.matchIDs = matched.map(\.resource.id) }
+        return page
     }
 
     /// Whether `resource` has a term of every one of ``termGroups`` (a store narrows by them

@@ -217,6 +217,9 @@ package struct SearchPage: Sendable {
     package var hasMore: Bool
     /// Resources `_include` and `_revinclude` added (`search.mode` `include`).
     package var included: [ResourceVersion] = []
+    /// The ids of every match in order, when the store had them at hand (``SearchQuery/select(_:)``
+    /// decides them all): a responder keeps them for stable paging without searching again.
+    package var matchIDs: [String]?
 
     package init(resources: [ResourceVersion], total: Int?, hasMore: Bool, included: [ResourceVersion] = []) {
         self.resources = resources

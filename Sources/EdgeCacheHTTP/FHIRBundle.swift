@@ -11,9 +11,17 @@ package enum FHIRBundle {
     }
 
     /// A `searchset` Bundle with absolute `self`, `next` and `previous` links on `baseURL`.
-    package static func searchset(_ page: SearchPage, type: String, query: SearchQuery, baseURL: String, now: Int64) -> [UInt8] {
+    /// - Parameters:
+    ///   - snapshot: the token of the kept match list (``SearchSnapshots``) the links page through.
+    ///   - unstablePaging: more matches than a snapshot holds: the Bundle says its pages are cut
+    ///     by offset from the data as it is when each is asked for.
+    package static func searchset(
+        _ page: SearchPage, type: String, query: SearchQuery, baseURL: String, now: Int64, snapshot: String? = nil,
+        unstablePaging: Bool = false
+    ) -> [UInt8] {
         func url(offset: Int) -> String {
             var parts = query.effectiveParameters.map { "\(QueryString.encode($0.0))=\(QueryString.encode($0.1))" }
+            if let snapshot { parts.append("_snapshot=\(snapshot)") }
             parts.append("_count=\(query.count)")
             if offset > 0 { parts.append("_offset=\(offset)") }
             return "\(baseURL)/\(type)?" + parts.joined(separator: "&")
@@ -51,15 +59,26 @@ package enum FHIRBundle {
             out.append(contentsOf: r.json)
             append(",\"search\":{\"mode\":\"include\"}}", &out)
         }
+        var outcomes: [(code: String, diagnostics: String)] = []
         if !query.ignoredParameters.isEmpty {
             // Lenient handling: what was not applied is said in the answer, not only left out of its links.
-            if !page.resources.isEmpty || !page.included.isEmpty { append(",", &out) }
+            outcomes.append(
+                (
+                    "not-supported",
+                    "Not supported, so ignored (Prefer: handling=lenient): " + query.ignoredParameters.joined(separator: ", ")
+                ))
+        }
+        if unstablePaging {
+            outcomes.append(
+                (
+                    "too-costly",
+                    "More than \(SearchSnapshots.maxMatches) matches: the next pages are cut from the data as it is when each is asked for, so a change in between can move a resource across a page boundary. Narrow the search for stable pages"
+                ))
+        }
+        for (i, outcome) in outcomes.enumerated() {
+            if i > 0 || !page.resources.isEmpty || !page.included.isEmpty { append(",", &out) }
             append("{\"resource\":", &out)
-            out.append(
-                contentsOf: OperationOutcome.json(
-                    severity: "warning", code: "not-supported",
-                    diagnostics: "Not supported, so ignored (Prefer: handling=lenient): " + query.ignoredParameters.joined(separator: ", "))
-            )
+            out.append(contentsOf: OperationOutcome.json(severity: "warning", code: outcome.code, diagnostics: outcome.diagnostics))
             append(",\"search\":{\"mode\":\"outcome\"}}", &out)
         }
         append("]}", &out)

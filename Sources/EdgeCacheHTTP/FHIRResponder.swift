@@ -15,6 +15,8 @@ package struct FHIRResponder: Sendable {
     package var consent: ConsentRegistry?
     /// Admits large write bodies a few at a time (nil: no cap).
     package var largeBodies: LargeBodyGate?
+    /// The match lists of searches with more than one page (stable paging).
+    package let snapshots = SearchSnapshots()
 
     /// `backend` is wrapped in a ``ScopedBackend``: bearer-token callers get only what their scopes allow.
     package init(backend: any FHIRBackend, role: String, limits: RequestLimits, clock: any WallClock) {
@@ -201,13 +203,102 @@ package struct FHIRResponder: Sendable {
     private func search(
         type: String, parameters: [(String, String)], lenient: Bool, caller: FHIRCaller, facts: inout FHIRFacts
     ) async throws -> Response {
+        if let token = parameters.first(where: { $0.0 == "_snapshot" })?.1 {
+            return try await snapshotPage(token, type: type, parameters: parameters, caller: caller, facts: &facts)
+        }
         let query = try await resolveLinks(SearchQuery.parse(parameters, type: type, lenient: lenient), type: type, caller: caller)
         var answer = try await backend.search(caller, type: type, query: query)
+        // More than one page: the matches as they are now are kept, so the links page through them.
+        // An edge asking the origin keeps its own (it pages by id through its own snapshot).
+        var snapshot: String?
+        if answer.page.hasMore, query.count > 0, caller.identity.role != .edge,
+            (answer.page.matchIDs?.count ?? 0) <= SearchSnapshots.maxMatches
+        {
+            var ids = answer.page.matchIDs
+            if ids == nil { ids = try await allMatches(query, total: answer.page.total, type: type, caller: caller) }
+            if let ids {
+                snapshot = snapshots.add(ids, query: query, type: type, caller: caller, now: clock.nowMillis())
+            }
+        }
         answer.page.included = try await included(answer.page, query: query, caller: caller)
         let page = try await consentFilter(answer.page, caller: caller, facts: &facts)
         facts.cache = answer.cache
         return bundleResponse(
-            FHIRBundle.searchset(page, type: type, query: query, baseURL: caller.baseURL, now: clock.nowMillis()), facts: facts)
+            FHIRBundle.searchset(
+                page, type: type, query: query, baseURL: caller.baseURL, now: clock.nowMillis(), snapshot: snapshot,
+                unstablePaging: answer.page.hasMore && query.count > 0 && snapshot == nil && caller.identity.role != .edge),
+            facts: facts)
+    }
+
+    /// The ids of every match of `query` in its order, read a page of ``SearchQuery/maxCount`` at
+    /// a time; nil when there are more than ``SearchSnapshots/maxMatches``.
+    private func allMatches(_ query: SearchQuery, total: Int?, type: String, caller: FHIRCaller) async throws -> [String]? {
+        if let total, total > SearchSnapshots.maxMatches { return nil }
+        var q = query
+        q.includes = []
+        q.offset = 0
+        q.count = SearchQuery.maxCount
+        var ids: [String] = []
+        while ids.count <= SearchSnapshots.maxMatches {
+            let page = try await backend.search(caller, type: type, query: q).page
+            ids += page.resources.map(\.id)
+            guard page.hasMore, !page.resources.isEmpty else { return ids }
+            q.offset = ids.count
+        }
+        return nil
+    }
+
+    /// A page of a kept search: its resources read by id, as they are now, through the backend
+    /// (scopes, compartment, consent apply as to any read), in the order of the first answer.
+    private func snapshotPage(
+        _ token: String, type: String, parameters: [(String, String)], caller: FHIRCaller, facts: inout FHIRFacts
+    ) async throws -> Response {
+        var offset = 0
+        var count: Int?
+        for (name, value) in parameters {
+            switch name {
+            case "_snapshot": continue
+            case "_offset":
+                guard let n = Int(value), n >= 0 else { throw FHIRError.invalid("_offset must be a non-negative integer") }
+                offset = n
+            case "_count":
+                guard let n = Int(value), n >= 0 else { throw FHIRError.invalid("_count must be a non-negative integer") }
+                count = min(n, SearchQuery.maxCount)
+            default:
+                // The snapshot's own query decides; its parameters may be repeated in the link.
+                continue
+            }
+        }
+        guard let snapshot = snapshots.snapshot(token, type: type, caller: caller, now: clock.nowMillis()) else {
+            throw FHIRError(
+                status: 410, code: "not-found",
+                "This search's pages are no longer held (they are kept \(SearchSnapshots.idleSeconds / 60) minutes after last use): run the search again"
+            )
+        }
+        var query = snapshot.query
+        query.offset = offset
+        query.count = count ?? query.count
+        let wanted = Array(snapshot.ids.dropFirst(offset).prefix(query.count))
+        var found: [String: ResourceVersion] = [:]
+        var cache: CacheFacts?
+        for start in stride(from: 0, to: wanted.count, by: 100) {
+            let chunk = Array(wanted[start..<min(wanted.count, start + 100)])
+            var byID = SearchQuery()
+            byID.ids = chunk.sorted()
+            byID.effectiveParameters = [("_id", chunk.joined(separator: ","))]
+            byID.count = chunk.count
+            let answer = try await backend.search(caller, type: type, query: byID)
+            for r in answer.page.resources { found[r.id] = r }
+            cache = cache ?? answer.cache
+        }
+        var page = SearchPage(
+            resources: wanted.compactMap { found[$0] }, total: snapshot.ids.count, hasMore: offset + query.count < snapshot.ids.count)
+        page.included = try await included(page, query: query, caller: caller)
+        page = try await consentFilter(page, caller: caller, facts: &facts)
+        facts.cache = cache
+        return bundleResponse(
+            FHIRBundle.searchset(page, type: type, query: query, baseURL: caller.baseURL, now: clock.nowMillis(), snapshot: token),
+            facts: facts)
     }
 
     private func bundleResponse(_ body: [UInt8], facts: FHIRFacts) -> Response {

@@ -246,6 +246,7 @@ package struct EdgeBackend: FHIRBackend {
         let total = (before.total ?? before.resources.count) - replacedMatches + joining.count
         page.total = total
         page.hasMore = total > query.offset + page.resources.count
+        page.matchIDs = nil  // cut from the first matches only
         return page
     }
 

@@ -253,6 +253,70 @@ extension IntegrationSuites {
             await origin.stop()
         }
 
+        /// Following a search's `next` links gives every resource that matched when the search
+        /// began exactly once, though resources are updated (moving them in the order), created
+        /// and deleted between pages; at both roles. A page link is the caller's only.
+        @Test func pagesStayStableWhileDataChanges() async throws {
+            let pair = PairConfig(dir: dir.path, pki: SharedPKI.main)
+            let origin = try await InProcessNode(configPath: try pair.writeOrigin(extra: "replication: { heartbeat_ms: 200 }"))
+            let client = try TestClient(pki: SharedPKI.main, identity: "client-a")
+            let originAPI = "https://127.0.0.1:\(origin.port("api"))/fhir"
+            let observations = Self.ward().filter { $0.type == "Observation" && $0.id.hasPrefix("o7-") }
+            for r in observations {
+                #expect(try await client.put("\(originAPI)/\(r.type)/\(r.id)", r.json).status == 201)
+            }
+            let edge = try await InProcessNode(
+                configPath: try pair.writeEdge(tenant: "a", originPort: origin.port("peer"), extra: "replication: { heartbeat_ms: 200 }"))
+            let edgeAPI = "https://127.0.0.1:\(edge.port("api"))/fhir"
+            #expect(try await eventually(20) { try await client.get("\(edgeAPI)/Observation?_count=0").json["total"] as? Int == 20 })
+
+            func nextLink(_ page: TestClient.Reply) -> String? {
+                (page.json["link"] as? [[String: Any]])?.first { $0["relation"] as? String == "next" }?["url"] as? String
+            }
+            for api in [originAPI, edgeAPI] {
+                let startIDs = Set(Self.ids(try await client.get("\(api)/Observation?patient=p7&_count=100").json))
+                let first = try await client.get("\(api)/Observation?patient=p7&_sort=_lastUpdated&_count=6")
+                var seen = Self.ids(first.json)
+                #expect(seen.count == 6 && first.json["total"] as? Int == startIDs.count)
+                // Between pages: the first resource is updated (it moves last), one not yet seen
+                // is deleted, and a new match is created.
+                let moved = seen[0]
+                let body = try #require(observations.first { $0.id.hasPrefix("o7-") }).json
+                #expect(try await client.put("\(originAPI)/Observation/\(moved)", body).status == 200)
+                let gone = try #require(startIDs.sorted().first { !seen.contains($0) })
+                #expect(try await client.delete("\(originAPI)/Observation/\(gone)").status == 204)
+                #expect(try await client.post("\(originAPI)/Observation", body).status == 201)
+                if api == edgeAPI {
+                    // The change stream has brought all three to the edge.
+                    #expect(
+                        try await eventually(10) {
+                            let listed = try await client.get("\(edgeAPI)/Observation?patient=p7&_sort=-_lastUpdated&_count=1")
+                            return Self.ids(listed.json) == [moved] || listed.json["total"] as? Int == startIDs.count
+                        })
+                    #expect(try await eventually(10) { try await client.get("\(edgeAPI)/Observation/\(gone)").status == 410 })
+                }
+                var next = nextLink(first)
+                #expect(next?.contains("_snapshot=") == true)
+                // Another caller cannot page through this caller's search.
+                let other = try TestClient(pki: SharedPKI.main, identity: "client-b")
+                #expect(try await other.get(try #require(next)).status >= 403)
+                await other.shutdown()
+                while let url = next {
+                    let page = try await client.get(url)
+                    #expect(page.status == 200 && page.json["total"] as? Int == startIDs.count)
+                    seen += Self.ids(page.json)
+                    next = nextLink(page)
+                }
+                #expect(seen.count == Set(seen).count, "\(api): no resource twice: \(seen)")
+                #expect(Set(seen) == startIDs.subtracting([gone]), "\(api): none skipped, none added: \(seen)")
+            }
+            let expired = try await client.get("\(originAPI)/Observation?_snapshot=AAAAAAAAAAAAAAAAAAAAAA&_count=5")
+            #expect(expired.status == 410 && expired.json["resourceType"] as? String == "OperationOutcome")
+            await client.shutdown()
+            await edge.stop()
+            await origin.stop()
+        }
+
         static func ids(_ bundle: [String: Any], mode: String = "match") -> [String] {
             (bundle["entry"] as? [[String: Any]] ?? []).compactMap { entry in
                 guard (entry["search"] as? [String: Any])?["mode"] as? String == mode else { return nil }
