@@ -38,6 +38,11 @@ package struct SearchQuery: Sendable, Equatable {
     package var effectiveParameters: [(String, String)] = []
     /// Parameters left out under lenient handling (never applied, never in links).
     package var ignoredParameters: [String] = []
+    /// `_summary` and `_elements`: how each resource is written, never which ones match; kept
+    /// apart from ``effectiveParameters`` so an edge asking the origin gets (and caches) whole
+    /// resources. In the links with ``shapingParameters``.
+    package var shaping = ResultShaping()
+    package var shapingParameters: [(String, String)] = []
 
     package init() {}
 
@@ -76,6 +81,8 @@ package struct SearchQuery: Sendable, Equatable {
     package static func parse(_ parameters: [(String, String)], type: String, lenient: Bool = false) throws(FHIRError) -> SearchQuery {
         var query = SearchQuery()
         var kept: [(String, String)] = []
+        var summary: String?
+        var elements: String?
         /// Applies one parameter and keeps it for the links; one this node does not support
         /// (`not-supported`) is refused, or under lenient handling left out and reported as `reported`.
         func take(
@@ -100,6 +107,13 @@ package struct SearchQuery: Sendable, Equatable {
                 }
                 continue
             case _ where presentation.contains(name):
+                continue
+            case "_summary" where modifier == nil:
+                guard summary == nil else { throw .invalid("_summary is given more than once") }
+                summary = value
+                continue
+            case "_elements" where modifier == nil:
+                elements = elements.map { $0 + "," + value } ?? value
                 continue
             case "_count":
                 guard let n = Int(value), n >= 0 else { throw .invalid("_count must be a non-negative integer") }
@@ -155,6 +169,10 @@ package struct SearchQuery: Sendable, Equatable {
             }
         }
         query.effectiveParameters = kept
+        query.shaping = try ResultShaping.parse(summary: summary, elements: elements, type: type)
+        if let summary { query.shapingParameters.append(("_summary", summary)) }
+        if let elements { query.shapingParameters.append(("_elements", elements)) }
+        if query.shaping.summary == .count { query.count = 0 }
         return query
     }
 

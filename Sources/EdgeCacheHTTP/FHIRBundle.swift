@@ -20,7 +20,9 @@ package enum FHIRBundle {
         unstablePaging: Bool = false
     ) -> [UInt8] {
         func url(offset: Int) -> String {
-            var parts = query.effectiveParameters.map { "\(QueryString.encode($0.0))=\(QueryString.encode($0.1))" }
+            var parts = (query.effectiveParameters + query.shapingParameters).map {
+                "\(QueryString.encode($0.0))=\(QueryString.encode($0.1))"
+            }
             if let snapshot { parts.append("_snapshot=\(snapshot)") }
             parts.append("_count=\(query.count)")
             if offset > 0 { parts.append("_offset=\(offset)") }
@@ -48,7 +50,7 @@ package enum FHIRBundle {
             append("{\"fullUrl\":", &out)
             JSONValue.writeString("\(baseURL)/\(r.type)/\(r.id)", into: &out)
             append(",\"resource\":", &out)
-            out.append(contentsOf: r.json)
+            out.append(contentsOf: query.shaping.apply(r.json, type: r.type))
             append(",\"search\":{\"mode\":\"match\"}}", &out)
         }
         for (i, r) in page.included.enumerated() {

@@ -1,4 +1,5 @@
 import EdgeCacheCore
+import Foundation
 import Testing
 
 @Suite struct SearchQueryTests {
@@ -113,5 +114,56 @@ import Testing
         #expect(ETag.version(from: "W/\"x\"") == nil)
         #expect(ETag.versions(fromList: "W/\"1\", 2").versions == [1, 2])
         #expect(ETag.versions(fromList: "*").any)
+    }
+}
+
+/// `_summary` and `_elements` from the R4 definitions (``ElementTable``).
+@Suite struct ResultShapingTests {
+    static let observation = Array(
+        #"{"resourceType":"Observation","id":"o1","meta":{"versionId":"2"},"text":{"status":"generated","div":"<div>x</div>"},"status":"final","category":[{"text":"vital-signs"}],"code":{"text":"BP"},"subject":{"reference":"Patient/p1"},"valueQuantity":{"value":1},"note":[{"text":"n"}],"component":[{"code":{"text":"sys"},"valueQuantity":{"value":120},"interpretation":[{"text":"H"}]}]}"#
+            .utf8)
+
+    static func shaped(_ shaping: ResultShaping, _ json: [UInt8] = observation, type: String = "Observation") throws -> [String: Any] {
+        let data = Foundation.Data(shaping.apply(json, type: type))
+        return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
+
+    static func subsetted(_ object: [String: Any]) -> Bool {
+        ((object["meta"] as? [String: Any])?["tag"] as? [[String: Any]])?.contains { $0["code"] as? String == "SUBSETTED" } == true
+    }
+
+    @Test func summaryTrueKeepsTheSummaryElementsAtEveryBackboneLevel() throws {
+        let o = try Self.shaped(ResultShaping(summary: .summary))
+        #expect(Set(o.keys) == ["resourceType", "id", "meta", "status", "code", "subject", "valueQuantity", "component"])
+        let component = try #require((o["component"] as? [[String: Any]])?.first)
+        #expect(Set(component.keys) == ["code", "valueQuantity"], "interpretation is not a summary element")
+        #expect(Self.subsetted(o) && (o["meta"] as? [String: Any])?["versionId"] as? String == "2")
+    }
+
+    @Test func summaryTextDataAndElements() throws {
+        let text = try Self.shaped(ResultShaping(summary: .text))
+        #expect(Set(text.keys) == ["resourceType", "id", "meta", "text", "status", "code"], "text and the mandatory elements")
+        let data = try Self.shaped(ResultShaping(summary: .data))
+        #expect(data["text"] == nil && data["note"] != nil && Self.subsetted(data))
+        let elements = try Self.shaped(try ResultShaping.parse(summary: nil, elements: "value,Observation.note", type: "Observation"))
+        #expect(Set(elements.keys) == ["resourceType", "id", "meta", "status", "code", "valueQuantity", "note"])
+        let full = ResultShaping(summary: .full)
+        #expect(full.apply(Self.observation, type: "Observation") == Self.observation, "_summary=false changes nothing")
+        // A choice element by its typed name, and a primitive's extension with it.
+        let patient = Array(
+            #"{"resourceType":"Patient","id":"p","birthDate":"1970","_birthDate":{"id":"x"},"multipleBirthBoolean":true,"gender":"male"}"#
+                .utf8)
+        let p = try Self.shaped(
+            try ResultShaping.parse(summary: nil, elements: "birthDate,multipleBirthBoolean", type: "Patient"), patient, type: "Patient")
+        #expect(Set(p.keys) == ["resourceType", "id", "meta", "birthDate", "_birthDate", "multipleBirthBoolean"])
+    }
+
+    @Test func badShapingIsRefused() throws {
+        for (summary, elements) in [("yes", nil), (nil, "nonsense"), ("true", "name")] as [(String?, String?)] {
+            #expect(throws: FHIRError.self) { _ = try ResultShaping.parse(summary: summary, elements: elements, type: "Patient") }
+        }
+        let q = try SearchQuery.parse([("_summary", "count"), ("gender", "male")], type: "Patient")
+        #expect(q.count == 0 && q.effectiveParameters.map(\.0) == ["gender"], "shaping is never forwarded as a filter")
+        #expect(q.shapingParameters.map(\.0) == ["_summary"])
     }
 }

@@ -149,6 +149,17 @@ extension IntegrationSuites {
                 ("Patient?birthdate:missing=true", { b in Self.ids(b).isEmpty }),
                 ("Patient?address-city=leeds&_sort=family", { b in Self.ids(b) == ["p9", "p6", "p8", "p7", "p5"] }),
                 ("Observation?patient=p1&_count=0", { b in b["total"] as? Int == 20 && Self.ids(b).isEmpty }),
+                ("Patient?_summary=count", { b in b["total"] as? Int == 10 && Self.ids(b).isEmpty }),
+                (
+                    "Patient?_id=p2&_elements=name,birthDate",
+                    { b in Self.resources(b).first.map { Set($0.keys) } == ["resourceType", "id", "meta", "name", "birthDate"] }
+                ),
+                (
+                    "Observation?patient=p1&_summary=true&_sort=date&_count=2",
+                    { b in
+                        Self.resources(b).count == 2 && Self.resources(b).allSatisfy { $0["category"] == nil && $0["code"] != nil }
+                    }
+                ),
             ]
             for (query, check) in queries {
                 let atOrigin = try await client.get("\(originAPI)/\(query)")
@@ -315,6 +326,10 @@ extension IntegrationSuites {
             await client.shutdown()
             await edge.stop()
             await origin.stop()
+        }
+
+        static func resources(_ bundle: [String: Any]) -> [[String: Any]] {
+            (bundle["entry"] as? [[String: Any]] ?? []).compactMap { $0["resource"] as? [String: Any] }
         }
 
         static func ids(_ bundle: [String: Any], mode: String = "match") -> [String] {
