@@ -27,6 +27,92 @@ package struct JSONParser {
         return value
     }
 
+    /// The members of a stored JSON object (a resource this node wrote) named by `names`, or by
+    /// one of them followed by an upper-case letter (a choice element: `effective` keeps
+    /// `effectiveDateTime`), the others skipped without building them: a search decides a clause
+    /// on a few top-level elements of each of hundreds of candidates. Skipped values are checked
+    /// only for their bracket and string structure, so use it on bytes that were parsed strictly
+    /// once.
+    package static func members(of bytes: [UInt8], named names: [[UInt8]]) throws(JSONParseError) -> JSONObject {
+        var parser = JSONParser(bytes: bytes, maxDepth: defaultMaxDepth)
+        parser.skipWhitespace()
+        guard parser.index < bytes.count, bytes[parser.index] == UInt8(ascii: "{") else { throw parser.error("expected an object") }
+        parser.index += 1
+        var members: [JSONObject.Member] = []
+        parser.skipWhitespace()
+        if parser.index < bytes.count, bytes[parser.index] == UInt8(ascii: "}") { return JSONObject(members) }
+        while true {
+            parser.skipWhitespace()
+            guard parser.index < bytes.count, bytes[parser.index] == UInt8(ascii: "\"") else { throw parser.error("expected a member name") }
+            let start = parser.index + 1
+            var end = start
+            while end < bytes.count, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\") { end += 1 }
+            var kept: String?
+            if end < bytes.count, bytes[end] == UInt8(ascii: "\"") {
+                // An element name without escapes (every FHIR name): compared as bytes.
+                parser.index = end + 1
+                if Self.names(names, accept: bytes[start..<end]) { kept = String(decoding: bytes[start..<end], as: UTF8.self) }
+            } else {
+                let key = try parser.parseString()
+                if Self.names(names, accept: Array(key.utf8)[...]) { kept = key }
+            }
+            parser.skipWhitespace()
+            guard parser.index < bytes.count, bytes[parser.index] == UInt8(ascii: ":") else { throw parser.error("expected ':'") }
+            parser.index += 1
+            parser.skipWhitespace()
+            if let kept {
+                members.append(.init(key: kept, value: try parser.parseValue(depth: 1)))
+            } else {
+                try parser.skipValue()
+            }
+            parser.skipWhitespace()
+            guard parser.index < bytes.count else { throw parser.error("unexpected end of input in object") }
+            if bytes[parser.index] == UInt8(ascii: ",") { parser.index += 1; continue }
+            if bytes[parser.index] == UInt8(ascii: "}") { return JSONObject(members) }
+            throw parser.error("expected ',' or '}'")
+        }
+    }
+
+    private static func names(_ names: [[UInt8]], accept key: ArraySlice<UInt8>) -> Bool {
+        for name in names where key.count >= name.count && key.starts(with: name) {
+            if key.count == name.count { return true }
+            let next = key[key.startIndex + name.count]
+            if next >= UInt8(ascii: "A") && next <= UInt8(ascii: "Z") { return true }
+        }
+        return false
+    }
+
+    /// Moves past one value: strings by their quotes and escapes, objects and arrays by their brackets.
+    private mutating func skipValue() throws(JSONParseError) {
+        var depth = 0
+        while index < bytes.count {
+            switch bytes[index] {
+            case UInt8(ascii: "\""):
+                index += 1
+                while index < bytes.count, bytes[index] != UInt8(ascii: "\"") {
+                    index += bytes[index] == UInt8(ascii: "\\") ? 2 : 1
+                }
+                guard index < bytes.count else { throw error("unterminated string") }
+                index += 1
+                if depth == 0 { return }
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                depth += 1
+                index += 1
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                if depth == 0 { return }
+                depth -= 1
+                index += 1
+                if depth == 0 { return }
+            case UInt8(ascii: ","):
+                if depth == 0 { return }
+                index += 1
+            default:
+                index += 1
+            }
+        }
+        if depth > 0 { throw error("unexpected end of input") }
+    }
+
     private init(bytes: [UInt8], maxDepth: Int) {
         self.bytes = bytes
         self.maxDepth = maxDepth
@@ -81,7 +167,10 @@ package struct JSONParser {
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw error("expected a member name") }
             let key = try parseString()
-            guard seen.insert(key).inserted else { throw error("duplicate member name '\(key.prefix(40))'") }
+            // Most objects have a few members: comparing is cheaper than hashing each name.
+            let duplicate = members.count < 12 ? members.contains { $0.key == key } : !seen.insert(key).inserted
+            if members.count == 11 { seen = Set(members.map(\.key) + [key]) }
+            guard !duplicate else { throw error("duplicate member name '\(key.prefix(40))'") }
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':'") }
             index += 1

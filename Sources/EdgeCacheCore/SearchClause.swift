@@ -187,10 +187,18 @@ package struct SearchClause: Sendable {
     // MARK: Matching
 
     /// Whether `object` (a resource of the clause's type) matches.
-    package func matches(_ object: JSONObject) -> Bool {
-        let found = parameter.paths.flatMap { path in
+    package func matches(_ object: JSONObject) -> Bool { matches(elements: elements(in: object)) }
+
+    /// The elements of `object` the clause's parameter reads (with the choice type of each).
+    package func elements(in object: JSONObject) -> [(value: JSONValue, type: String?)] {
+        if parameter.paths.count == 1, parameter.paths[0].target == nil { return parameter.paths[0].values(in: object) }
+        return parameter.paths.flatMap { path in
             path.values(in: object).filter { Self.pointsAt(path.target, $0.value) }
         }
+    }
+
+    /// Whether a resource whose elements for this parameter are `found` (``elements(in:)``) matches.
+    package func matches(elements found: [(value: JSONValue, type: String?)]) -> Bool {
         if case .missing(let missing) = modifier { return found.isEmpty == missing }
         if modifier == .not {
             // `:not`: no element has the code (a resource without the element matches).
@@ -267,6 +275,27 @@ package struct SearchClause: Sendable {
     }
 
     // MARK: Index terms
+
+    /// Whether a resource has one of ``indexTerms`` exactly when it matches, so a store that
+    /// narrowed its rows by them need not decide the clause again: token `code`, `system|code`
+    /// and `system|` (not `|code`: its term is that of any system) and typed references, with
+    /// no modifier but `:Type`; none whose system or code holds a `|`.
+    package var isExactByTerms: Bool {
+        switch modifier {
+        case nil, .type?: break
+        default: return false
+        }
+        guard parameter.kind == .token || parameter.kind == .reference else { return false }
+        return values.allSatisfy { value in
+            switch value {
+            case .token(let system, let code):
+                // A `|` inside the system or code could make another coding's term the same text.
+                return system != "" && !(system == nil && code.isEmpty) && !code.contains("|") && system?.contains("|") != true
+            case .reference(let type, _): return type != nil
+            default: return false
+            }
+        }
+    }
 
     /// The index terms a store can narrow this clause by: a resource that matches has at least
     /// one of them. Nil when the clause cannot be narrowed (`:missing`, `:not`, `:contains`,

@@ -112,6 +112,11 @@ package struct SearchPath: Sendable, Equatable {
     /// The values at this path in `object` (arrays flattened), with the choice type each was
     /// read as when the path ends in a choice element (`Quantity`, `Period`, …).
     package func values(in object: JSONObject) -> [(value: JSONValue, type: String?)] {
+        // One plain element (most parameters): no intermediate lists.
+        if steps.count == 1, steps[0].choice == nil, steps[0].filter == nil, let found = object[steps[0].name] {
+            if case .array(let items) = found { return items.map { ($0, nil) } }
+            return [(found, nil)]
+        }
         var current: [(value: JSONValue, type: String?)] = [(.object(object), nil)]
         for step in steps {
             var next: [(value: JSONValue, type: String?)] = []

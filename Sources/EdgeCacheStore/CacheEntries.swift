@@ -136,7 +136,7 @@ package final class CacheEntries: Sendable {
             let count = try await quarantine(rejected)
             throw CorruptEntryError(count: max(count, rejected.count))
         }
-        if query.needsSelection { return query.select(resources) }
+        if query.needsSelection { return query.select(resources, termsDecided: indexCurrent) }
         return SearchFilter.page(resources, skip: result.skip, query: query, total: result.total)
     }
 

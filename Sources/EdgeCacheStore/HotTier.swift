@@ -39,15 +39,15 @@ package final class HotTier: Sendable {
     func lookup(_ rkey: Data, sealed: Data) -> ResourceVersion? {
         guard budget > 0 else { return nil }
         return state.withLock { s in
-            guard var item = s.items[rkey], item.sealed == sealed else {
+            // One hash of the key: the entry is found, checked and touched by its index.
+            guard let index = s.items.index(forKey: rkey), s.items.values[index].sealed == sealed else {
                 s.misses += 1
                 return nil
             }
             s.tick += 1
-            item.lastUse = s.tick
-            s.items[rkey] = item
+            s.items.values[index].lastUse = s.tick
             s.hits += 1
-            return item.resource
+            return s.items.values[index].resource
         }
     }
 

@@ -210,7 +210,7 @@ package final class SQLiteOriginStore: OriginStore {
         }
         if query.needsSelection, page.rows.count > SearchQuery.maxCandidates { throw SearchFilter.tooCostly(type) }
         let resources = try page.rows.map { row in try open(row, keys: keys, rkey: Array(row["rkey"] as Data)) }
-        if query.needsSelection { return query.select(resources) }
+        if query.needsSelection { return query.select(resources, termsDecided: indexCurrent) }
         return SearchFilter.page(resources, skip: page.skip, query: query, total: page.total)
     }
 

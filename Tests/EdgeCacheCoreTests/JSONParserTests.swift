@@ -107,3 +107,34 @@ enum JSONGenerator {
         }
     }
 }
+
+/// `JSONParser.members(of:keeping:)`: a search parses only the elements it decides on.
+@Suite struct JSONPartialParseTests {
+    @Test func keptMembersEqualAFullParseWhateverTheSkippedValuesHold() throws {
+        let text = #"""
+            {"resourceType":"Observation","text":{"div":"<div>a \"quoted\" } ] { [ , value</div>"},"n":-1.5e3,"t":true,
+             "nested":[{"a":[1,[2,{"b":"\\"}]]}],"x":null,"effectiveDateTime":"2024-01-01","valueQuantity":{"value":1},"s":"\u00e9,}"}
+            """#
+        let bytes = Array(text.utf8)
+        guard case .object(let full) = try JSONParser.parse(bytes) else { Issue.record("not an object"); return }
+        for (names, keep) in [
+            (["effective"], ["effectiveDateTime"]), (["value", "s"], ["valueQuantity", "s"]),
+            (["resourceType", "x", "t", "n"], ["resourceType", "x", "t", "n"]), (["nested"], ["nested"]), ([], []), (["tex"], []),
+        ] {
+            let part = try JSONParser.members(of: bytes, named: names.map { Array($0.utf8) })
+            #expect(part.members.map(\.key) == full.members.map(\.key).filter(keep.contains), "\(keep)")
+            for key in keep { #expect(part[key] == full[key], "\(key)") }
+        }
+        #expect(throws: JSONParseError.self) { _ = try JSONParser.members(of: Array(#"{"a":"unterminated}"#.utf8), named: []) }
+        #expect(throws: JSONParseError.self) { _ = try JSONParser.members(of: Array("[1]".utf8), named: []) }
+    }
+
+    @Test func duplicateNamesAreRefusedInSmallAndLargeObjects() {
+        for n in [2, 11, 12, 13, 30] {
+            let members = (0..<n).map { #""k\#($0)":\#($0)"# } + [#""k\#(n - 1)":0"#]
+            #expect(throws: JSONParseError.self, "\(n)") { _ = try JSONParser.parse(Array("{\(members.joined(separator: ","))}".utf8)) }
+            let distinct = (0..<n).map { #""k\#($0)":\#($0)"# }
+            #expect(throws: Never.self) { _ = try JSONParser.parse(Array("{\(distinct.joined(separator: ","))}".utf8)) }
+        }
+    }
+}
