@@ -65,7 +65,12 @@ package enum FHIRTime {
     /// Parses a FHIR `date`, `dateTime` or `instant` into the range it denotes at its precision
     /// (`2026` is the whole year). Returns nil for anything malformed.
     package static func parseRange(_ text: String) -> Range? {
-        let b = Array(text.utf8)
+        // Read in place (a search parses a date of every candidate it decides).
+        if let range = text.utf8.withContiguousStorageIfAvailable({ parseRange(bytes: $0) }) { return range }
+        return Array(text.utf8).withUnsafeBufferPointer { parseRange(bytes: $0) }
+    }
+
+    private static func parseRange(bytes b: UnsafeBufferPointer<UInt8>) -> Range? {
         var i = 0
         func number(_ count: Int) -> Int? {
             guard i + count <= b.count else { return nil }
@@ -78,8 +83,8 @@ package enum FHIRTime {
             i += count
             return value
         }
-        func expect(_ c: Character) -> Bool {
-            guard i < b.count, b[i] == c.asciiValue! else { return false }
+        func expect(_ c: Unicode.Scalar) -> Bool {
+            guard i < b.count, b[i] == UInt8(ascii: c) else { return false }
             i += 1
             return true
         }

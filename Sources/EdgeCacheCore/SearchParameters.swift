@@ -144,10 +144,14 @@ package struct SearchPath: Sendable, Equatable {
         }
         if let v = o[step.name] { return [(v, nil)] }
         var found: [(JSONValue, String?)] = []
-        for member in o.members where member.key.count > step.name.count && member.key.hasPrefix(step.name) {
-            let rest = member.key.dropFirst(step.name.count)
-            guard let first = rest.first, first.isUppercase else { continue }
-            found.append((member.value, String(rest)))
+        // A choice element: the name and an upper-case type (`effectiveDateTime`), compared as bytes.
+        let name = step.name.utf8
+        for member in o.members {
+            let key = member.key.utf8
+            guard key.count > name.count, key.starts(with: name) else { continue }
+            let rest = key.dropFirst(name.count)
+            guard let first = rest.first, first >= UInt8(ascii: "A"), first <= UInt8(ascii: "Z") else { continue }
+            found.append((member.value, String(decoding: rest, as: UTF8.self)))
         }
         return found
     }

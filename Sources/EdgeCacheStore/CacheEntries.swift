@@ -115,14 +115,16 @@ package final class CacheEntries: Sendable {
         for row in result.rows {
             // The hot tier spares AES-GCM and zlib for entries read (or searched) lately; it
             // answers only for the row's exact sealed bytes, so it never outlives the row.
-            let key: Data = row["rkey"]
-            let sealed: Data = row["blob"]
-            if var resource = hot.lookup(key, sealed: sealed) {
-                resource.lastUpdated = row["last_updated"]
-                resource.deleted = row["deleted"]
+            // By column index (`columns` above), and the sealed bytes compared where the row holds them.
+            let key: Data = row[4]
+            let found = try row.withUnsafeData(atIndex: 3) { sealed in sealed.flatMap { hot.lookup(key, sealed: $0) } }
+            if var resource = found {
+                resource.lastUpdated = row[1]
+                resource.deleted = row[2]
                 resources.append(resource)
                 continue
             }
+            let sealed: Data = row[3]
             do {
                 let resource = try open(row, rkey: Array(key))
                 hot.remember(key, sealed: sealed, resource: resource)
