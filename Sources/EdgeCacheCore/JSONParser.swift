@@ -43,7 +43,9 @@ package struct JSONParser {
         if parser.index < bytes.count, bytes[parser.index] == UInt8(ascii: "}") { return JSONObject(members) }
         while true {
             parser.skipWhitespace()
-            guard parser.index < bytes.count, bytes[parser.index] == UInt8(ascii: "\"") else { throw parser.error("expected a member name") }
+            guard parser.index < bytes.count, bytes[parser.index] == UInt8(ascii: "\"") else {
+                throw parser.error("expected a member name")
+            }
             let start = parser.index + 1
             var end = start
             while end < bytes.count, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\") { end += 1 }

@@ -49,7 +49,8 @@ extension SearchQuery {
             matched.append(resource)
             for (index, key) in sort.enumerated() {
                 let elements = index == 0 ? sharedElements : nil
-                keys.append(sortValue(of: key, resource, elements ?? key.parameter.map { p in p.paths.flatMap { $0.values(in: object) } } ?? []))
+                keys.append(
+                    sortValue(of: key, resource, elements ?? key.parameter.map { p in p.paths.flatMap { $0.values(in: object) } } ?? []))
             }
         }
         let k = sort.count

@@ -74,7 +74,7 @@ package enum FHIRBundle {
             outcomes.append(
                 (
                     "too-costly",
-                    "More than \(SearchSnapshots.maxMatches) matches: the next pages are cut from the data as it is when each is asked for, so a change in between can move a resource across a page boundary. Narrow the search for stable pages"
+                    "This search's matches are not kept for its pages (more than \(SearchSnapshots.maxMatches), or they could not all be read now): the next pages are cut from the data as it is when each is asked for, so a change in between can move a resource across a page boundary. Narrow the search for stable pages"
                 ))
         }
         for (i, outcome) in outcomes.enumerated() {

@@ -215,7 +215,11 @@ package struct FHIRResponder: Sendable {
             (answer.page.matchIDs?.count ?? 0) <= SearchSnapshots.maxMatches
         {
             var ids = answer.page.matchIDs
-            if ids == nil { ids = try await allMatches(query, total: answer.page.total, type: type, caller: caller) }
+            if ids == nil {
+                // The first page is answered either way: a snapshot that cannot be made (too many
+                // matches to read through a compartment, an origin gone meanwhile) is only left out.
+                ids = try? await allMatches(query, total: answer.page.total, type: type, caller: caller)
+            }
             if let ids {
                 snapshot = snapshots.add(ids, query: query, type: type, caller: caller, now: clock.nowMillis())
             }

@@ -95,7 +95,6 @@ package final class CacheEntries: Sendable {
         let indexCurrent = try await searchIndexCurrent()
         let result = try await pool.readRows { db -> (rows: [Row], total: Int, skip: Int) in
             let candidates = try SearchFilter.candidates(query, keys: keys, type: type, indexCurrent: indexCurrent, db: db, tenant: nil)
-            if let candidates, candidates.count > SearchQuery.maxCandidates { throw SearchFilter.tooCostly(type) }
             guard let filter = SearchFilter(tenant: nil, tkey: Data(tkey), query: query, candidates: candidates)
             else { return ([], 0, 0) }
             let conditions = filter.conditions

@@ -188,11 +188,8 @@ package final class SQLiteOriginStore: OriginStore {
         let keys = try await keysForRead(tenant: tenant)
         let tkey = ResourceBlob.typeKey(keys, type: type)
         let indexCurrent = try await searchIndexCurrent()
-        let candidates = try await pool.read { db in
-            try SearchFilter.candidates(query, keys: keys, type: type, indexCurrent: indexCurrent, db: db, tenant: tenant)
-        }
-        if let candidates, candidates.count > SearchQuery.maxCandidates { throw SearchFilter.tooCostly(type) }
         let page = try await pool.readRows { db -> (rows: [Row], total: Int, skip: Int) in
+            let candidates = try SearchFilter.candidates(query, keys: keys, type: type, indexCurrent: indexCurrent, db: db, tenant: tenant)
             guard
                 let filter = SearchFilter(tenant: tenant, tkey: Data(tkey), prefix: "r.", query: query, candidates: candidates)
             else { return ([], 0, 0) }

@@ -12,22 +12,41 @@ struct SearchFilter {
     private(set) var conditions: String
     private(set) var arguments: StatementArguments
 
-    /// The row keys the query's `_id` values and term groups allow (a match needs one term of
-    /// every group), or nil when they restrict nothing. The clauses' groups are used only when
-    /// the store's terms are of the current scheme (`indexCurrent`); otherwise those clauses
-    /// are decided on every row of the type. `tenant` scopes the origin's `terms`; nil at the
-    /// edge. The smallest group (counted up to a bound) drives the lookup, and each other group
-    /// is an index probe per candidate, so a broad term (`category=vital-signs` over a million
-    /// rows) costs no more than the narrow one it is combined with.
+    /// The rows the query's `_id` values and term groups allow: the `_id` row keys, and a
+    /// subquery of the row keys that have a term of every group. Neither is read into memory:
+    /// the page query looks rows up by them.
+    struct Candidates {
+        /// The `_id` row keys (nil: any).
+        var ids: [Data]?
+        /// `SELECT rkey …` of the rows with a term of every group, and its arguments (nil: no groups).
+        var terms: (sql: String, arguments: StatementArguments)?
+        /// Nothing can match (an empty `_id` list or term group).
+        var isEmpty = false
+    }
+
+    /// The candidates of `query` (nil when its `_id` values and term groups restrict nothing).
+    /// The clauses' groups are used only when the store's terms are of the current scheme
+    /// (`indexCurrent`); otherwise those clauses are decided on every row of the type. `tenant`
+    /// scopes the origin's `terms`; nil at the edge. The smallest group (counted up to a bound)
+    /// drives the lookup, and each other group is an index probe per candidate, so a broad term
+    /// (`category=vital-signs` over a million rows) costs no more than the narrow one it is
+    /// combined with.
     static func candidates(
         _ query: SearchQuery, keys: TenantKeys, type: String, indexCurrent: Bool, db: Database, tenant: String?
-    ) throws -> Set<Data>? {
-        let ids: Set<Data>? = query.ids.map { Set($0.map { Data(ResourceBlob.key(keys, type: type, id: $0)) }) }
+    ) throws -> Candidates? {
+        let ids: [Data]? = query.ids.map { Array(Set($0.map { Data(ResourceBlob.key(keys, type: type, id: $0)) })) }
         let groups = (query.termGroups + (indexCurrent ? query.indexGroups : [])).map { group in
             group.map { Data(ResourceBlob.termKey(keys, type: type, term: $0)) }
         }
-        guard !groups.isEmpty else { return ids }
-        if groups.contains(where: \.isEmpty) { return [] }
+        guard ids != nil || !groups.isEmpty else { return nil }
+        // SQLite takes at most 32766 arguments.
+        if let ids, ids.count > SearchQuery.maxCandidates { throw tooCostly(type) }
+        var candidates = Candidates(ids: ids)
+        if ids?.isEmpty == true || groups.contains(where: \.isEmpty) {
+            candidates.isEmpty = true
+            return candidates
+        }
+        guard !groups.isEmpty else { return candidates }
         let scope = tenant == nil ? "" : "tenant = ? AND "
         func scoped(_ terms: [Data]) -> StatementArguments {
             StatementArguments(
@@ -46,16 +65,15 @@ struct SearchFilter {
                         arguments: scoped(group)) ?? 0
                 return (n, group)
             }.sorted { $0.0 < $1.0 }
-        var sql =
-            "SELECT DISTINCT t.rkey FROM terms t WHERE \(scope.isEmpty ? "" : "t.tenant = ? AND ")t.term IN (\(marks(sized[0].1.count)))"
+        var sql = "SELECT t.rkey FROM terms t WHERE \(scope.isEmpty ? "" : "t.tenant = ? AND ")t.term IN (\(marks(sized[0].1.count)))"
         var arguments = scoped(sized[0].1)
         for (_, group) in sized.dropFirst() {
             let tenantJoin = tenant == nil ? "" : "u.tenant = t.tenant AND "
             sql += " AND EXISTS (SELECT 1 FROM terms u WHERE \(tenantJoin)u.term IN (\(marks(group.count))) AND u.rkey = t.rkey)"
             _ = arguments.append(contentsOf: StatementArguments(group))
         }
-        let found = Set(try Data.fetchAll(db, sql: sql, arguments: arguments))
-        return ids.map { $0.intersection(found) } ?? found
+        candidates.terms = (sql, arguments)
+        return candidates
     }
 
     /// The current, non-deleted rows of a type (`tkey`; of `tenant` at the origin) narrowed by
@@ -64,7 +82,7 @@ struct SearchFilter {
     /// candidates, the type and deletion tests are written `+column` so that SQLite looks the
     /// rows up by key instead of walking the type's index (it cannot know that a few hundred
     /// keys are fewer than a type's million rows).
-    init?(tenant: String?, tkey: Data, prefix: String = "", query: SearchQuery, candidates: Set<Data>?) {
+    init?(tenant: String?, tkey: Data, prefix: String = "", query: SearchQuery, candidates: Candidates?) {
         let plus = candidates == nil ? "" : "+"
         conditions = "\(plus)\(prefix)tkey = ? AND \(plus)\(prefix)deleted = 0"
         arguments = [tkey]
@@ -82,9 +100,14 @@ struct SearchFilter {
         }
         if let candidates {
             if candidates.isEmpty { return nil }
-            // Callers refuse more (``SearchQuery/maxCandidates``): SQLite takes at most 32766 arguments.
-            conditions += " AND \(prefix)rkey IN (\(Array(repeating: "?", count: candidates.count).joined(separator: ",")))"
-            _ = self.arguments.append(contentsOf: StatementArguments(Array(candidates)))
+            if let ids = candidates.ids {
+                conditions += " AND \(prefix)rkey IN (\(Array(repeating: "?", count: ids.count).joined(separator: ",")))"
+                _ = self.arguments.append(contentsOf: StatementArguments(ids))
+            }
+            if let terms = candidates.terms {
+                conditions += " AND \(prefix)rkey IN (\(terms.sql))"
+                _ = self.arguments.append(contentsOf: terms.arguments)
+            }
         }
     }
 
