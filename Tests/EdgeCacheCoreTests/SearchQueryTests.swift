@@ -167,3 +167,38 @@ import Testing
         #expect(q.shapingParameters.map(\.0) == ["_summary"])
     }
 }
+
+/// Which clauses the index terms decide exactly (a store that narrowed by them skips deciding
+/// them again), and that skipping them changes no answer.
+@Suite struct ExactByTermsTests {
+    @Test func onlyEqualityTokensAndTypedReferencesAreExact() throws {
+        func clause(_ name: String, _ value: String, type: String = "Observation") throws -> SearchClause {
+            try #require(try SearchQuery.parse([(name, value)], type: type).clauses.first)
+        }
+        for (name, value) in [
+            ("category", "vital-signs"), ("code", "http://loinc.org|8867-4"), ("code", "http://loinc.org|"), ("patient", "p1"),
+            ("subject:Patient", "p1"), ("status", "final,amended"),
+        ] {
+            #expect(try clause(name, value).isExactByTerms, "\(name)=\(value)")
+        }
+        for (name, value) in [
+            ("code", "|8867-4"), ("code:not", "8867-4"), ("code:text", "heart"), ("subject", "p1"), ("date", "ge2024"),
+            ("value-quantity", "gt5"), ("code", #"a\|b|c"#), ("subject:identifier", "urn:x|1"),
+        ] {
+            #expect(try !clause(name, value).isExactByTerms, "\(name)=\(value)")
+        }
+        #expect(try !clause("name", "smith", type: "Patient").isExactByTerms, "a string prefix term is not the whole string")
+    }
+
+    @Test func selectGivesTheSameAnswerWhenExactClausesAreLeftToTheTerms() throws {
+        let json = #"{"resourceType":"Observation","id":"o1","status":"final","category":[{"coding":[{"system":"s","code":"vital-signs"}]}],"subject":{"reference":"Patient/p1"},"effectiveDateTime":"2024-03-01"}"#
+        let resource = ResourceVersion(type: "Observation", id: "o1", version: 1, lastUpdated: 1, deleted: false, json: Array(json.utf8))
+        let q = try SearchQuery.parse([("category", "vital-signs"), ("date", "ge2024-02"), ("_sort", "-date")], type: "Observation")
+        #expect(q.select([resource]).resources.map(\.id) == ["o1"])
+        #expect(q.select([resource], termsDecided: true).resources.map(\.id) == ["o1"])
+        // Left to the terms, the category is not looked at again (the store's index said it matched).
+        let other = try SearchQuery.parse([("category", "laboratory")], type: "Observation")
+        #expect(other.select([resource]).resources.isEmpty)
+        #expect(other.select([resource], termsDecided: true).resources.map(\.id) == ["o1"])
+    }
+}
