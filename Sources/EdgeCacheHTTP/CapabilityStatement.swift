@@ -60,6 +60,8 @@ package enum CapabilityStatement {
                             ])
                         ),
                         ("resource", .array(resources)),
+                        // `Patient/[id]/[type]` searches (``ScopedBackend/search(_:type:query:compartment:)``).
+                        ("compartment", .array([.string("http://hl7.org/fhir/CompartmentDefinition/patient")])),
                     ])
                 ])
             ),

@@ -10,13 +10,14 @@ package enum FHIRBundle {
         append("}", &out)
     }
 
-    /// A `searchset` Bundle with absolute `self`, `next` and `previous` links on `baseURL`.
+    /// A `searchset` Bundle with absolute `self`, `next` and `previous` links on `baseURL` and
+    /// `path` (the type searched, or `Patient/id/Type` for a compartment search).
     /// - Parameters:
     ///   - snapshot: the token of the kept match list (``SearchSnapshots``) the links page through.
     ///   - unstablePaging: more matches than a snapshot holds: the Bundle says its pages are cut
     ///     by offset from the data as it is when each is asked for.
     package static func searchset(
-        _ page: SearchPage, type: String, query: SearchQuery, baseURL: String, now: Int64, snapshot: String? = nil,
+        _ page: SearchPage, path: String, query: SearchQuery, baseURL: String, now: Int64, snapshot: String? = nil,
         unstablePaging: Bool = false
     ) -> [UInt8] {
         func url(offset: Int) -> String {
@@ -26,7 +27,7 @@ package enum FHIRBundle {
             if let snapshot { parts.append("_snapshot=\(snapshot)") }
             parts.append("_count=\(query.count)")
             if offset > 0 { parts.append("_offset=\(offset)") }
-            return "\(baseURL)/\(type)?" + parts.joined(separator: "&")
+            return "\(baseURL)/\(path)?" + parts.joined(separator: "&")
         }
         var out: [UInt8] = []
         out.reserveCapacity(page.resources.reduce(512) { $0 + $1.json.count + 128 })

@@ -24,6 +24,8 @@ package struct FHIRFacts: Sendable, Equatable {
     package var outbox: OutboxFacts?
     /// What consent did to the answer.
     package var consent: ConsentFacts?
+    /// The compartment a compartment search is limited to (`Patient/p1` for `GET Patient/p1/Observation`).
+    package var compartment: String?
 
     package init(interaction: Interaction, type: String? = nil, id: String? = nil, version: Int64? = nil) {
         self.interaction = interaction
@@ -52,6 +54,12 @@ package struct FHIRFacts: Sendable, Equatable {
         case (2, .put): interaction = .update
         case (2, .delete): interaction = .delete
         case (3, .get) where segments[2] == "_history": interaction = .history
+        case (3, .get) where first == "Patient" && ResourceTypes.all.contains(String(segments[2])):
+            // A compartment search (R4 3.1.1.3.2): the type searched is the last segment.
+            interaction = .search
+            compartment = "Patient/\(segments[1])"
+            type = String(segments[2])
+            id = nil
         case (4, .get) where segments[2] == "_history": interaction = .vread
         default: interaction = .other
         }
@@ -60,6 +68,7 @@ package struct FHIRFacts: Sendable, Equatable {
     /// `Type/id`, or the type alone (a search, or a create not carried out), or nil.
     package var resource: String? {
         guard let type else { return nil }
+        if let compartment { return "\(compartment)/\(type)" }
         guard let id else { return type }
         return "\(type)/\(id)"
     }

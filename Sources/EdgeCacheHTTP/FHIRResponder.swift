@@ -75,6 +75,14 @@ package struct FHIRResponder: Sendable {
             throw FHIRError(status: 404, code: "not-supported", "Unknown resource type '\(segments[0].prefix(64))'")
         }
         switch facts.interaction {
+        case .search where facts.compartment != nil:
+            let patient = try validID(segments[1])
+            guard PatientCompartment.r4Paths[type]?.isEmpty == false || type == "Patient" else {
+                throw FHIRError.invalid(
+                    "\(type) is not in the Patient compartment (R4), so it cannot be searched as Patient/\(patient)/\(type)")
+            }
+            return try await search(
+                type: type, parameters: parameters, lenient: Self.lenient(request), caller: caller, facts: &facts, compartment: patient)
         case .search where segments.count == 1:
             return try await search(type: type, parameters: parameters, lenient: Self.lenient(request), caller: caller, facts: &facts)
         case .search:
@@ -200,14 +208,25 @@ package struct FHIRResponder: Sendable {
         return prefer.split(separator: ",").contains { $0.filter { !$0.isWhitespace } == "handling=lenient" }
     }
 
+    /// A search of `type`; with `compartment`, within that patient's compartment
+    /// (`Patient/[id]/[type]`, ``ScopedBackend/search(_:type:query:compartment:)``).
     private func search(
-        type: String, parameters: [(String, String)], lenient: Bool, caller: FHIRCaller, facts: inout FHIRFacts
+        type: String, parameters: [(String, String)], lenient: Bool, caller: FHIRCaller, facts: inout FHIRFacts,
+        compartment: String? = nil
     ) async throws -> Response {
         if let token = parameters.first(where: { $0.0 == "_snapshot" })?.1 {
             return try await snapshotPage(token, type: type, parameters: parameters, caller: caller, facts: &facts)
         }
         let query = try await resolveLinks(SearchQuery.parse(parameters, type: type, lenient: lenient), type: type, caller: caller)
-        var answer = try await backend.search(caller, type: type, query: query)
+        let linkPath = compartment.map { "Patient/\($0)/\(type)" } ?? type
+        let backend = self.backend
+        let run: @Sendable (SearchQuery) async throws -> ListAnswer = { q in
+            if let compartment, let scoped = backend as? ScopedBackend {
+                return try await scoped.search(caller, type: type, query: q, compartment: compartment)
+            }
+            return try await backend.search(caller, type: type, query: q)
+        }
+        var answer = try await run(query)
         // More than one page: the matches as they are now are kept, so the links page through them.
         // An edge asking the origin keeps its own (it pages by id through its own snapshot).
         var snapshot: String?
@@ -218,10 +237,10 @@ package struct FHIRResponder: Sendable {
             if ids == nil {
                 // The first page is answered either way: a snapshot that cannot be made (too many
                 // matches to read through a compartment, an origin gone meanwhile) is only left out.
-                ids = try? await allMatches(query, total: answer.page.total, type: type, caller: caller)
+                ids = try? await allMatches(query, total: answer.page.total, run)
             }
             if let ids {
-                snapshot = snapshots.add(ids, query: query, type: type, caller: caller, now: clock.nowMillis())
+                snapshot = snapshots.add(ids, query: query, type: type, linkPath: linkPath, caller: caller, now: clock.nowMillis())
             }
         }
         answer.page.included = try await included(answer.page, query: query, caller: caller)
@@ -229,14 +248,16 @@ package struct FHIRResponder: Sendable {
         facts.cache = answer.cache
         return bundleResponse(
             FHIRBundle.searchset(
-                page, type: type, query: query, baseURL: caller.baseURL, now: clock.nowMillis(), snapshot: snapshot,
+                page, path: linkPath, query: query, baseURL: caller.baseURL, now: clock.nowMillis(), snapshot: snapshot,
                 unstablePaging: answer.page.hasMore && query.count > 0 && snapshot == nil && caller.identity.role != .edge),
             facts: facts)
     }
 
     /// The ids of every match of `query` in its order, read a page of ``SearchQuery/maxCount`` at
     /// a time; nil when there are more than ``SearchSnapshots/maxMatches``.
-    private func allMatches(_ query: SearchQuery, total: Int?, type: String, caller: FHIRCaller) async throws -> [String]? {
+    private func allMatches(
+        _ query: SearchQuery, total: Int?, _ run: (SearchQuery) async throws -> ListAnswer
+    ) async throws -> [String]? {
         if let total, total > SearchSnapshots.maxMatches { return nil }
         var q = query
         q.includes = []
@@ -244,7 +265,7 @@ package struct FHIRResponder: Sendable {
         q.count = SearchQuery.maxCount
         var ids: [String] = []
         while ids.count <= SearchSnapshots.maxMatches {
-            let page = try await backend.search(caller, type: type, query: q).page
+            let page = try await run(q).page
             ids += page.resources.map(\.id)
             guard page.hasMore, !page.resources.isEmpty else { return ids }
             q.offset = ids.count
@@ -301,7 +322,8 @@ package struct FHIRResponder: Sendable {
         page = try await consentFilter(page, caller: caller, facts: &facts)
         facts.cache = cache
         return bundleResponse(
-            FHIRBundle.searchset(page, type: type, query: query, baseURL: caller.baseURL, now: clock.nowMillis(), snapshot: token),
+            FHIRBundle.searchset(
+                page, path: snapshot.linkPath, query: query, baseURL: caller.baseURL, now: clock.nowMillis(), snapshot: token),
             facts: facts)
     }
 

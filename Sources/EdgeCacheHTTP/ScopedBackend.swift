@@ -107,6 +107,15 @@ package struct ScopedBackend: FHIRBackend {
         return try await compartmentSearch(caller, type: type, query: query, patient: patient)
     }
 
+    /// A search of `type` within `patient`'s compartment (`GET Patient/[id]/[type]`), with the
+    /// caller's scopes as for any search; a caller limited to another patient finds nothing.
+    package func search(_ caller: FHIRCaller, type: String, query: SearchQuery, compartment patient: String) async throws -> ListAnswer {
+        if let limited = try Self.limit(caller, .search, type), limited != patient {
+            return ListAnswer(page: SearchPage(resources: [], total: nil, hasMore: false))
+        }
+        return try await compartmentSearch(caller, type: type, query: query, patient: patient)
+    }
+
     /// Most matches a compartment-limited search looks through before it gives up (too costly).
     static let maxCompartmentScan = 10 * SearchQuery.maxCount
 

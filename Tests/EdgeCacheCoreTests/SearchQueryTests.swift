@@ -191,7 +191,8 @@ import Testing
     }
 
     @Test func selectGivesTheSameAnswerWhenExactClausesAreLeftToTheTerms() throws {
-        let json = #"{"resourceType":"Observation","id":"o1","status":"final","category":[{"coding":[{"system":"s","code":"vital-signs"}]}],"subject":{"reference":"Patient/p1"},"effectiveDateTime":"2024-03-01"}"#
+        let json =
+            #"{"resourceType":"Observation","id":"o1","status":"final","category":[{"coding":[{"system":"s","code":"vital-signs"}]}],"subject":{"reference":"Patient/p1"},"effectiveDateTime":"2024-03-01"}"#
         let resource = ResourceVersion(type: "Observation", id: "o1", version: 1, lastUpdated: 1, deleted: false, json: Array(json.utf8))
         let q = try SearchQuery.parse([("category", "vital-signs"), ("date", "ge2024-02"), ("_sort", "-date")], type: "Observation")
         #expect(q.select([resource]).resources.map(\.id) == ["o1"])

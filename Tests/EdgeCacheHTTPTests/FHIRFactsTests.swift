@@ -24,6 +24,10 @@ import Testing
         #expect(facts(.get, "Patient/p1/_history") == FHIRFacts(interaction: .history, type: "Patient", id: "p1"))
         #expect(facts(.get, "Patient/p1/_history/2") == FHIRFacts(interaction: .vread, type: "Patient", id: "p1"))
         #expect(facts(.get, "Patient/p1/other") == FHIRFacts(interaction: .other, type: "Patient", id: "p1"))
+        var compartment = FHIRFacts(interaction: .search, type: "Observation")
+        compartment.compartment = "Patient/p1"
+        #expect(facts(.get, "Patient/p1/Observation") == compartment)
+        #expect(facts(.get, "Patient/p1/Observation").resource == "Patient/p1/Observation", "the audit trail names the patient")
         #expect(facts(.get, "") == FHIRFacts(interaction: .other))
         #expect(facts(.get, "Patient/p1").resource == "Patient/p1")
         #expect(facts(.get, "Patient").resource == "Patient")

@@ -88,8 +88,12 @@ extension BearerAccessTests {
         #expect(try await shape("Observation?_count=1") == "total=- links=[\"self\"] ids=[\"xa1\"]")
         #expect(try await shape("Observation?_count=1&_offset=1") == "total=- links=[\"self\", \"previous\"] ids=[]")
         #expect(try await shape("Observation?_count=0") == "total=- links=[\"self\"] ids=[]")
-        // A certificate (no compartment) still pages over everything.
+        // A compartment search (`Patient/[id]/[type]`): the token's own patient only; another's is empty.
+        #expect(try await shape("Patient/xa/Observation") == "total=- links=[\"self\"] ids=[\"xa1\"]")
+        #expect(try await shape("Patient/xb/Observation") == "total=- links=[\"self\"] ids=[]")
+        // A certificate (no compartment) still pages over everything, and searches any patient's compartment.
         #expect(ids(try await cert.get("\(base)/Observation?_count=2")).count == 2)
+        #expect(ids(try await cert.get("\(base)/Patient/xb/Observation?_sort=_id")) == ["xb1", "xb2"])
         await cert.shutdown()
         await app.shutdown()
         await edge?.stop()

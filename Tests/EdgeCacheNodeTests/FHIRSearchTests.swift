@@ -150,6 +150,17 @@ extension IntegrationSuites {
                 ("Patient?address-city=leeds&_sort=family", { b in Self.ids(b) == ["p9", "p6", "p8", "p7", "p5"] }),
                 ("Observation?patient=p1&_count=0", { b in b["total"] as? Int == 20 && Self.ids(b).isEmpty }),
                 ("Patient?_summary=count", { b in b["total"] as? Int == 10 && Self.ids(b).isEmpty }),
+                // Compartment searches (issue 16): the type within one patient's compartment, links on the compartment path.
+                (
+                    "Patient/p1/Observation?category=vital-signs&_sort=date&_count=3",
+                    { b in
+                        Self.ids(b) == ["o1-0", "o1-2", "o1-4"]
+                            && ((b["link"] as? [[String: Any]])?.first?["url"] as? String)?.contains("/Patient/p1/Observation?") == true
+                    }
+                ),
+                ("Patient/p3/MedicationRequest?status=active", { b in Self.ids(b) == ["m3-0"] }),
+                ("Patient/p2/Patient", { b in Self.ids(b) == ["p2"] }),
+                ("Patient/p4/Provenance", { b in Self.ids(b) == ["prov4"] }),
                 (
                     "Patient?_id=p2&_elements=name,birthDate",
                     { b in Self.resources(b).first.map { Set($0.keys) } == ["resourceType", "id", "meta", "name", "birthDate"] }
@@ -172,6 +183,11 @@ extension IntegrationSuites {
                 #expect(Self.comparable(atOrigin.json) == Self.comparable(atEdge.json), "\(query): the edge and the origin differ")
                 // Clinical classes are replicated in full: the edge answered from its own store.
                 #expect(atEdge.header("Cache-Status")?.contains("fwd=") == false, "\(query): \(atEdge.header("Cache-Status") ?? "-")")
+            }
+            // A type outside the Patient compartment cannot be searched as one.
+            for api in [originAPI, edgeAPI] {
+                let outside = try await client.get("\(api)/Patient/p1/Practitioner")
+                #expect(outside.status == 400 && outside.json["resourceType"] as? String == "OperationOutcome", "\(outside.status)")
             }
             // Every page of a sorted search, followed by its links, holds each match once.
             var seen: [String] = []
