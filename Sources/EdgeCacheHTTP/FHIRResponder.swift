@@ -240,7 +240,9 @@ package struct FHIRResponder: Sendable {
                 ids = try? await allMatches(query, total: answer.page.total, run)
             }
             if let ids {
-                snapshot = snapshots.add(ids, query: query, type: type, linkPath: linkPath, caller: caller, now: clock.nowMillis())
+                snapshot = snapshots.add(
+                    ids, query: query, type: type, linkPath: linkPath, showsTotal: answer.page.total != nil, caller: caller,
+                    now: clock.nowMillis())
             }
         }
         answer.page.included = try await included(answer.page, query: query, caller: caller)
@@ -317,7 +319,8 @@ package struct FHIRResponder: Sendable {
             cache = cache ?? answer.cache
         }
         var page = SearchPage(
-            resources: wanted.compactMap { found[$0] }, total: snapshot.ids.count, hasMore: offset + query.count < snapshot.ids.count)
+            resources: wanted.compactMap { found[$0] }, total: snapshot.showsTotal ? snapshot.ids.count : nil,
+            hasMore: offset + query.count < snapshot.ids.count)
         page.included = try await included(page, query: query, caller: caller)
         page = try await consentFilter(page, caller: caller, facts: &facts)
         facts.cache = cache

@@ -26,6 +26,8 @@ package final class SearchSnapshots: Sendable {
         /// What the links name after the base: the type, or `Patient/id/Type` for a compartment search.
         package var linkPath: String
         package var ids: [String]
+        /// Whether the first answer gave a total (a compartment-limited search does not).
+        package var showsTotal: Bool
         var lastUsed: Int64
     }
 
@@ -34,13 +36,17 @@ package final class SearchSnapshots: Sendable {
     package init() {}
 
     /// Keeps `ids` (every match of `query`, in order) and returns the token that names them.
-    package func add(_ ids: [String], query: SearchQuery, type: String, linkPath: String, caller: FHIRCaller, now: Int64) -> String {
+    package func add(
+        _ ids: [String], query: SearchQuery, type: String, linkPath: String, showsTotal: Bool, caller: FHIRCaller, now: Int64
+    ) -> String {
         var generator = SystemRandomNumberGenerator()
         let bytes = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
         let token = Base64URL.encode(bytes)
         state.withLock { state in
             state.snapshots[token] = Snapshot(
-                type: type, tenant: caller.tenant, identity: caller.identity, query: query, linkPath: linkPath, ids: ids, lastUsed: now)
+                type: type, tenant: caller.tenant, identity: caller.identity, query: query, linkPath: linkPath, ids: ids,
+                showsTotal: showsTotal,
+                lastUsed: now)
             state.held += ids.count
             Self.expire(&state, now: now)
         }
