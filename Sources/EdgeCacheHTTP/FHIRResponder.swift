@@ -221,10 +221,12 @@ package struct FHIRResponder: Sendable {
         let linkPath = compartment.map { "Patient/\($0)/\(type)" } ?? type
         let backend = self.backend
         let run: @Sendable (SearchQuery) async throws -> ListAnswer = { q in
-            if let compartment, let scoped = backend as? ScopedBackend {
-                return try await scoped.search(caller, type: type, query: q, compartment: compartment)
+            guard let compartment else { return try await backend.search(caller, type: type, query: q) }
+            // `init` always wraps the backend in a ScopedBackend; never search a compartment unrestricted.
+            guard let scoped = backend as? ScopedBackend else {
+                throw FHIRError(status: 500, code: "exception", "Compartment searches need the scoped backend")
             }
-            return try await backend.search(caller, type: type, query: q)
+            return try await scoped.search(caller, type: type, query: q, compartment: compartment)
         }
         var answer = try await run(query)
         // More than one page: the matches as they are now are kept, so the links page through them.

@@ -113,8 +113,8 @@ package final class CacheEntries: Sendable {
         var rejected: [(rkey: Data, tkey: Data, blob: Data)] = []
         for row in result.rows {
             // The hot tier spares AES-GCM and zlib for entries read (or searched) lately; it
-            // answers only for the row's exact sealed bytes, so it never outlives the row.
-            // By column index (`columns` above), and the sealed bytes compared where the row holds them.
+            // answers only for the row's exact sealed bytes (compared where the row holds them),
+            // so it never outlives the row. Columns by index, in the order of `columns` above.
             let key: Data = row[4]
             let found = try row.withUnsafeData(atIndex: 3) { sealed in sealed.flatMap { hot.lookup(key, sealed: $0) } }
             if var resource = found {
@@ -129,7 +129,7 @@ package final class CacheEntries: Sendable {
                 hot.remember(key, sealed: sealed, resource: resource)
                 resources.append(resource)
             } catch is SealedBytesRejected {
-                rejected.append((row["rkey"], row["tkey"], row["blob"]))
+                rejected.append((key, row[5], sealed))
             }
         }
         if !rejected.isEmpty {
